@@ -1,0 +1,66 @@
+"""C1 — one-layer max retriever for T1: H(X) = F(max_s x_s).
+
+Proof, as the program reads:
+  slot m ← soft-max over tokens of x, inverse temperature β     (L1: |m − max x| ≤ e_max(T, β))
+  slot y ← F̂(m), L3 decoder with N cells                          (L3: |F̂ − F| ≤ L_F/(2N))
+Bound: L_F·e_max(T, β) + L_F/(2N), with β from L_F·e_max ≤ ε/2 and N = ⌈L_F/ε⌉.
+Parameters (theorem convention): 2N + O(1), independent of T; exponent b = 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.decoders import piecewise_linear_decoder
+from infoflow_jax.errors import check_int_range, check_open_interval
+from infoflow_jax.functions import DEFAULT_F, LipschitzFn
+from infoflow_jax.lemmas import beta_for_soft_max, e_max, knots_for, pl_decoder_error
+from infoflow_jax.slots import FFNBlock, Program, max_retrieval
+from infoflow_jax.tasks import MaxRetrieval
+
+MUTANTS = {
+    "beta-small": "β a hundredfold too small",
+    "knot-dropped": "the decoder's most significant breakpoint unit removed",
+    "value-sign-flipped": "the attention value is −x instead of x",
+}
+
+
+def most_significant_knot(net) -> int:
+    """Index of the breakpoint unit whose removal changes F̂ the most (|c_j|·(1 − j/N))."""
+    c = net[1].W[:-1, 0]
+    N = len(c)
+    return int(np.argmax(np.abs(c) * (1 - np.arange(N) / N)))
+
+
+def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, beta: float | None = None,
+          mutant: str | None = None, k=None) -> Built:
+    check_int_range("T", T, 1)
+    check_open_interval("eps", eps, 0.0, 1.0)
+    mutant = check_mutant(SPEC, mutant)
+    task = MaxRetrieval(T, F)
+    L_F = F.lipschitz
+    N = knots_for(L_F, eps / 2)
+    beta = beta if beta is not None else beta_for_soft_max(T, eps / (2 * L_F))
+    terms = {"attention L_F·e_max(T,β)": L_F * e_max(T, beta), "decoder L_F/(2N)": pl_decoder_error(L_F, N)}
+
+    decoder = piecewise_linear_decoder(F, N)
+    if mutant == "knot-dropped":
+        decoder = piecewise_linear_decoder(F, N, drop_knot=most_significant_knot(decoder))
+    beta_used = beta / 100 if mutant == "beta-small" else beta
+    sign = -1.0 if mutant == "value-sign-flipped" else 1.0
+
+    prog = Program()
+    one, x = prog.constant("one"), prog.token_input("x")
+    prog.layer().attend(max_retrieval(query=beta_used * one, key=x, value=sign * x, into="m",
+                                      note=f"m ← soft-max over tokens of x (β={beta_used:.4g})"))
+    prog.layers[0].ffn(FFNBlock((prog["m"],), tuple(decoder), ("y",), note=f"y ← F̂(m), L3 decoder, N={N}"))
+    prog.readout(prog["y"])
+    return Built(name="C1", task=task, compiled=prog.compile(), eps=eps, bound=sum(terms.values()),
+                 bound_terms=terms, betas=[beta], choices={"N": N}, mutant=mutant)
+
+
+SPEC = register(ConstructionSpec(
+    name="C1", task_id="T1", summary="one-layer max retriever (T1), O(1/ε) params at any T",
+    build=build, mutants=MUTANTS, layers=lambda k: 1,
+))

@@ -1,0 +1,71 @@
+"""Input domains Ω of THEORY §1, with membership and a retraction onto Ω.
+
+The retraction maps any X to a point of Ω and is the identity on Ω; the
+adversarial search uses it after every ascent step. It need not be the
+Euclidean projection: every point of Ω gives a valid lower estimate of the sup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+
+from infoflow_jax.errors import InputError, check_int_range
+
+
+@dataclass(frozen=True)
+class Cube:
+    """[0,1]^{T×d}."""
+
+    name = "cube"
+
+    def retract(self, X):
+        return jnp.clip(X, 0.0, 1.0)
+
+    def contains(self, X, tol: float = 0.0):
+        return jnp.all((X >= -tol) & (X <= 1 + tol), axis=(-2, -1))
+
+    def describe(self) -> str:
+        return "cube [0,1]^{T×d}"
+
+
+@dataclass(frozen=True)
+class Margin:
+    """Ω_{γ,k} = {X ∈ [0,1]^T : x_(j) − x_(j+1) ≥ γ for j = 1..k−1} (d = 1)."""
+
+    gamma: float
+    k: int
+
+    name = "margin"
+
+    def __post_init__(self):
+        check_int_range("k", self.k, 1)
+        if not (isinstance(self.gamma, (int, float)) and 0 < self.gamma < 1 / self.k):
+            raise InputError("gamma", self.gamma, f"a number with 0 < gamma < 1/k = {1 / self.k:g}")
+
+    def retract(self, X):
+        """Sort; lift the top k so consecutive gaps are ≥ γ (capped so x_(j) ≤ 1 − (j−1)γ);
+        lower the rest to at most x_(k); undo the sort. Identity on Ω."""
+        X = jnp.clip(X, 0.0, 1.0)
+        x = X[..., 0]
+        order = jnp.argsort(-x, axis=-1)
+        s = jnp.take_along_axis(x, order, axis=-1)
+        k, g = self.k, self.gamma
+        top = [None] * k
+        top[k - 1] = jnp.clip(s[..., k - 1], 0.0, 1.0 - (k - 1) * g)
+        for j in range(k - 2, -1, -1):
+            top[j] = jnp.minimum(jnp.maximum(s[..., j], top[j + 1] + g), 1.0 - j * g)
+        rest = jnp.minimum(s[..., k:], top[k - 1][..., None])
+        s_new = jnp.concatenate([jnp.stack(top, axis=-1), rest], axis=-1)
+        inv = jnp.argsort(order, axis=-1)
+        return jnp.take_along_axis(s_new, inv, axis=-1)[..., None]
+
+    def contains(self, X, tol: float = 1e-12):
+        s = -jnp.sort(-X[..., 0], axis=-1)
+        gaps = s[..., : self.k - 1] - s[..., 1 : self.k]
+        in_cube = jnp.all((X >= -tol) & (X <= 1 + tol), axis=(-2, -1))
+        return in_cube & jnp.all(gaps >= self.gamma - tol, axis=-1)
+
+    def describe(self) -> str:
+        return f"margin Ω_(γ={self.gamma:g}, k={self.k})"

@@ -1,0 +1,122 @@
+"""Lemmas L1–L3 of THEORY §3: bounds as functions, in one place.
+
+Every construction's claimed bound is assembled from these formulas; nothing
+else in the package restates them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import brentq, minimize_scalar
+
+from infoflow_jax.errors import check_int_range, check_positive
+
+
+# ----------------------------------------------------------------------------- L1
+def e_max(T: int, beta: float) -> float:
+    """L1: 0 ≤ max v − Σ_s softmax(βv)_s v_s ≤ e_max(T, β) for v ∈ [0,1]^T, where
+
+        e_max(T, β) = min{ (T−1)/(eβ), (1 + ln((T−1)β))/β }   (0 if T = 1).
+
+    Proof sketch. With δ_s = max v − v_s ≥ 0 the gap is Σ_s p_s δ_s ≤ Σ_{s≠s*} δ_s e^{−βδ_s}
+    (p_s ≤ e^{−βδ_s} since the normaliser is ≥ 1). (i) δe^{−βδ} ≤ 1/(eβ) termwise.
+    (ii) Split at τ = ln((T−1)β)/β: terms with δ ≤ τ weigh in at most τ in total
+    (Σ p_s ≤ 1); terms with δ > τ at most (T−1)·1·e^{−βτ} = 1/β since δ ≤ 1.
+
+    Scores outside [0,1]. Bound (i) holds for any v ∈ R^T. Bound (ii) also holds
+    when the extra tokens have δ_s ≥ 1 (e.g. excluded tokens, pushed down by
+    K ≥ 1): δe^{−βδ} ≤ e^{−β} ≤ e^{−βτ} there, provided τ ≤ 1 and β ≥ 1
+    (:func:`e_max_holds_beyond_unit_range`).
+    """
+    check_int_range("T", T, 1)
+    check_positive("beta", beta)
+    if T == 1:
+        return 0.0
+    b1 = (T - 1) / (math.e * beta)
+    arg = (T - 1) * beta
+    b2 = (1.0 + math.log(arg)) / beta if arg > 1 else math.inf
+    return min(b1, b2)
+
+
+def e_max_holds_beyond_unit_range(T: int, beta: float) -> bool:
+    """Whether L1's bound also covers extra tokens with score gap δ ≥ 1 (see :func:`e_max`)."""
+    return T == 1 or (beta >= 1.0 and math.log(max((T - 1) * beta, 1.0)) <= beta)
+
+
+def beta_for_soft_max(T: int, target: float) -> float:
+    """Smallest β (to 1e-9 relative) with e_max(T, β) ≤ target. e_max is decreasing in β."""
+    check_positive("target", target)
+    if T == 1:
+        return 1.0
+    lo, hi = 1e-9, 1.0
+    while e_max(T, hi) > target:
+        hi *= 2.0
+    # bisection on the monotone e_max; then round up so the bound is met strictly
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if e_max(T, mid) > target:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo < 1 + 1e-12:
+            break
+    return max(hi, 1.0)
+
+
+def l1_attained(T: int, beta: float) -> tuple[float, float]:
+    """W(T, β) and its δ*: the configuration "one value at 1, the other T−1 at 1−δ" gives
+
+        W(T, β) = sup_{δ∈[0,1]} (T−1)·δ·e^{−βδ} / (1 + (T−1)e^{−βδ}),
+
+    a lower bound on the true worst case of L1. Returns (W, δ*).
+    """
+    check_int_range("T", T, 1)
+    check_positive("beta", beta)
+    if T == 1:
+        return 0.0, 0.0
+    n = T - 1
+    g = lambda dl: -(n * dl * math.exp(-beta * dl) / (1.0 + n * math.exp(-beta * dl)))
+    # the maximiser lies in (0, (1 + ln(1 + n))/β]; bracket generously, then polish
+    grid = np.linspace(1e-12, 1.0, 20001)
+    vals = np.array([-g(t) for t in grid])
+    i = int(np.argmax(vals))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    res = minimize_scalar(g, bounds=(lo, hi), method="bounded", options={"xatol": 1e-15})
+    dl = float(res.x) if -res.fun >= vals[i] else float(grid[i])
+    return float(-g(dl)), dl
+
+
+# ----------------------------------------------------------------------------- L2
+def margin_weight_defect(T: int, beta: float, gamma: float) -> float:
+    """L2: if the top score beats every other by ≥ γ, ‖softmax(βa) − e_{s*}‖₁ ≤ 2(T−1)e^{−βγ}."""
+    check_int_range("T", T, 1)
+    return 2.0 * (T - 1) * math.exp(-beta * gamma)
+
+
+def margin_retrieval_error(T: int, beta: float, gamma: float, value_range: float = 1.0) -> float:
+    """L2: a retrieved value of range D is off by at most (T−1)e^{−βγ}·D."""
+    return 0.5 * margin_weight_defect(T, beta, gamma) * value_range
+
+
+def beta_for_margin(T: int, gamma: float, target: float, value_range: float = 1.0) -> float:
+    """β with (T−1)e^{−βγ}·D ≤ target: β = ln((T−1)·D/target)/γ (at least 1)."""
+    check_positive("gamma", gamma)
+    check_positive("target", target)
+    if T == 1:
+        return 1.0
+    return max(1.0, math.log((T - 1) * value_range / target) / gamma) * (1 + 1e-12)
+
+
+# ----------------------------------------------------------------------------- L3
+def pl_decoder_error(lipschitz: float, N: int) -> float:
+    """L3: the interpolant of an L-Lipschitz F at N+1 uniform knots on [0,1] errs by ≤ L/(2N)."""
+    check_int_range("N", N, 1)
+    return lipschitz / (2.0 * N)
+
+
+def knots_for(lipschitz: float, target: float) -> int:
+    """Least N with L/(2N) ≤ target."""
+    check_positive("target", target)
+    return max(1, math.ceil(lipschitz / (2.0 * target) - 1e-12))

@@ -1,0 +1,42 @@
+"""Dtype policy, in one place.
+
+Verification runs in float64 (THEORY §6): the bounds being checked go down to
+1e-4 and softmax temperatures up to 1e7, where float32's ~6e-8 relative
+precision is no longer negligible. float32 is allowed only for throughput
+runs, which must report their float32 error floor.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+VERIFY_DTYPE = jnp.float64
+THROUGHPUT_DTYPE = jnp.float32
+
+
+def use_float64() -> None:
+    """Enable 64-bit floats in JAX (idempotent). Call before building arrays."""
+    jax.config.update("jax_enable_x64", True)
+
+
+def float64_enabled() -> bool:
+    return bool(jax.config.jax_enable_x64)
+
+
+def require_float64(what: str) -> None:
+    """Raise if float64 is off: a verification in float32 would be dishonest."""
+    if not float64_enabled():
+        raise RuntimeError(
+            f"{what} needs float64; call infoflow_jax.precision.use_float64() first"
+        )
+
+
+def dtype_named(name: str):
+    """Map 'float64' / 'float32' to the jnp dtype; anything else is an error."""
+    table = {"float64": jnp.float64, "float32": jnp.float32}
+    if name not in table:
+        from infoflow_jax.errors import InputError
+
+        raise InputError("dtype", name, "one of float64, float32")
+    return table[name]
