@@ -99,6 +99,7 @@ class Retrieval:
         rank: 1 = max retrieval; k ≥ 2 = k-th retrieval in one step.
         dim: dimension of the retrieved value (formula, default "1").
         formula: human-readable definition.
+        score: human-readable per-token score q_s (e.g. "ψ(m − x_s)").
     """
 
     name: str
@@ -107,6 +108,7 @@ class Retrieval:
     rank: int = 1
     dim: str = "1"
     formula: str = ""
+    score: str = ""
 
     @property
     def mode_key(self) -> str:
@@ -313,6 +315,7 @@ class TaskBuilder:
         rank: int = 1,
         dim: int | str = 1,
         formula: str = "",
+        score: str = "",
     ) -> "TaskBuilder":
         """Add ``name = max_s q_s`` where q_s depends on x_s and ``uses``.
 
@@ -329,7 +332,8 @@ class TaskBuilder:
             score_coupling=_formula(score_coupling),
             rank=rank,
             dim=_formula(dim),
-            formula=formula,
+            formula=formula or (f"{name} = max_s {score}" if score else ""),
+            score=score,
         )
         return dataclasses.replace(self, nodes=self.nodes + (node,))
 

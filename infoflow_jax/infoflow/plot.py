@@ -128,10 +128,8 @@ def plot_flow(flow: InfoFlow, path: str | Path | None = None, *, n_tokens: int =
         for step in plan.steps:
             if step.node.endswith(".score") and step.layer >= 1:
                 node = graph.node(step.node[: -len(".score")])
-                text = f"FFN at every token: score of {node.name}"
-                if node.formula and "=" in node.formula:
-                    text = f"FFN at every token: {node.formula.split('=', 1)[1].strip()}"
-                ax.text(x_max + 0.5, y(step.layer) + 0.42, text, ha="right", va="center",
+                text = f"FFN at every token: {node.score or 'score of ' + node.name}"
+                ax.text(xs[n_tokens] + 0.35, y(step.layer) + 0.45, text, ha="right", va="center",
                         fontsize=8, color="#2e7d32", style="italic", zorder=4)
 
     # winner stars (the token whose input is retrieved)

@@ -55,7 +55,8 @@ def two_hop(d: int = 1) -> TaskGraph:
         TaskBuilder("two-hop retrieval", d=d, task_id="T2",
                     description="F(max_t ψ(m − x_t)), m = max_s x_s")
         .retrieve("m", formula="m = max_s x_s")
-        .retrieve("r", uses=["m"], score_coupling=1, formula="r = max_t ψ(m − x_t)")
+        .retrieve("r", uses=["m"], score_coupling=1, score="ψ(m − x_t)",
+                  formula="r = max_t ψ(m − x_t)")
         .decode("y", ["r"], formula="F(r)")
         .build()
     )
@@ -71,6 +72,7 @@ def _exclusion_chain(builder: TaskBuilder, n: int) -> TaskBuilder:
             f"m{j}",
             uses=[f"m{j - 1}"],
             score_coupling=0,
+            score=f"x_s − K·f_s, f_s = clip((x_s − m{j - 1} + γ/2)/(γ/2))",
             formula=f"m{j} = max_s (x_s − K·f_s), f_s = [x_s ≥ m{j - 1}] (flags top {j - 1}) = x_({j})",
         )
     return builder
