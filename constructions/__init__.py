@@ -5,3 +5,5 @@ Importing this package registers every construction in
 """
 
 from constructions import c1_max_retriever  # noqa: F401
+from constructions import c2_two_hop_retriever  # noqa: F401
+from constructions import c3_kth_largest  # noqa: F401

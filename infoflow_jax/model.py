@@ -144,17 +144,19 @@ class Attention(nnx.Module):
         self.Wv = nnx.Param(_zeros_or_random(rngs, (h, E, dv), dtype, 1.0 / np.sqrt(E)))
         self.Wo = nnx.Param(_zeros_or_random(rngs, (h, dv, E), dtype, 1.0 / np.sqrt(dv * h)))
 
-    def weights(self, H):
-        """Attention weights, shape (h, T+1, T): softmax over token positions."""
-        q = jnp.einsum("pe,hek->hpk", H, self.Wq[...])
+    def weights(self, H, queries=None):
+        """Attention weights, shape (h, P, T): softmax over token positions, for the
+        query rows ``queries`` (default: all T+1 positions of H)."""
+        queries = H if queries is None else queries
+        q = jnp.einsum("pe,hek->hpk", queries, self.Wq[...])
         k = jnp.einsum("se,hek->hsk", H[1:], self.Wk[...])
         scores = jnp.einsum("hpk,hsk->hps", q, k)
         # jax.nn.softmax subtracts the row max: exp never sees a positive argument.
         return jax.nn.softmax(scores, axis=-1)
 
-    def __call__(self, H):
+    def __call__(self, H, queries=None):
         v = jnp.einsum("se,hev->hsv", H[1:], self.Wv[...])
-        heads = jnp.einsum("hps,hsv->hpv", self.weights(H), v)
+        heads = jnp.einsum("hps,hsv->hpv", self.weights(H, queries), v)
         return jnp.einsum("hpv,hve->pe", heads, self.Wo[...])
 
 
@@ -195,6 +197,12 @@ class Block(nnx.Module):
         H = H + self.attn(H)
         return H + self.ffn(H)
 
+    def cls_row(self, H):
+        """The CLS row of ``self(H)`` only, shape (1, E): the last layer needs no more,
+        which saves a factor T+1 of FFN work there."""
+        h0 = H[:1] + self.attn(H, queries=H[:1])
+        return h0 + self.ffn(h0)
+
 
 class Transformer(nnx.Module):
     """TF(L, h, E, W): X (T, d) ↦ scalar. ``rngs=None`` gives all-zero weights (for hand-built ones)."""
@@ -217,9 +225,10 @@ class Transformer(nnx.Module):
 
     def __call__(self, X):
         H = self.embed(X)
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             H = block(H)
-        return H[0] @ self.w[...] + self.b[...]
+        h0 = self.blocks[-1].cls_row(H)[0] if len(self.blocks) else H[0]
+        return h0 @ self.w[...] + self.b[...]
 
 
 def apply(graphdef, state, X):

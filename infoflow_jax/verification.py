@@ -43,8 +43,20 @@ def verify_construction(spec: ConstructionSpec, *, T: int, eps: float, k: int | 
     probes = getattr(built, "probes", None)
     est = estimate_sup_error(err, state, domain=built.task.domain, T=T, d=built.task.d,
                              key=jax.random.PRNGKey(seed), budget=budget, extra_inputs=probes)
+    record = construction_record(spec, built, est, T=T, eps=eps, mutant=mutant, seed=seed)
+    record["seconds"] = time.perf_counter() - t0
+    return record
+
+
+def construction_record(spec: ConstructionSpec, built, est, *, T: int, eps: float, mutant: str | None,
+                        seed: int, dtype: str = "float64") -> dict:
+    """The result record of one construction configuration (every key but ``seconds``).
+
+    Shared by :func:`verify_construction` and the sweep engine (``infoflow_jax.sweep``),
+    so that both write records with identical keys.
+    """
     params = built.params
-    record = {
+    return {
         "name": spec.name,
         "task": built.task.id,
         "T": T,
@@ -65,11 +77,9 @@ def verify_construction(spec: ConstructionSpec, *, T: int, eps: float, k: int | 
         "worst_input": np.asarray(est.worst_input).tolist(),
         "mutant": mutant,
         "measured": True,
-        "dtype": "float64",
+        "dtype": dtype,
         "seed": seed,
     }
-    record["seconds"] = time.perf_counter() - t0
-    return record
 
 
 def expected_outcome(record: dict) -> bool:

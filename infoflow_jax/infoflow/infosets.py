@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from .graph import CLS as _CLS_NEED, TOKENS as _TOKENS_NEED, TaskGraph
-from .planner import Plan, positions_label
+from .planner import Plan
 
 __all__ = [
     "CLS",

@@ -259,7 +259,7 @@ def why_depth_fails(graph: TaskGraph, h: int, depth: int) -> str:
             f"the retrievals form a dependency chain {links} of length {len(chain)}: "
             f"each one's per-token score needs the previous result at every token, so "
             f"{', '.join(at_tokens)} must be retrieved by all tokens a layer before the "
-            f"retrieval that uses it, so the chain needs {len(chain)} layers > {depth}"
+            f"retrieval that uses it; the chain needs {len(chain)} layers > {depth}"
         )
     if layers_for_heads > depth:
         return (

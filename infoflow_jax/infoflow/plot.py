@@ -115,10 +115,11 @@ def plot_flow(flow: InfoFlow, path: str | Path | None = None, *, n_tokens: int =
                 what = node.formula if node.formula and len(node.formula) <= 30 else tr.node
                 text = f"{kind} @{where}: {what}"
                 sx = sources[0]
-                tx = xs[CLS] if CLS in tr.receivers and TOKEN not in tr.receivers else sx
-                lx, ly = (sx + tx) / 2 + (0.0 if tx == sx else 0.0), (y0 + y1) / 2
-                if tx == sx:
-                    ly = y0 + 0.55 * (y1 - y0)
+                if CLS in tr.receivers and TOKEN not in tr.receivers:
+                    # along the arrow to CLS, near its source (arrows converge at CLS)
+                    lx, ly = sx + 0.3 * (xs[CLS] - sx), y0 + 0.3 * (y1 - y0)
+                else:  # broadcast to every token: on the winner's own column
+                    lx, ly = sx, y0 + 0.55 * (y1 - y0)
             ax.text(lx, ly, text, ha="center", va="center", fontsize=8.5,
                     color=style["color"], zorder=4,
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=style["color"], lw=0.8))

@@ -1,0 +1,98 @@
+"""C3 — k-layer k-th largest under margin, for T3 on Ω_{γ,k}: H(X) = F(x_(k)).
+
+Each token carries exclusion flags f_l ∈ {0, 1} (f_l = 1 on the top l tokens).
+Proof, as the program reads (K = 2):
+
+  layers l = 1..k−1
+      slot m_l ← soft-max over tokens of (x − K·f_{l−1}), every position (β_ex)
+                 top score x_(l) beats all others by ≥ γ (unflagged: margin;
+                 flagged: ≤ 1 − K = −1), so |m_l − x_(l)| ≤ η := (T−1)e^{−β_ex γ}·3   (L2, value range 3)
+                 and m_l ≤ x_(l) (an average of scores ≤ x_(l)).
+      slot f_l ← clip((x − m_l + γ/2)/(γ/2), 0, 1)                 (2 ReLUs)
+                 = 1 if x ≥ x_(l); = 0 if x ≤ x_(l) − γ, as long as η ≤ γ/2.
+                 β_ex is chosen so that η ≤ γ/4: the flags are exact.
+  layer k
+      slot z ← soft-max over tokens of (x − K·f_{k−1}), at CLS (β)   |z − x_(k)| ≤ e_max(T, β)   (L1:
+                 flagged tokens sit ≥ 1 below x_(k), covered by lemmas.e_max_holds_beyond_unit_range)
+      slot y ← F̂(z), L3 decoder, N cells.
+
+Bound: L_F·e_max(T, β) + L_F/(2N) (the exclusion layers contribute exactly 0).
+Params O(k + 1/ε); exponent b = 1. With k = 2 this is the two-layer k-th largest retriever.
+"""
+
+from __future__ import annotations
+
+from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.decoders import clip_unit_interval_net, piecewise_linear_decoder
+from infoflow_jax.errors import check_int_range, check_open_interval
+from infoflow_jax.functions import DEFAULT_F, LipschitzFn
+from infoflow_jax.lemmas import (beta_for_margin, beta_for_soft_max, e_max, e_max_holds_beyond_unit_range,
+                                 knots_for, margin_retrieval_error, pl_decoder_error)
+from infoflow_jax.slots import FFNBlock, Program, max_retrieval
+from infoflow_jax.tasks import KthLargest
+from constructions.c1_max_retriever import most_significant_knot
+
+K_EXCLUDE = 2.0  # flagged scores x − K ≤ −1: below every unflagged score by ≥ 1 (≥ γ, as L2 needs)
+SCORE_RANGE = 1.0 + K_EXCLUDE  # scores x − K·f lie in [−K, 1]
+
+MUTANTS = {
+    "beta-small": "exclusion-layer β a hundredfold too small (flags wrong)",
+    "flag-dropped": "the last layer scores x instead of x − K·f (exclusion flag dropped)",
+    "flag-sign-flipped": "scores x + K·f instead of x − K·f",
+    "knot-dropped": "the F decoder's most significant breakpoint unit removed",
+}
+
+
+def default_gamma(k: int) -> float:
+    """γ = 1/(2k): inside the allowed (0, 1/k)."""
+    return 0.5 / k
+
+
+def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, F: LipschitzFn = DEFAULT_F,
+          beta: float | None = None, mutant: str | None = None) -> Built:
+    check_int_range("T", T, 1)
+    check_int_range("k", k, 1, T)
+    check_open_interval("eps", eps, 0.0, 1.0)
+    mutant = check_mutant(SPEC, mutant)
+    gamma = default_gamma(k) if gamma is None else gamma
+    task = KthLargest(T, k=k, gamma=gamma, F=F)  # validates 0 < γ < 1/k
+    L_F = F.lipschitz
+    N = knots_for(L_F, eps / 2)
+    beta_ex = beta_for_margin(T, gamma, gamma / 4, SCORE_RANGE)
+    beta_last = beta if beta is not None else beta_for_soft_max(T, eps / (2 * L_F))
+    if not e_max_holds_beyond_unit_range(T, beta_last):
+        raise AssertionError(f"C3: β = {beta_last:g} too small for L1 with excluded tokens")
+    assert margin_retrieval_error(T, beta_ex, gamma, SCORE_RANGE) <= gamma / 4
+    terms = {"attention L_F·e_max(T,β)": L_F * e_max(T, beta_last), "decoder L_F/(2N)": pl_decoder_error(L_F, N)}
+
+    b_ex = beta_ex / 100 if mutant == "beta-small" else beta_ex
+    sign = 1.0 if mutant == "flag-sign-flipped" else -1.0
+    prog = Program()
+    one, x = prog.constant("one"), prog.token_input("x")
+    score = x  # x − K·f_{l−1}; no flags before layer 1
+    for l in range(1, k):
+        layer = prog.layer()
+        layer.attend(max_retrieval(query=b_ex * one, key=score, into=f"m{l}",
+                                   note=f"m{l} ← soft-max over tokens of ({score}) = x_({l}) (β_ex={b_ex:.4g})"))
+        layer.ffn(FFNBlock((x - prog[f"m{l}"],), tuple(clip_unit_interval_net(2 / gamma, 1.0)), (f"f{l}",),
+                           note=f"f{l} ← clip((x − m{l} + γ/2)/(γ/2), 0, 1): flags the top {l}"))
+        score = x + sign * K_EXCLUDE * prog[f"f{l}"]
+    if mutant == "flag-dropped":
+        score = x
+    decoder = piecewise_linear_decoder(F, N)
+    if mutant == "knot-dropped":
+        decoder = piecewise_linear_decoder(F, N, drop_knot=most_significant_knot(decoder))
+    last = prog.layer()
+    last.attend(max_retrieval(query=beta_last * one, key=score, into="z",
+                              note=f"z ← soft-max over tokens of ({score}) = x_({k}) (β={beta_last:.4g})"))
+    last.ffn(FFNBlock((prog["z"],), tuple(decoder), ("y",), note=f"y ← F̂(z), L3 decoder, N={N}"))
+    prog.readout(prog["y"])
+    return Built(name="C3", task=task, compiled=prog.compile(), eps=eps, bound=sum(terms.values()),
+                 bound_terms=terms, betas=[beta_ex] * (k - 1) + [beta_last],
+                 choices={"N": N, "gamma": gamma, "K": K_EXCLUDE}, mutant=mutant)
+
+
+SPEC = register(ConstructionSpec(
+    name="C3", task_id="T3", summary="k-layer k-th largest under margin γ (T3 on Ω_{γ,k}), O(k + 1/ε) params",
+    build=build, mutants=MUTANTS, layers=lambda k: k, uses_k=True, default_k=(2, 3, 4),
+))

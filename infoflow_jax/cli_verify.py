@@ -1,0 +1,542 @@
+"""``infoflow verify``: run constructions and lemma checks, judge each row, report.
+
+    infoflow verify [NAME ...] [--T 4,16,64] [--eps 1e-1,1e-2,1e-3] [--k 2,3]
+                    [--beta B,...] [--mutant NAME|all|none] [--json] [--seed S]
+                    [--out FILE] [--list] [--quick]
+
+Rows. For a construction, one row per point of T × ε × k (× β when ``--beta``
+is given); for a lemma check, one row per point of T × β. Without NAMEs every
+registered construction and lemma check runs on its own default grid.
+
+Mutant rows (negative controls, expected to FAIL):
+
+* default (no ``--mutant``): every mutant of every spec, at ONE representative
+  point of its grid (smallest T ≥ 4, middle ε or β, first k), so that the
+  default run stays fast;
+* ``--mutant all``: every mutant at every grid point;
+* ``--mutant NAME``: that mutant only, at every grid point of the specs that have it;
+* ``--mutant none``: no mutant rows.
+
+Exit status: 0 iff every row is as expected (real rows pass, mutant rows fail;
+:func:`infoflow_jax.verification.expected_outcome`); 1 otherwise; 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from infoflow_jax.errors import InputError, check_int_range, check_open_interval, check_positive
+from infoflow_jax.report_table import (Column, Table, fmt_g, fmt_int, fmt_list_g, fmt_pass, fmt_sci,
+                                       fmt_seconds)
+
+NAME = "verify"
+
+# Estimator budgets. DEFAULT is what `infoflow verify` uses; it is sized so that
+# the default suite (every construction and lemma check on its default grid,
+# plus one representative configuration per spec for the mutants) runs in
+# under 3 minutes on a 2-core CPU, while still meeting the lemma acceptance
+# (L1-softmax-max at T ∈ {2, 16, 256}, β ∈ {10, 1e3} lands in [0.99·W, e_max]).
+# QUICK is for tests and smoke runs.
+DEFAULT_BUDGET_KW = dict(samples=512, starts=16, steps=120)
+QUICK_BUDGET_KW = dict(samples=256, starts=8, steps=60)
+
+MUTANT_ALL, MUTANT_NONE = "all", "none"
+
+
+# ----------------------------------------------------------------------------- parser
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        NAME,
+        help="verify constructions and lemma checks (bound, estimate, mutants)",
+        description="Build each construction (or run each lemma check) on a grid, estimate its sup "
+                    "error, and judge: a real row passes when estimate <= claimed bound <= eps; a mutant "
+                    "row (negative control) is expected to fail. Exit status 0 iff every row is as "
+                    "expected, 1 otherwise, 2 on bad input.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Mutant rows: by default every mutant runs at one representative grid point per spec; "
+               "--mutant all runs them at every point, --mutant NAME only that mutant (every point), "
+               "--mutant none none.\nList values are comma-separated, e.g. --eps 1e-1,1e-2. "
+               "Negative values need '=': --beta=-1.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="registry names (see --list); default: all constructions and lemma checks")
+    p.add_argument("--T", dest="T", metavar="T,...", help="sequence lengths (override the default grids)")
+    p.add_argument("--eps", metavar="EPS,...", help="target precisions, 0 < eps < 1 (constructions)")
+    p.add_argument("--k", metavar="K,...", help="k values, 1 <= k <= T (constructions that use k)")
+    p.add_argument("--beta", metavar="BETA,...",
+                   help="inverse temperatures > 0: the grid for lemma checks; for constructions, "
+                        "overrides the chosen beta (the claimed bound is recomputed from it)")
+    p.add_argument("--mutant", metavar="NAME|all|none",
+                   help="which mutant rows to run (default: every mutant at one representative point)")
+    p.add_argument("--json", action="store_true", help="print one JSON record per line instead of a table")
+    p.add_argument("--seed", default="0", metavar="S", help="PRNG seed for samplers and ascent starts (default 0)")
+    p.add_argument("--out", metavar="FILE", help="append every record as a JSON line to FILE as soon as it is computed")
+    p.add_argument("--list", action="store_true", help="list names, tasks, default grids and mutants, then exit")
+    p.add_argument("--quick", action="store_true", help="small estimator budget (tests, smoke runs)")
+    p.add_argument("--jobs", metavar="N",
+                   help="worker processes; configurations are spread over them (default: one per core, "
+                        "at most 4; 1 runs everything in this process)")
+    return p
+
+
+# ----------------------------------------------------------------------------- parsing
+def _split(name: str, text: str) -> list[str]:
+    items = [s.strip() for s in str(text).split(",")]
+    if not items or any(s == "" for s in items):
+        raise InputError(name, text, "a comma-separated list of numbers, e.g. 4,16")
+    return items
+
+
+def parse_floats(name: str, text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    out = []
+    for s in _split(name, text):
+        try:
+            x = float(s)
+        except ValueError:
+            raise InputError(name, s, "a number") from None
+        if not math.isfinite(x):
+            raise InputError(name, x, "a finite number")
+        out.append(x)
+    return out
+
+
+def parse_ints(name: str, text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    out = []
+    for s in _split(name, text):
+        try:
+            x = int(s)
+        except ValueError:
+            try:
+                f = float(s)
+            except ValueError:
+                raise InputError(name, s, "an integer") from None
+            if not (math.isfinite(f) and f == int(f)):
+                raise InputError(name, s, "an integer")
+            x = int(f)
+        out.append(x)
+    return out
+
+
+# ----------------------------------------------------------------------------- plan
+@dataclass(frozen=True)
+class Row:
+    """One verification to run."""
+
+    spec: Any
+    lemma: bool
+    T: int
+    eps: float | None = None
+    k: int | None = None
+    beta: float | None = None
+    mutant: str | None = None
+
+
+def _representative(values):
+    """The middle entry of a grid (for ε: sorted coarse → fine, so 1e-2 of 1e-1,1e-2,1e-3)."""
+    return values[len(values) // 2]
+
+
+def _rep_T(Ts):
+    big = [t for t in Ts if t >= 4]
+    return min(big) if big else max(Ts)
+
+
+def _mutant_policy(option: str | None, specs) -> tuple[str, str | None]:
+    """('default'|'all'|'none'|'one', name)."""
+    if option is None:
+        return "default", None
+    if option == MUTANT_ALL:
+        return "all", None
+    if option == MUTANT_NONE:
+        return "none", None
+    allowed = []
+    for spec in specs:
+        allowed += [m for m in spec.mutants if m not in allowed]
+    if option not in allowed:
+        raise InputError("mutant", option, "one of " + ", ".join([MUTANT_ALL, MUTANT_NONE] + allowed))
+    return "one", option
+
+
+def _check_k_le_T(ks, Ts):
+    t = min(Ts)
+    for x in ks:
+        if x > t:
+            raise InputError("k", x, f"an integer with 1 <= k <= T (here T = {t})")
+
+
+def plan_rows(specs, *, T=None, eps=None, k=None, beta=None, mutant=None) -> list[Row]:
+    """Validate every option and expand the grids into rows (nothing runs here)."""
+    from infoflow_jax.construction import LemmaCheckSpec
+
+    for x in eps or []:
+        check_open_interval("eps", x, 0.0, 1.0)
+    for x in T or []:
+        check_int_range("T", x, 1)
+    for x in k or []:
+        check_int_range("k", x, 1)
+    for x in beta or []:
+        check_positive("beta", x)
+    if k and T:  # both given: k ≤ T for every pair, whichever specs use k
+        _check_k_le_T(k, T)
+    policy, only = _mutant_policy(mutant, specs)
+
+    rows: list[Row] = []
+    for spec in specs:
+        lemma = isinstance(spec, LemmaCheckSpec)
+        Ts = list(T or spec.default_T)
+        if lemma:
+            for t in Ts:
+                check_int_range("T", t, 2)  # a lemma check needs at least two tokens
+            betas = list(beta or spec.default_beta)
+            points = [dict(T=t, beta=b) for t in Ts for b in betas]
+            rep = dict(T=_rep_T(Ts), beta=_representative(sorted(betas)))
+        else:
+            epss = list(eps or spec.default_eps)
+            betas = list(beta) if beta else [None]
+            if spec.uses_k:
+                ks = list(k or spec.default_k)
+                if any(x is None for x in ks):
+                    raise InputError("k", None, f"given for {spec.name} (it uses k): pass --k")
+                if k:  # user's k: every k must fit every T
+                    _check_k_le_T(ks, Ts)
+                grid_k = lambda t: [x for x in ks if x <= t]  # default k: skip k > T
+            else:
+                grid_k = lambda t: [None]
+            points = [dict(T=t, eps=e, k=kk, beta=b)
+                      for t in Ts for kk in grid_k(t) for e in epss for b in betas]
+            rt = _rep_T(Ts)
+            rep = dict(T=rt, eps=_representative(sorted(epss, reverse=True)),
+                       k=(grid_k(rt) or [None])[0], beta=betas[0])
+        if policy == "all":
+            mutants_at = lambda p: list(spec.mutants)
+        elif policy == "one":
+            mutants_at = lambda p: [only] if only in spec.mutants else []
+        elif policy == "none":
+            mutants_at = lambda p: []
+        else:  # default: every mutant at the representative point only
+            mutants_at = lambda p: list(spec.mutants) if p == rep else []
+        if rep not in points:  # e.g. every default k exceeds the representative T
+            rep = points[0] if points else None
+        for p in points:
+            rows.append(Row(spec, lemma, **p))
+            rows += [Row(spec, lemma, **p, mutant=m) for m in mutants_at(p)]
+    return rows
+
+
+def _budget(quick: bool):
+    from infoflow_jax.estimators import Budget
+
+    return Budget(**(QUICK_BUDGET_KW if quick else DEFAULT_BUDGET_KW))
+
+
+# ----------------------------------------------------------------------------- running one row
+def _failed_record(row: Row, message: str, seconds: float, seed: int) -> dict:
+    """A row that could not be verified (e.g. a --beta override whose bound exceeds ε)."""
+    return {
+        "name": row.spec.name, "task": None if row.lemma else row.spec.task_id, "T": row.T, "k": row.k,
+        "eps": row.eps, "beta": None if row.beta is None else [float(row.beta)],
+        "params_total": None, "params_nonzero": None, "params_theorem": None,
+        "bound": None, "err_estimate": None, "estimator": None, "passed": False, "worst_input": None,
+        "mutant": row.mutant, "dtype": "float64", "seed": seed, "seconds": seconds, "error": message,
+    }
+
+
+def run_row(row: Row, *, seed: int, budget) -> dict:
+    """Run one row; a non-input failure of the construction becomes a failed record."""
+    from infoflow_jax.verification import expected_outcome, verify_construction
+
+    t0 = time.perf_counter()
+    try:
+        if row.lemma:
+            rec = row.spec.run(T=row.T, beta=row.beta, mutant=row.mutant, seed=seed, budget=budget)
+        else:
+            rec = verify_construction(row.spec, T=row.T, eps=row.eps, k=row.k, mutant=row.mutant,
+                                      seed=seed, budget=budget, beta=row.beta)
+    except InputError:
+        raise
+    except AssertionError as exc:
+        if row.beta is not None:
+            # the construction refuses the user's β (its bound would exceed ε, or a lemma's
+            # hypothesis fails): the row is not verified, so it fails
+            rec = _failed_record(row, f"refused beta = {row.beta:g}: {exc}", time.perf_counter() - t0, seed)
+        else:
+            traceback.print_exc(file=sys.stderr)
+            rec = _failed_record(row, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0, seed)
+    except Exception as exc:  # a bug in a construction must not lose the rest of the run
+        traceback.print_exc(file=sys.stderr)
+        rec = _failed_record(row, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0, seed)
+    rec.setdefault("seed", seed)
+    rec["expected"] = bool(expected_outcome(rec))
+    return rec
+
+
+# ----------------------------------------------------------------------------- output
+def _params_cell(r):
+    if r.get("params_theorem") is None:
+        return "-"
+    return f"{fmt_int(r['params_theorem'])}/{fmt_int(r['params_total'])}"
+
+
+COLUMNS = [
+    Column("name", "name", 14, "<"),
+    Column("task", "task", 4, "<"),
+    Column("T", "T", 4, ">", fmt_int),
+    Column("k", "k", 2, ">", fmt_int),
+    Column("eps", "eps", 7, ">", lambda x: fmt_g(x, 2)),
+    Column("beta", "beta", 9, ">", lambda x: fmt_list_g(x, 3)),
+    Column("params", "params thm/total", 16, ">", cell=_params_cell),
+    Column("bound", "bound", 9, ">", fmt_sci),
+    Column("err_estimate", "estimate", 9, ">", fmt_sci),
+    Column("estimator", "estimator", 13, "<"),
+    Column("passed", "result", 6, "<", fmt_pass),
+    Column("mutant", "mutant", 18, "<"),
+    Column("expected", "expected", 10, "<", lambda x: "ok" if x else "UNEXPECTED"),
+    Column("seconds", "sec", 5, ">", fmt_seconds),
+]
+TABLE = Table(COLUMNS)
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+def to_json(record: dict) -> str:
+    return json.dumps(record, default=_json_default)
+
+
+def _emit(line: str, stream=None):
+    stream = stream or sys.stdout
+    print(line, file=stream, flush=True)
+
+
+def list_specs(specs, as_json: bool) -> int:
+    from infoflow_jax.construction import LemmaCheckSpec
+
+    for spec in specs:
+        lemma = isinstance(spec, LemmaCheckSpec)
+        info = {
+            "name": spec.name,
+            "kind": "lemma check" if lemma else "construction",
+            "task": None if lemma else spec.task_id,
+            "summary": spec.summary,
+            "default_T": list(spec.default_T),
+            "mutants": dict(spec.mutants),
+        }
+        if lemma:
+            info["default_beta"] = list(spec.default_beta)
+        else:
+            info["default_eps"] = list(spec.default_eps)
+            if spec.uses_k:
+                info["default_k"] = list(spec.default_k)
+        if as_json:
+            _emit(to_json(info))
+            continue
+        grid = f"T={','.join(map(str, spec.default_T))}"
+        if lemma:
+            grid += f"  beta={','.join(fmt_g(b) for b in spec.default_beta)}"
+        else:
+            grid += f"  eps={','.join(fmt_g(e) for e in spec.default_eps)}"
+            if spec.uses_k:
+                grid += f"  k={','.join(map(str, spec.default_k))}"
+        _emit(f"{spec.name}  [{info['kind']}{', task ' + spec.task_id if not lemma else ''}]  {spec.summary}")
+        _emit(f"    default grid: {grid}")
+        for m, desc in spec.mutants.items():
+            _emit(f"    mutant {m}: {desc}")
+    return 0
+
+
+def select_specs(names: list[str]):
+    from infoflow_jax.construction import load_all
+
+    registry = load_all()
+    if not names:
+        return list(registry.values())
+    out = []
+    for n in names:
+        if n not in registry:
+            raise InputError("name", n, "one of " + ", ".join(registry))
+        if registry[n] not in out:
+            out.append(registry[n])
+    return out
+
+
+# ----------------------------------------------------------------------------- parallel execution
+def _groups(rows: list[Row]) -> list[list[Row]]:
+    """Consecutive rows of one configuration (a real row and its mutants) stay together,
+    so that they share one compiled program in one process."""
+    groups: list[list[Row]] = []
+    for row in rows:
+        key = (row.spec.name, row.T, row.eps, row.k, row.beta)
+        if groups and (groups[-1][0].spec.name, groups[-1][0].T, groups[-1][0].eps, groups[-1][0].k,
+                       groups[-1][0].beta) == key:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return groups
+
+
+def default_jobs() -> int:
+    """Worker processes for ``--jobs`` left out: one per available core, at most 4."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover (non-Linux)
+        n = os.cpu_count() or 1
+    return max(1, min(n, 4))
+
+
+def _worker_init() -> None:
+    from infoflow_jax.construction import load_all
+    from infoflow_jax.precision import use_float64
+
+    use_float64()
+    load_all()
+
+
+def _run_group(items: list[tuple], seed: int, budget_kw: dict) -> list[tuple[str, Any]]:
+    """Worker: run one group of rows given as plain tuples; InputErrors travel back as data."""
+    from infoflow_jax.construction import LemmaCheckSpec, load_all
+    from infoflow_jax.estimators import Budget
+
+    registry = load_all()
+    budget = Budget(**budget_kw)
+    out: list[tuple[str, Any]] = []
+    for name, T, eps, k, beta, mutant in items:
+        spec = registry[name]
+        row = Row(spec, isinstance(spec, LemmaCheckSpec), T, eps, k, beta, mutant)
+        try:
+            out.append(("record", run_row(row, seed=seed, budget=budget)))
+        except InputError as exc:
+            out.append(("input_error", (exc.argument, repr(exc.value), exc.allowed)))
+            break
+    return out
+
+
+class _RemoteInputError(InputError):
+    def __init__(self, argument, value_repr, allowed):
+        ValueError.__init__(self, f"{argument} = {value_repr} is out of range: must be {allowed}")
+        self.argument, self.value, self.allowed = argument, value_repr, allowed
+
+
+def _records_sequential(rows: list[Row], seed: int, budget, bar):
+    for row in rows:
+        bar.set_postfix_str(f"{row.spec.name} T={row.T}" + (f" {row.mutant}" if row.mutant else ""))
+        yield run_row(row, seed=seed, budget=budget)
+
+
+def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar):
+    """Run groups of rows in ``jobs`` spawned worker processes; yield records as groups complete."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from dataclasses import asdict
+
+    budget_kw = asdict(budget)
+    groups = _groups(rows)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init)
+    try:
+        pending = {pool.submit(_run_group, [(r.spec.name, r.T, r.eps, r.k, r.beta, r.mutant) for r in g],
+                               seed, budget_kw) for g in groups}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                for kind, payload in fut.result():
+                    if kind == "input_error":
+                        raise _RemoteInputError(*payload)
+                    yield payload
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ----------------------------------------------------------------------------- run
+def run(args) -> int:
+    from infoflow_jax.precision import use_float64
+
+    use_float64()
+    seeds = parse_ints("seed", args.seed)
+    if len(seeds) != 1 or seeds[0] < 0:
+        raise InputError("seed", args.seed, "one integer >= 0")
+    seed = seeds[0]
+    jobs = default_jobs()
+    if args.jobs is not None:
+        js = parse_ints("jobs", args.jobs)
+        if len(js) != 1 or js[0] < 1:
+            raise InputError("jobs", args.jobs, "one integer >= 1")
+        jobs = js[0]
+    Ts = parse_ints("T", args.T)
+    epss = parse_floats("eps", args.eps)
+    ks = parse_ints("k", args.k)
+    betas = parse_floats("beta", args.beta)
+    specs = select_specs(args.names)
+    if args.list:
+        return list_specs(specs, args.json)
+    rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
+    budget = _budget(args.quick)
+    jobs = min(jobs, len(_groups(rows)))
+
+    out = None
+    if args.out is not None:
+        try:
+            out = open(args.out, "a", encoding="utf-8")
+        except OSError as exc:
+            raise InputError("out", args.out, f"a writable file ({exc.strerror})") from None
+
+    from tqdm import tqdm
+
+    n_pass = n_caught = n_unexpected = 0
+    t_start = time.perf_counter()
+    try:
+        if not args.json:
+            _emit(TABLE.header())
+        with tqdm(total=len(rows), desc=f"infoflow {NAME}", unit="row", file=sys.stderr,
+                  disable=None, leave=False, dynamic_ncols=True) as bar:
+            if jobs > 1:
+                bar.set_postfix_str(f"{jobs} worker processes")
+                records = _records_parallel(rows, seed, budget, jobs, bar)
+            else:
+                records = _records_sequential(rows, seed, budget, bar)
+            for rec in records:
+                if out is not None:
+                    out.write(to_json(rec) + "\n")
+                    out.flush()
+                line = to_json(rec) if args.json else TABLE.row(rec)
+                bar.clear()
+                _emit(line)
+                bar.refresh()
+                bar.update(1)
+                if rec["mutant"] is None and rec["passed"]:
+                    n_pass += 1
+                if rec["mutant"] is not None and not rec["passed"]:
+                    n_caught += 1
+                if not rec["expected"]:
+                    n_unexpected += 1
+    finally:
+        if out is not None:
+            out.close()
+    summary = (f"{len(rows)} rows: {n_pass} passed, {n_caught} mutants caught, {n_unexpected} unexpected"
+               f" ({time.perf_counter() - t_start:.1f} s, {jobs} process{'es' if jobs > 1 else ''})")
+    # with --json, stdout holds records only; the summary goes to stderr
+    _emit(summary, sys.stderr if args.json else sys.stdout)
+    return 0 if n_unexpected == 0 else 1

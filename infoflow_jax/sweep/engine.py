@@ -1,0 +1,622 @@
+"""The sweep engine: build every configuration, bucket by padded shape, one compiled program per bucket.
+
+For each configuration of a :class:`~infoflow_jax.sweep.spec.SweepSpec`:
+
+1. build it (``spec.build``), pad its FFN hidden widths to its bucket
+   (:mod:`infoflow_jax.sweep.buckets`);
+2. group configurations whose padded weight pytrees have one shape (and one
+   target, domain, T, dtype and budget) into a *bucket*;
+3. per bucket, trace and compile ONE program (ahead of time:
+   ``jit(...).lower(...).compile()``) that runs every estimator of
+   :func:`infoflow_jax.estimators.estimate_sup_error` — the exhaustive grid,
+   each domain sampler, the construction's probes and the multi-start
+   adversarial ascent — for a batch of configurations at once:
+   ``jax.vmap`` over the stacked weight pytrees (and PRNG keys), vectorised
+   chunks (``jax.lax.map``) over inputs, ``jax.vmap`` over ascent starts. No
+   Python loop runs over inputs;
+4. turn each configuration's per-estimator maxima into the same
+   :class:`~infoflow_jax.estimators.Estimate` and the same record as
+   :func:`infoflow_jax.verification.verify_construction` (plus
+   ``config_hash``, ``bucket``, ``compile_seconds``) and append it at once to
+   ``results.jsonl``.
+
+The estimators are the ones of ``estimate_sup_error``, in the same order with
+the same PRNG key splits, samplers and ascent (``estimators._ascend``), so a
+sweep record estimates what ``verify_construction`` estimates for that seed.
+
+Calls are batches of ``B`` configurations (``B`` fixed per bucket, from
+``max_batch``, ``memory_mb`` and the device count; a short last batch is
+padded with copies). The batch layout of a bucket depends on the spec only, so
+a resumed sweep re-evaluates exactly the batches an uninterrupted one would
+have (and writes only the configurations not yet in ``results.jsonl``).
+
+Compilations are counted at trace time (a side effect in the traced function
+runs once per trace) and equal the number of buckets evaluated; the tests check
+this against JAX's own compile log.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from infoflow_jax.domains import Cube, Margin
+from infoflow_jax.errors import InputError
+from infoflow_jax.estimators import Budget, Estimate, _ascend, grid_inputs
+from infoflow_jax.model import apply
+from infoflow_jax.precision import require_float64
+from infoflow_jax.samplers import sample, samplers_for
+from infoflow_jax.sweep import buckets as bk
+from infoflow_jax.sweep.devices import Placement
+from infoflow_jax.sweep.results import ResultsStore
+from infoflow_jax.sweep.spec import Config, SweepSpec, expand
+
+PROGRAM_NAME = "sweep_bucket_program"
+
+
+# ----------------------------------------------------------------------------- statistics
+@dataclass
+class Stats:
+    """What a sweep did; ``compilations`` counts traces of the bucket program."""
+
+    configs_total: int = 0
+    configs_done_before: int = 0
+    configs_run: int = 0
+    configs_failed_build: int = 0
+    buckets: int = 0  # buckets formed (of configuration groups that had work left)
+    buckets_run: int = 0  # buckets with at least one batch evaluated
+    compilations: int = 0  # traces of the bucket program (one per compile)
+    compile_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    build_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    input_evaluations: int = 0  # forward evaluations of |Ĥ − H| (incl. padded rows, ascent steps)
+    device_count: int = 1
+    per_bucket: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["per_bucket"] = list(self.per_bucket)
+        return d
+
+
+class _TraceCounter:
+    """Counts traces of the bucket program (a trace-time side effect; thread-safe)."""
+
+    def __init__(self):
+        import threading
+
+        self._lock = threading.Lock()
+        self.traces = 0
+
+    def hit(self):
+        with self._lock:
+            self.traces += 1
+
+
+# ----------------------------------------------------------------------------- error functions
+@functools.lru_cache(maxsize=64)
+def construction_error_fn(graphdef, task, dtype: str) -> Callable:
+    """err(state, X) = |Ĥ(X) − H(X)|; in float32 the model runs in float32, the target in float64."""
+    if dtype == "float64":
+        def err(state, X):
+            return jnp.abs(apply(graphdef, state, X) - task.target(X))
+    else:
+        def err(state, X):
+            y = apply(graphdef, state, X.astype(jnp.float32)).astype(jnp.float64)
+            return jnp.abs(y - task.target(X))
+    return err
+
+
+def _lemma_fns():
+    from infoflow_jax import lemma_checks as lc
+
+    return {"L1-softmax-max": lc.softmax_max_gap, "L2-margin": lc.margin_defect}
+
+
+@functools.lru_cache(maxsize=16)
+def lemma_error_fn(name: str, dtype: str) -> Callable:
+    fn = _lemma_fns()[name]
+    if dtype == "float64":
+        return fn
+    return lambda beta, X: fn(beta.astype(jnp.float32), X.astype(jnp.float32)).astype(jnp.float64)
+
+
+def lemma_domain(name: str, gamma: float | None = None):
+    from infoflow_jax.lemma_checks import L2_GAMMA
+
+    return Cube() if name == "L1-softmax-max" else Margin(L2_GAMMA if gamma is None else gamma, 2)
+
+
+def lemma_record(cfg: Config, est: Estimate) -> dict:
+    """The record ``run_l1`` / ``run_l2`` would write for this configuration (seconds set later)."""
+    from infoflow_jax import lemma_checks as lc
+    from infoflow_jax.lemmas import e_max, l1_attained, margin_weight_defect
+
+    T, beta, t0 = cfg.T, cfg.beta, time.perf_counter()
+    if cfg.name == "L1-softmax-max":
+        rec = lc._record(cfg.name, T, beta, e_max(T, beta), l1_attained(T, beta)[0], est, cfg.mutant, t0)
+    else:
+        gamma = lc.L2_GAMMA
+        q = (T - 1) * math.exp(-beta * gamma)
+        rec = lc._record(cfg.name, T, beta, lc.margin_weight_defect(T, beta, gamma), 2 * q / (1 + q), est,
+                         cfg.mutant, t0, {"gamma": gamma})
+    rec["dtype"] = cfg.dtype
+    rec.setdefault("seed", cfg.seed)
+    return rec
+
+
+# ----------------------------------------------------------------------------- the program
+def candidate_names(domain, T: int, d: int, budget: Budget, probe_names: tuple[str, ...]) -> list[str]:
+    n_grid = int(math.floor(budget.grid_points ** (1.0 / (T * d)) + 1e-9))  # as estimators.grid_inputs
+    names = ["grid"] if n_grid >= 3 else []
+    names += samplers_for(domain) + list(probe_names)
+    if budget.starts > 0 and budget.steps > 0:
+        names.append("adversarial")
+    return names
+
+
+def evaluations_per_config(domain, T: int, d: int, budget: Budget, probe_sizes: tuple[int, ...],
+                           ascent_factor: int = 1) -> int:
+    """Forward evaluations of |Ĥ − H| per configuration (an ascent step counts ``ascent_factor``)."""
+    n_grid = int(math.floor(budget.grid_points ** (1.0 / (T * d)) + 1e-9))
+    n = n_grid ** (T * d) if n_grid >= 3 else 0
+    n += len(samplers_for(domain)) * budget.samples + sum(probe_sizes)
+    if budget.starts > 0 and budget.steps > 0:
+        n += budget.starts * (budget.steps + 2) * ascent_factor
+    return n
+
+
+def make_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, probe_names: tuple[str, ...],
+                 has_grid: bool, shared_key: bool, counter: _TraceCounter):
+    """The jitted bucket program: (params[B], keys, grid, probes[B]) → per-candidate maxima.
+
+    ``keys`` is one PRNG key shared by the batch (``shared_key``: every
+    configuration of the bucket has one seed, so the sampled inputs are drawn
+    once and evaluated under every weight pytree) or one key per configuration
+    (B, 2) (inputs drawn per configuration, ``jax.vmap`` over keys; this
+    compiles markedly slower, as vmapped threefry does).
+
+    Returns ``(values (B, n_cand), inputs (B, n_cand, T, d))``: for each
+    configuration and each estimator, the largest |Ĥ − H| found (NaN read as
+    +inf, as ``estimate_sup_error`` does) and the input attaining it.
+    """
+    sampler_names = samplers_for(domain)
+    retract = domain.retract
+    ascent = budget.starts > 0 and budget.steps > 0
+    n_best = (budget.starts + 1) // 2
+
+    def errs(params, Xs):
+        return jax.lax.map(lambda X: err_fn(params, X), Xs, batch_size=max(1, min(chunk, Xs.shape[0])))
+
+    def draw(key, grid):
+        """Inputs that depend on the key only: grid, one batch per sampler, fresh ascent starts."""
+        keys = jax.random.split(key, len(sampler_names) + 1)
+        Xs = [retract(grid)] if has_grid else []
+        Xs += [sample(name, k, budget.samples, T, d, domain) for name, k in zip(sampler_names, keys[1:])]
+        fresh = sample("uniform", keys[0], budget.starts - n_best, T, d, domain) if ascent else None
+        return Xs, fresh
+
+    def evaluate(params, drawn, probes):
+        Xs, fresh = drawn
+        cands = [(X, errs(params, X)) for X in Xs]
+        for P in probes:
+            P = retract(P)
+            cands.append((P, errs(params, P)))
+        if ascent:
+            pool = jnp.concatenate([c[0] for c in cands])
+            vals = jnp.concatenate([c[1] for c in cands])
+            best_idx = jnp.argsort(-jnp.nan_to_num(vals, nan=jnp.inf))[:n_best]
+            X0 = jnp.concatenate([pool[best_idx], fresh])
+            vals_adv, X_adv = _ascend(err_fn, retract, params, X0, budget.steps, budget.lr)
+            cands.append((X_adv, vals_adv))
+        best_v, best_X = [], []
+        for X, vals in cands:
+            safe = jnp.where(jnp.isnan(vals), jnp.inf, vals)
+            i = jnp.argmax(safe)
+            best_v.append(safe[i])
+            best_X.append(X[i])
+        return jnp.stack(best_v), jnp.stack(best_X)
+
+    def sweep_bucket_program(params, keys, grid, probes):
+        counter.hit()  # runs once per trace, i.e. once per compilation
+        if shared_key:
+            drawn = draw(keys, grid)
+            return jax.vmap(evaluate, in_axes=(0, None, 0))(params, drawn, probes)
+        drawn = jax.vmap(draw, in_axes=(0, None))(keys, grid)
+        return jax.vmap(evaluate, in_axes=(0, 0, 0))(params, drawn, probes)
+
+    return jax.jit(sweep_bucket_program)
+
+
+def to_estimate(names: list[str], values: np.ndarray, inputs: np.ndarray) -> Estimate:
+    """Per-candidate maxima → the Estimate ``estimate_sup_error`` would return (first maximum wins)."""
+    per, best = {}, None
+    for j, name in enumerate(names):
+        v = float(values[j])
+        per[name] = v
+        if best is None or v > best[0]:
+            best = (v, np.asarray(inputs[j]), name)
+    return Estimate(value=best[0], worst_input=best[1], estimator=best[2], per_estimator=per)
+
+
+# ----------------------------------------------------------------------------- preparation
+@dataclass
+class Prepared:
+    """One configuration, built and ready to be bucketed."""
+
+    config: Config
+    entry: Any  # the registry spec
+    built: Any = None  # Built (constructions)
+    params: Any = None  # padded state (constructions) or β used (lemma checks)
+    probes: tuple = ()
+    probe_names: tuple = ()
+    cfg: Any = None  # TFConfig (unpadded)
+    build_seconds: float = 0.0
+    error: str | None = None
+
+
+def _group_key(c: Config) -> tuple:
+    """Configurations that may share buckets (one family of shapes); ε, β, mutant, seed vary inside."""
+    return (c.kind, c.name, c.T, c.k, c.gamma, c.dtype, c.budget, c.options)
+
+
+def prepare(config: Config, entry) -> Prepared:
+    """Build one configuration (constructions) or compute its β (lemma checks)."""
+    p = Prepared(config=config, entry=entry)
+    t0 = time.perf_counter()
+    if config.kind == "lemma":
+        p.params = np.asarray(config.beta / 10 if config.mutant == "temperature-off" else config.beta, np.float64)
+        return p
+    kw = dict(config.options)
+    if entry.uses_k:
+        kw["k"] = config.k
+    if config.gamma is not None:
+        kw["gamma"] = config.gamma
+    try:
+        p.built = entry.build(config.T, config.eps, mutant=config.mutant, beta=config.beta, **kw)
+    except InputError:
+        raise
+    except Exception as exc:  # a construction that cannot be built is a failed row, not a crashed sweep
+        p.error = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, AssertionError):
+            traceback.print_exc(file=sys.stderr)
+        p.build_seconds = time.perf_counter() - t0
+        return p
+    p.cfg = p.built.compiled.model.cfg
+    probes = getattr(p.built, "probes", None) or {}
+    p.probe_names = tuple(probes)
+    p.probes = tuple(np.asarray(probes[n], np.float64) for n in p.probe_names)
+    p.build_seconds = time.perf_counter() - t0
+    return p
+
+
+def failed_record(p: Prepared) -> dict:
+    """A configuration that could not be built: a failed row with the reason in ``error``."""
+    c = p.config
+    return {
+        "name": c.name, "task": getattr(p.entry, "task_id", None), "T": c.T, "k": c.k, "eps": c.eps,
+        "beta": None if c.beta is None else [float(c.beta)], "params_total": None, "params_nonzero": None,
+        "params_theorem": None, "bound": None, "err_estimate": None, "estimator": None, "passed": False,
+        "worst_input": None, "mutant": c.mutant, "dtype": c.dtype, "seed": c.seed,
+        "seconds": p.build_seconds, "error": p.error,
+    }
+
+
+# ----------------------------------------------------------------------------- buckets
+@dataclass
+class Bucket:
+    label: str
+    members: list[Prepared]
+    kind: str
+    T: int
+    d: int
+    dtype: str
+    budget: Budget
+    domain: Any
+    err_fn: Callable
+    graphdef: Any = None
+    target_cfg: Any = None
+    probe_names: tuple = ()
+    probe_sizes: tuple = ()
+    batch: int = 1
+    chunk: int = 256
+    names: list = field(default_factory=list)  # estimator candidates, in estimate_sup_error's order
+    shared_key: bool = True  # one seed in the bucket: inputs drawn once for the whole batch
+    trace_seconds: float = 0.0
+    compile_seconds: float = 0.0  # trace + XLA compile
+
+
+def _bytes_per_eval(cfg, T: int, dtype: str) -> int:
+    """Rough activation bytes of one forward evaluation (for batch sizing only)."""
+    item = 8 if dtype == "float64" else 4
+    if cfg is None:
+        return item * 4 * T
+    widths = [cfg.E] + [s.n_out for layer in cfg.layers for s in layer.ffn]
+    attn = max(layer.heads for layer in cfg.layers) * (T + 1) * T
+    return item * ((T + 1) * max(widths) + attn)
+
+
+def _size(bucket: Bucket, spec: SweepSpec, placement: Placement) -> None:
+    """Choose the configurations per call (B) and inputs per vectorised step (chunk) from the memory budget."""
+    mem = spec.memory_mb * 2 ** 20
+    per = _bytes_per_eval(bucket.target_cfg, bucket.T, bucket.dtype)
+    b = bucket.budget
+    ascent = max(b.starts, 1) * 8 * per  # forward + backward + optimizer state per start
+    B = min(spec.max_batch, len(bucket.members), max(1, int(mem // max(ascent, 1))))
+    bucket.batch = placement.round_up(max(B, 1))
+    bucket.chunk = int(max(1, min(b.chunk, mem // max(3 * per * bucket.batch, 1))))
+
+
+def _label(p: Prepared, target_cfg) -> str:
+    c = p.config
+    parts = [c.name, f"T{c.T}"]
+    if c.k is not None:
+        parts.append(f"k{c.k}")
+    if c.gamma is not None:
+        parts.append(f"g{c.gamma:g}")
+    if target_cfg is not None:
+        ws = [w for layer in bk.hidden_widths(target_cfg) for w in layer if w]
+        parts.append("W" + "x".join(map(str, ws)) if ws else "W-")
+    parts.append(c.dtype)
+    return "/".join(parts)
+
+
+def make_buckets(group: list[Prepared], policy: str, platform: str = "cpu") -> list[Bucket]:
+    """Bucket one group's built configurations (all of one T, k, γ, dtype, budget)."""
+    from flax import nnx
+
+    out: dict[Any, Bucket] = {}
+    first = group[0].config
+    if first.kind == "lemma":
+        domain = lemma_domain(first.name)
+        b = Bucket(label=_label(group[0], None), members=list(group), kind="lemma", T=first.T, d=1,
+                   dtype=first.dtype, budget=first.budget, domain=domain,
+                   err_fn=lemma_error_fn(first.name, first.dtype))
+        return [b]
+    live = [p for p in group if p.error is None]
+    if not live:
+        return []
+    by_structure: dict[Any, list[Prepared]] = {}
+    for p in live:
+        key = (bk.structure(p.cfg), p.built.task, p.probe_names, tuple(x.shape for x in p.probes))
+        by_structure.setdefault(key, []).append(p)
+    for (struct, task, probe_names, probe_shapes), members in by_structure.items():
+        evals = evaluations_per_config(task.domain, first.T, task.d, first.budget, tuple(s[0] for s in probe_shapes),
+                                       ascent_factor=3)
+        planned = bk.plan_widths([p.cfg for p in members], first.T, evals, platform=platform, policy=policy)
+        targets = {id(p): t for p, t in zip(members, planned)}
+        for p in members:
+            tcfg = targets[id(p)]
+            key = (tcfg, task, probe_names, probe_shapes)
+            if key not in out:
+                dtype = jnp.float64 if first.dtype == "float64" else jnp.float32
+                graphdef, _ = nnx.split(bk.Transformer(tcfg, dtype=dtype, rngs=None))
+                out[key] = Bucket(label=_label(p, tcfg), members=[], kind="construction", T=first.T,
+                                  d=task.d, dtype=first.dtype, budget=first.budget, domain=task.domain,
+                                  err_fn=construction_error_fn(graphdef, task, first.dtype), graphdef=graphdef,
+                                  target_cfg=tcfg, probe_names=probe_names,
+                                  probe_sizes=tuple(s[0] for s in probe_shapes))
+            out[key].members.append(p)
+    buckets = list(out.values())
+    labels: dict[str, int] = {}
+    for b in buckets:  # labels unique within the sweep's group
+        n = labels.get(b.label, 0)
+        labels[b.label] = n + 1
+        if n:
+            b.label = f"{b.label}#{n}"
+    return buckets
+
+
+def _stack(trees: list):
+    return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
+
+
+def _batch_inputs(bucket: Bucket, rows: list[Prepared]):
+    """Host arrays for one call: stacked params, keys, the grid and stacked probes."""
+    from flax import nnx
+
+    if bucket.kind == "lemma":
+        params = np.stack([p.params for p in rows])
+    else:
+        states = []
+        for p in rows:
+            if p.params is None:
+                dtype = jnp.float64 if bucket.dtype == "float64" else jnp.float32
+                _, p.params = bk.pad_state(p.built, bucket.target_cfg, dtype=dtype)
+                p.params = jax.tree_util.tree_map(np.asarray, p.params)
+            states.append(p.params)
+        params = _stack(states)
+    keys = np.stack([np.asarray(jax.random.PRNGKey(p.config.seed)) for p in rows])
+    grid = grid_inputs(bucket.T, bucket.d, bucket.budget.grid_points)
+    grid = None if grid is None else np.asarray(grid)
+    probes = tuple(np.stack([p.probes[j] for p in rows]) for j in range(len(bucket.probe_names)))
+    return params, keys, grid, probes
+
+
+# ----------------------------------------------------------------------------- running
+def _pending_rows(bucket: Bucket, done: set):
+    """(start, rows) of every call of the bucket with a configuration not yet done (fixed layout)."""
+    B = bucket.batch
+    for start in range(0, len(bucket.members), B):
+        rows = bucket.members[start:start + B]
+        if not all(p.config.hash in done for p in rows):
+            yield start, rows
+
+
+def _call_args(bucket: Bucket, rows: list[Prepared], placement: Placement):
+    B = bucket.batch
+    rows = rows + [rows[0]] * (B - len(rows))  # pad the last call to the fixed batch
+    params, keys, grid, probes = _batch_inputs(bucket, rows)
+    if bucket.shared_key:
+        keys = keys[0]
+    return (placement.batch(params), placement.replicated(keys) if bucket.shared_key else placement.batch(keys),
+            None if grid is None else placement.replicated(grid), placement.batch(probes))
+
+
+def _compile(bucket: Bucket, rows: list[Prepared], placement: Placement, counter: _TraceCounter):
+    """Trace and compile the bucket's program (runs in a worker thread; XLA compiles without the GIL)."""
+    t0 = time.perf_counter()
+    args = _call_args(bucket, rows, placement)
+    fn = make_program(bucket.err_fn, bucket.domain, bucket.T, bucket.d, bucket.budget, bucket.chunk,
+                      bucket.probe_names, bucket.names[0] == "grid", bucket.shared_key, counter)
+    lowered = fn.lower(*args)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    bucket.trace_seconds = t1 - t0
+    bucket.compile_seconds = time.perf_counter() - t0
+    return compiled, args
+
+
+def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Placement | None = None,
+              spec_path: str | None = None, stream=None, max_configs: int | None = None,
+              compile_workers: int | None = None) -> Stats:
+    """Run (or resume) ``spec`` into ``out_dir``; returns what was done.
+
+    Buckets are compiled ahead by ``compile_workers`` threads (default: 2, or 1
+    on a 1-core host) while earlier buckets are evaluated; results are still
+    written in the spec's order. ``max_configs`` stops after that many
+    configurations were written (a deterministic stand-in for an interruption,
+    for tests).
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infoflow_jax.construction import load_all
+
+    require_float64("a sweep")
+    t_wall = time.perf_counter()
+    registry = load_all()
+    placement = placement or Placement()
+    configs = expand(spec, registry=registry)
+    store = ResultsStore(out_dir)
+    store.open(spec, spec_path=spec_path)
+    done = store.done_hashes()
+    stats = Stats(configs_total=len(configs), device_count=placement.count)
+    stats.configs_done_before = sum(c.hash in done for c in configs)
+    counter = _TraceCounter()
+    workers = compile_workers or min(2, os.cpu_count() or 1)
+
+    groups: dict[tuple, list[Config]] = {}
+    for c in configs:
+        groups.setdefault(_group_key(c), []).append(c)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(configs), initial=stats.configs_done_before, unit="cfg", desc="sweep",
+               disable=not progress, file=stream or sys.stderr, dynamic_ncols=True,
+               bar_format="{desc} {n_fmt}/{total_fmt} cfg |{bar}| {elapsed}<{remaining} {postfix}")
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep-compile")
+    status = "interrupted"
+    written = 0
+    try:
+        # phase 1: build every group with work left, bucket it, and start compiling at once
+        work: list[tuple[Bucket, Any]] = []
+        for group in groups.values():
+            if all(c.hash in done for c in group):
+                continue
+            bar.set_postfix_str(f"building {group[0].label()}", refresh=True)
+            t_build = time.perf_counter()
+            prepared = [prepare(c, registry[c.name]) for c in group]
+            stats.build_seconds += time.perf_counter() - t_build
+            for p in prepared:
+                if p.error is not None and p.config.hash not in done:
+                    store.append(failed_record(p))
+                    done.add(p.config.hash)
+                    stats.configs_failed_build += 1
+                    written += 1
+                    bar.update(1)
+            for bucket in make_buckets(prepared, spec.bucket, placement.devices[0].platform):
+                stats.buckets += 1
+                _size(bucket, spec, placement)
+                bucket.names = candidate_names(bucket.domain, bucket.T, bucket.d, bucket.budget, bucket.probe_names)
+                bucket.shared_key = len({p.config.seed for p in bucket.members}) == 1
+                first = next(_pending_rows(bucket, done), None)
+                if first is None:
+                    continue
+                work.append((bucket, pool.submit(_compile, bucket, first[1], placement, counter)))
+        # phase 2: evaluate bucket after bucket, in order
+        for bucket, future in work:
+            bar.set_postfix_str(f"bucket {bucket.label} ({len(bucket.members)} cfg, compiling)", refresh=True)
+            compiled, first_args = future.result()
+            stats.compile_seconds += bucket.compile_seconds
+            n = _run_bucket(bucket, compiled, first_args, store, done, stats, placement, bar,
+                            None if max_configs is None else max_configs - written)
+            written += n
+            if max_configs is not None and written >= max_configs:
+                status = "stopped"
+                return stats
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except BaseException:
+        status = "error"
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        bar.close()
+        stats.compilations = counter.traces
+        stats.wall_seconds = time.perf_counter() - t_wall
+        store.finish(stats.as_dict(), status)
+    return stats
+
+
+def _run_bucket(bucket: Bucket, compiled, first_args, store: ResultsStore, done: set, stats: Stats,
+                placement: Placement, bar, budget_left: int | None) -> int:
+    per_cfg_evals = evaluations_per_config(bucket.domain, bucket.T, bucket.d, bucket.budget, bucket.probe_sizes)
+    written = 0
+    t_eval_bucket = 0.0
+    bar.set_postfix_str(f"bucket {bucket.label} ({len(bucket.members)} cfg)", refresh=True)
+    for i_call, (start, rows) in enumerate(list(_pending_rows(bucket, done))):
+        args = first_args if i_call == 0 else _call_args(bucket, rows, placement)
+        t0 = time.perf_counter()
+        values, inputs = compiled(*args)
+        values, inputs = np.asarray(values), np.asarray(inputs)
+        dt = time.perf_counter() - t0
+        t_eval_bucket += dt
+        stats.eval_seconds += dt
+        stats.input_evaluations += per_cfg_evals * bucket.batch
+        for i, p in enumerate(rows):
+            if p.config.hash in done:
+                continue
+            est = to_estimate(bucket.names, values[i], inputs[i])
+            store.append(_record(p, est, bucket, dt / len(rows)))
+            done.add(p.config.hash)
+            stats.configs_run += 1
+            written += 1
+            bar.update(1)
+            if budget_left is not None and written >= budget_left:
+                break
+        if budget_left is not None and written >= budget_left:
+            break
+    stats.buckets_run += 1
+    stats.per_bucket.append({"bucket": bucket.label, "configs": len(bucket.members), "batch": bucket.batch,
+                             "chunk": bucket.chunk, "trace_seconds": bucket.trace_seconds,
+                             "compile_seconds": bucket.compile_seconds, "eval_seconds": t_eval_bucket})
+    return written
+
+
+def _record(p: Prepared, est: Estimate, bucket: Bucket, eval_seconds: float) -> dict:
+    c = p.config
+    if c.kind == "lemma":
+        rec = lemma_record(c, est)
+    else:
+        from infoflow_jax.verification import construction_record
+
+        rec = construction_record(p.entry, p.built, est, T=c.T, eps=c.eps, mutant=c.mutant, seed=c.seed,
+                                  dtype=c.dtype)
+    rec["seconds"] = p.build_seconds + eval_seconds
+    rec["config_hash"] = c.hash
+    rec["bucket"] = bucket.label
+    rec["compile_seconds"] = bucket.compile_seconds
+    return rec

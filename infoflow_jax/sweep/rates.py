@@ -1,0 +1,145 @@
+"""Rate fitting (THEORY §6): parameter exponents and error-vs-parameter slopes with 95% intervals.
+
+Per group (construction, T, k, γ, dtype) of real (non-mutant) measured records:
+
+* **parameter exponent** b̂: least-squares slope of log(params_theorem) on
+  log(1/ε); expected b (1 for C1–C3);
+* **error slope** â: slope of log(err_estimate) on log(params_theorem);
+  expected −1/b (err ≈ ε ≈ params^(−1/b)).
+
+Each slope comes with a Student-t interval (numpy ``lstsq`` + ``scipy.stats.t``,
+n − 2 degrees of freedom). A fit *agrees* when the expected value lies inside
+the interval or within ±0.15 of the slope. THEORY §6 asks for ≥ 4 values of ε
+spanning ≥ 2 decades; groups with less are reported as ``insufficient``.
+
+Expected exponents: a construction's spec may carry ``expected_exponent``
+(a number, or a callable of T and k); otherwise the table
+:data:`EXPECTED_EXPONENT` is used.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+EXPECTED_EXPONENT = {"C1": 1.0, "C2": 1.0, "C3": 1.0}
+TOLERANCE = 0.15
+LEVEL = 0.95
+MIN_POINTS = 4
+MIN_DECADES = 2.0
+
+
+@dataclass(frozen=True)
+class Fit:
+    slope: float
+    lo: float
+    hi: float
+    intercept: float
+    n: int
+    stderr: float
+
+    def agrees(self, expected: float | None, tol: float = TOLERANCE) -> bool | None:
+        if expected is None or not math.isfinite(self.slope):
+            return None
+        inside = math.isfinite(self.lo) and self.lo <= expected <= self.hi
+        return bool(inside or abs(self.slope - expected) <= tol)
+
+
+def fit_slope(x, y, level: float = LEVEL) -> Fit:
+    """Least-squares line y ≈ a + b·x; b with its two-sided ``level`` Student-t interval."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    n = int(x.size)
+    if n < 2 or np.ptp(x) == 0:
+        return Fit(math.nan, math.nan, math.nan, math.nan, n, math.nan)
+    A = np.stack([x, np.ones_like(x)], axis=1)
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    b, a = float(coef[0]), float(coef[1])
+    if n == 2:
+        return Fit(b, math.nan, math.nan, a, n, math.nan)
+    resid = y - A @ coef
+    s2 = float(resid @ resid) / (n - 2)
+    se = math.sqrt(s2 / float(((x - x.mean()) ** 2).sum()))
+    t = float(stats.t.ppf(0.5 + level / 2, n - 2))
+    return Fit(b, b - t * se, b + t * se, a, n, se)
+
+
+def expected_exponent(name: str, T: int | None = None, k: int | None = None, registry: dict | None = None):
+    """The parameter exponent a construction claims (spec attribute, else the local table, else None)."""
+    spec = (registry or {}).get(name)
+    e = getattr(spec, "expected_exponent", None) if spec is not None else None
+    if callable(e):
+        try:
+            params = inspect.signature(e).parameters
+            kw = {key: v for key, v in (("T", T), ("k", k)) if key in params}
+            e = e(**kw) if kw or not params else e(T, k)
+        except (TypeError, ValueError):
+            e = e(T, k)
+    if e is None:
+        e = EXPECTED_EXPONENT.get(name)
+    return None if e is None else float(e)
+
+
+@dataclass(frozen=True)
+class RateRow:
+    name: str
+    T: int
+    k: int | None
+    gamma: float | None
+    dtype: str
+    n_eps: int
+    decades: float
+    sufficient: bool
+    expected: float | None  # expected parameter exponent b
+    params_fit: Fit
+    params_ok: bool | None
+    expected_err_slope: float | None  # −1/b
+    err_fit: Fit
+    err_ok: bool | None
+
+    @property
+    def passed(self) -> bool | None:
+        if not self.sufficient or self.params_ok is None:
+            return None
+        return bool(self.params_ok and (self.err_ok is not False))
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["passed"] = self.passed
+        return d
+
+
+def _usable(r: dict) -> bool:
+    ok = r.get("mutant") is None and r.get("measured", True) and r.get("eps") is not None
+    ok = ok and r.get("params_theorem") not in (None, 0) and r.get("err_estimate") is not None
+    return bool(ok and math.isfinite(float(r["err_estimate"])))
+
+
+def fit_rates(records: list[dict], registry: dict | None = None) -> list[RateRow]:
+    """One :class:`RateRow` per (name, T, k, γ, dtype) group of real construction records."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if _usable(r):
+            key = (r["name"], r["T"], r.get("k"), r.get("gamma"), r.get("dtype", "float64"))
+            groups.setdefault(key, []).append(r)
+    rows = []
+    for (name, T, k, gamma, dtype), rs in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        eps = np.array([r["eps"] for r in rs], np.float64)
+        params = np.array([r["params_theorem"] for r in rs], np.float64)
+        err = np.array([r["err_estimate"] for r in rs], np.float64)
+        n_eps = len(set(eps.tolist()))
+        decades = float(np.log10(eps.max() / eps.min())) if n_eps > 1 else 0.0
+        sufficient = n_eps >= MIN_POINTS and decades >= MIN_DECADES - 1e-9
+        b = expected_exponent(name, T, k, registry)
+        pfit = fit_slope(np.log(1.0 / eps), np.log(params))
+        pos = err > 0
+        efit = fit_slope(np.log(params[pos]), np.log(err[pos]))
+        e_exp = None if b in (None, 0) else -1.0 / b
+        rows.append(RateRow(name=name, T=T, k=k, gamma=gamma, dtype=dtype, n_eps=n_eps, decades=decades,
+                            sufficient=sufficient, expected=b, params_fit=pfit, params_ok=pfit.agrees(b),
+                            expected_err_slope=e_exp, err_fit=efit, err_ok=efit.agrees(e_exp)))
+    return rows

@@ -1,0 +1,192 @@
+"""`infoflow verify`: records, exit status, mutant policy, --list, --out, the console script.
+
+Each test checks one claim. The estimator runs use --quick and one grid point;
+one module-scoped run of C1 (a real row and its three mutants) is shared by
+the tests that only read its output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from infoflow_jax import cli, cli_verify
+from infoflow_jax.construction import load_all
+from infoflow_jax.errors import InputError
+from infoflow_jax.verification import RECORD_KEYS
+
+C1_ARGS = ["verify", "C1", "--T", "4", "--eps", "0.1", "--quick"]
+SENTINEL = '{"sentinel": true}\n'
+
+
+def run_main(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main(argv)
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def c1_run(tmp_path_factory):
+    """C1 at T=4, ε=0.1 with its mutants (default policy), --json and --out onto a non-empty file."""
+    out_file = tmp_path_factory.mktemp("verify") / "records.jsonl"
+    out_file.write_text(SENTINEL)
+    status, out, err = run_main([*C1_ARGS, "--json", "--out", str(out_file)])
+    records = [json.loads(line) for line in out.splitlines()]
+    return types.SimpleNamespace(status=status, out=out, err=err, records=records, out_file=out_file)
+
+
+def test_json_records_carry_every_record_key(c1_run):
+    assert c1_run.records and all(set(RECORD_KEYS) <= set(r) for r in c1_run.records)
+
+
+def test_json_beta_is_a_list_per_layer(c1_run):
+    assert all(isinstance(r["beta"], list) and len(r["beta"]) == 1 for r in c1_run.records)
+
+
+def test_default_policy_runs_the_real_row_and_every_mutant(c1_run):
+    mutants = [r["mutant"] for r in c1_run.records]
+    assert mutants == [None, *load_all()["C1"].mutants]
+
+
+def test_real_row_passes(c1_run):
+    assert c1_run.records[0]["mutant"] is None and c1_run.records[0]["passed"]
+
+
+def test_every_mutant_row_fails(c1_run):
+    assert all(not r["passed"] for r in c1_run.records if r["mutant"] is not None)
+
+
+def test_exit_zero_when_real_rows_pass_and_mutants_fail(c1_run):
+    assert c1_run.status == 0
+
+
+def test_json_summary_goes_to_stderr(c1_run):
+    assert "4 rows: 1 passed, 3 mutants caught, 0 unexpected" in c1_run.err
+
+
+def test_out_appends_one_line_per_record(c1_run):
+    lines = c1_run.out_file.read_text().splitlines()
+    assert lines[0] == SENTINEL.strip()
+    assert [json.loads(line) for line in lines[1:]] == c1_run.records
+
+
+def test_real_row_failing_exits_one(capsys):
+    # β = 1e-3 at ε = 1e-3: the bound computed from this β exceeds ε, so the real row must fail
+    status = cli.main(["verify", "C1", "--T", "4", "--eps", "1e-3", "--beta", "1e-3", "--mutant", "none", "--quick", "--json"])
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status == 1 and len(records) == 1 and not records[0]["passed"] and not records[0]["expected"]
+
+
+def test_mutant_that_passes_is_unexpected():
+    record = {"mutant": "beta-small", "passed": True}
+    from infoflow_jax.verification import expected_outcome
+
+    assert not expected_outcome(record)
+
+
+def test_table_prints_rows_and_summary(capsys):
+    status = cli.main(["verify", "L2-margin", "--T", "2", "--beta", "10", "--mutant", "none", "--quick"])
+    out = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert out[0].split()[:3] == ["name", "task", "T"]
+    assert any(line.startswith("L2-margin") and "PASS" in line for line in out)
+    assert out[-1].startswith("1 rows: 1 passed, 0 mutants caught, 0 unexpected")
+
+
+def test_list_shows_c1_and_l1(capsys):
+    assert cli.main(["verify", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "C1" in out and "L1-softmax-max" in out and "beta-small" in out
+
+
+def test_list_json_is_one_object_per_name(capsys):
+    assert cli.main(["verify", "--list", "--json"]) == 0
+    names = [json.loads(line)["name"] for line in capsys.readouterr().out.splitlines()]
+    assert names == list(load_all())
+
+
+# ----------------------------------------------------------------------------- mutant policy (planning only)
+def _plan(names, **kw):
+    registry = load_all()
+    return cli_verify.plan_rows([registry[n] for n in names], **kw)
+
+
+def test_default_mutant_policy_uses_one_representative_point():
+    rows = _plan(["C1"])
+    points = {(r.T, r.eps) for r in rows if r.mutant is not None}
+    assert points == {(4, 1e-2)} and sum(r.mutant is None for r in rows) == 9
+
+
+def test_mutant_all_runs_every_mutant_at_every_point():
+    rows = _plan(["C1"], mutant="all")
+    assert len(rows) == 9 * (1 + len(load_all()["C1"].mutants))
+
+
+def test_mutant_none_runs_no_mutant():
+    assert all(r.mutant is None for r in _plan(["C1", "L1-softmax-max"], mutant="none"))
+
+
+def test_named_mutant_runs_only_that_mutant():
+    rows = _plan(["C1"], mutant="knot-dropped")
+    assert {r.mutant for r in rows} == {None, "knot-dropped"} and sum(r.mutant is not None for r in rows) == 9
+
+
+def test_lemma_grid_is_T_times_beta():
+    rows = _plan(["L1-softmax-max"], T=[2, 16], beta=[10.0, 100.0, 1e3], mutant="none")
+    assert [(r.T, r.beta) for r in rows] == [(t, b) for t in (2, 16) for b in (10.0, 100.0, 1e3)]
+
+
+def test_default_k_grid_skips_k_above_T():
+    rows = _plan(["C3"], T=[2], mutant="none")
+    assert rows and all(r.k <= 2 for r in rows)
+
+
+# ----------------------------------------------------------------------------- dispatch
+def test_input_error_in_any_subcommand_is_one_line_exit_two(monkeypatch):
+    fake = types.ModuleType("infoflow_jax.cli_fake")
+    fake.add_parser = lambda sub: sub.add_parser("fake")
+
+    def run(args):
+        raise InputError("widget", 3, "an even number")
+
+    fake.run = run
+    monkeypatch.setitem(sys.modules, "infoflow_jax.cli_fake", fake)
+    monkeypatch.setattr(cli, "SUBCOMMANDS", [*cli.SUBCOMMANDS, "fake"])
+    status, out, err = run_main(["fake"])
+    assert status == 2 and err == "infoflow fake: error: widget = 3 is out of range: must be an even number\n"
+
+
+def test_missing_subcommand_module_breaks_only_that_subcommand(monkeypatch):
+    monkeypatch.setattr(cli, "SUBCOMMANDS", [*cli.SUBCOMMANDS, "nonexistent"])
+    status, _, err = run_main(["nonexistent"])
+    assert status == 1 and len(err.strip().splitlines()) == 1
+    assert run_main(["verify", "--list"])[0] == 0
+
+
+def test_subcommands_start_with_verify_and_predict():
+    assert cli.SUBCOMMANDS[:2] == ["verify", "predict"]
+
+
+# ----------------------------------------------------------------------------- console script
+def _console_script():
+    here = Path(sys.executable).parent / "infoflow"
+    return str(here) if here.exists() else shutil.which("infoflow")
+
+
+def test_console_script_runs_verify():
+    exe = _console_script()
+    assert exe, "the infoflow console script is not installed (pip install -e .)"
+    proc = subprocess.run([exe, "verify", "C1", "--T", "4", "--eps", "0.1", "--quick", "--json"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert records[0]["name"] == "C1" and records[0]["passed"]
