@@ -7,3 +7,5 @@ Importing this package registers every construction in
 from constructions import c1_max_retriever  # noqa: F401
 from constructions import c2_two_hop_retriever  # noqa: F401
 from constructions import c3_kth_largest  # noqa: F401
+from constructions import c6_top_r  # noqa: F401
+from constructions import c4_second_largest  # noqa: F401

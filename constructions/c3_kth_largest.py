@@ -23,7 +23,7 @@ Params O(k + 1/ε); exponent b = 1. With k = 2 this is the two-layer k-th larges
 from __future__ import annotations
 
 from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
-from infoflow_jax.decoders import clip_unit_interval_net, piecewise_linear_decoder
+from infoflow_jax.decoders import piecewise_linear_decoder
 from infoflow_jax.errors import check_int_range, check_open_interval
 from infoflow_jax.functions import DEFAULT_F, LipschitzFn
 from infoflow_jax.lemmas import (beta_for_margin, beta_for_soft_max, e_max, e_max_holds_beyond_unit_range,
@@ -31,9 +31,8 @@ from infoflow_jax.lemmas import (beta_for_margin, beta_for_soft_max, e_max, e_ma
 from infoflow_jax.slots import FFNBlock, Program, max_retrieval
 from infoflow_jax.tasks import KthLargest
 from constructions.c1_max_retriever import most_significant_knot
+from constructions.exclusion import K_EXCLUDE, SCORE_RANGE, exclusion_layers
 
-K_EXCLUDE = 2.0  # flagged scores x − K ≤ −1: below every unflagged score by ≥ 1 (≥ γ, as L2 needs)
-SCORE_RANGE = 1.0 + K_EXCLUDE  # scores x − K·f lie in [−K, 1]
 
 MUTANTS = {
     "beta-small": "exclusion-layer β a hundredfold too small (flags wrong)",
@@ -69,14 +68,7 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, F: Lips
     sign = 1.0 if mutant == "flag-sign-flipped" else -1.0
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
-    score = x  # x − K·f_{l−1}; no flags before layer 1
-    for l in range(1, k):
-        layer = prog.layer()
-        layer.attend(max_retrieval(query=b_ex * one, key=score, into=f"m{l}",
-                                   note=f"m{l} ← soft-max over tokens of ({score}) = x_({l}) (β_ex={b_ex:.4g})"))
-        layer.ffn(FFNBlock((x - prog[f"m{l}"],), tuple(clip_unit_interval_net(2 / gamma, 1.0)), (f"f{l}",),
-                           note=f"f{l} ← clip((x − m{l} + γ/2)/(γ/2), 0, 1): flags the top {l}"))
-        score = x + sign * K_EXCLUDE * prog[f"f{l}"]
+    score = exclusion_layers(prog, x, one, k, b_ex, gamma, sign=sign)  # layers 1..k−1: x − K·f_{k−1}
     if mutant == "flag-dropped":
         score = x
     decoder = piecewise_linear_decoder(F, N)

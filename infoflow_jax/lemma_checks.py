@@ -91,6 +91,8 @@ def run_l2(*, T: int, beta: float, mutant: str | None = None, seed: int = 0, bud
 
 L1_SPEC = register(LemmaCheckSpec(name="L1-softmax-max", summary="L1: softmax average vs max, in [0.99·W, e_max]",
                                   run=run_l1))
+# β = 10 would make L2's bound 2(T−1)e^{−1} ≥ 2 = the trivial bound on an ℓ1 distance of
+# distributions: vacuous, and no mutant could fail it. β ≥ 100 keeps it informative.
 L2_SPEC = register(LemmaCheckSpec(name="L2-margin", summary="L2: softmax weight defect under margin γ = 0.1",
-                                  run=run_l2))
+                                  run=run_l2, default_beta=(100.0, 1e3)))
 

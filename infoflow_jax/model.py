@@ -5,7 +5,10 @@ Residual stream of width E at T token positions plus one readout position
 
 * Embedding: token s gets ``x_s A + a + φ_pos(s) P``; CLS gets a fixed vector c.
   ``φ_pos`` is the positional code: none (width 0), one-hot (width T) or
-  sinusoidal (width 2·n_freq).
+  sinusoidal (width 2·n_freq). Optionally (``TFConfig.position_input``, off by
+  default) token s adds ``x_s A_s``: THEORY's ``A·φ(x_s) + p(s)`` with φ the
+  one-hot product feature x_s ⊗ e_s (the C5 memorizer needs it; when off the
+  parameter ``As`` does not exist, so every other model is unchanged).
 * Each layer: h-head softmax attention, queries from every position,
   keys/values from token positions only, residual add; then a position-wise
   ReLU FFN (Dense / Grouped layers, see :mod:`infoflow_jax.relu_net`),
@@ -71,6 +74,7 @@ class TFConfig:
     positional: str = "none"
     max_T: int = 0  # needed by one-hot / sinusoidal codes
     n_freq: int = 4
+    position_input: bool = False  # token s also embeds x_s through its own matrix A_s (φ = x_s ⊗ e_s)
 
     @property
     def L(self) -> int:
@@ -126,11 +130,16 @@ class Embedding(nnx.Module):
         self.a = nnx.Param(jnp.zeros((E,), dtype))
         self.P = nnx.Param(_zeros_or_random(rngs, (cfg.n_pos, E), dtype, 1.0 / np.sqrt(max(cfg.n_pos, 1))))
         self.c = nnx.Param(_zeros_or_random(rngs, (E,), dtype, 1.0))
+        self.position_input = cfg.position_input
+        if cfg.position_input:  # only then: models without it keep exactly their old parameters
+            self.As = nnx.Param(_zeros_or_random(rngs, (cfg.max_T, cfg.d, E), dtype, 1.0 / np.sqrt(cfg.d)))
 
     def __call__(self, X):
         T = X.shape[0]
         phi = positional_features(self.positional, T, self.max_T, self.n_freq, X.dtype)
         tokens = X @ self.A[...] + self.a[...] + phi @ self.P[...]
+        if self.position_input:  # x_s A_s: the one-hot product feature x_s ⊗ e_s through one matrix
+            tokens = tokens + jnp.einsum("sd,sde->se", X, self.As[...][:T])
         return jnp.concatenate([self.c[...][None, :], tokens], axis=0)  # (T+1, E)
 
 

@@ -40,3 +40,12 @@ def dtype_named(name: str):
 
         raise InputError("dtype", name, "one of float64, float32")
     return table[name]
+
+
+# Absolute float64 evaluation floor used when comparing a measured error with a
+# bound that can be attained exactly (e.g. L3 on a piecewise-linear F with a
+# kink mid-cell: the interpolation error *equals* L/(2N)). Evaluating a network
+# with up to ~1e5 O(1) terms in float64 carries a rounding error of order
+# 1e5 · 2^-53 ≈ 1e-11 at worst; 1e-12 covers the sizes used by default. A
+# genuine violation of a bound is many orders of magnitude larger.
+FLOAT64_FLOOR = 1e-12

@@ -177,6 +177,7 @@ class Program:
         self.token_constants: dict[str, float] = {}
         self.cls_constants: dict[str, float] = {}
         self.position_slots: list[str] = []
+        self.position_inputs: dict[str, tuple[int, int]] = {}  # slot ← x_{s, i} at token s only
         self.layers: list[LayerBuilder] = []
         self.readout_form: Form | None = None
         self.readout_bias = 0.0
@@ -225,6 +226,22 @@ class Program:
         forms = [self._write(f"{prefix}{s}", "embedding (one-hot position)") for s in range(1, self.max_T + 1)]
         self.position_slots = [f"{prefix}{s}" for s in range(1, self.max_T + 1)]
         self.trace.append(f"embed: {prefix}1..{prefix}{self.max_T} ← one-hot position")
+        return forms
+
+    def position_inputs_of(self, prefix: str = "xs", coordinate: int = 0) -> list[Form]:
+        """slots xs1..xsT ← x_{s, coordinate} at token s, 0 at every other position:
+        the one-hot product feature x_s ⊗ e_s, embedded through a per-position matrix A_s
+        (``TFConfig.position_input``). Needs ``max_T``."""
+        if self.max_T < 1:
+            raise BuildError("position_inputs_of needs Program(max_T=T)")
+        if not 0 <= coordinate < self.d:
+            raise BuildError(f"coordinate {coordinate} out of range for d = {self.d}")
+        forms = []
+        for s in range(1, self.max_T + 1):
+            name = f"{prefix}{s}"
+            forms.append(self._write(name, "embedding (position-dependent input)"))
+            self.position_inputs[name] = (s - 1, coordinate)
+        self.trace.append(f"embed: {prefix}s ← x_s[{coordinate}] at token s only (x ⊗ e_s), s = 1..{self.max_T}")
         return forms
 
     def layer(self) -> LayerBuilder:
@@ -309,7 +326,8 @@ class Program:
             layer_shapes.append(LayerShape(len(heads), dk, dv, shapes))
             attn_w.append((Wq, Wk, Wv, Wo))
             ffn_w.append(ffn)
-        cfg = TFConfig(d=self.d, E=E, layers=tuple(layer_shapes), positional=self.positional, max_T=self.max_T)
+        cfg = TFConfig(d=self.d, E=E, layers=tuple(layer_shapes), positional=self.positional, max_T=self.max_T,
+                       position_input=bool(self.position_inputs))
         model = Transformer(cfg, dtype=dtype, rngs=None)
         A = np.zeros((self.d, E)); a = np.zeros(E); c = np.zeros(E); P = np.zeros((cfg.n_pos, E))
         for name, i in self.token_inputs.items():
@@ -322,6 +340,11 @@ class Program:
             P[s, self._index(name)] = 1.0
         put = lambda p, v: p.set_value(jnp.asarray(v, dtype)) if hasattr(p, "set_value") else setattr(p, "value", jnp.asarray(v, dtype))
         put(model.embed.A, A); put(model.embed.a, a); put(model.embed.c, c); put(model.embed.P, P)
+        if self.position_inputs:
+            As = np.zeros((self.max_T, self.d, E))
+            for name, (s, i) in self.position_inputs.items():
+                As[s, i, self._index(name)] = 1.0
+            put(model.embed.As, As)
         for blk, (Wq, Wk, Wv, Wo), ffn in zip(model.blocks, attn_w, ffn_w):
             put(blk.attn.Wq, Wq); put(blk.attn.Wk, Wk); put(blk.attn.Wv, Wv); put(blk.attn.Wo, Wo)
             for i, l in enumerate(ffn):

@@ -114,3 +114,190 @@ class KthLargest(Task):
 
     def params(self) -> dict:
         return {"k": self.k, "r": None, "D": None, "gamma": self.gamma}
+
+
+# ----------------------------------------------------------------------------- T4–T6
+@dataclass(frozen=True)
+class CoupledG:
+    """The default coupled decode target on [0,1]^r (sup-norm Lipschitz constant 2):
+
+        G_r(u) = Π_j u_j / r + Σ_j sin(2π j u_j) / (2π j r).
+
+    Lipschitz in ‖·‖_∞: |Π u − Π v| ≤ Σ_j |u_j − v_j| ≤ r‖u − v‖_∞ on the cube, and
+    each sine term has derivative cos(·)/r, so L_∞ ≤ 1 + 1 = 2. The product couples
+    all r coordinates (G_r is no sum of 1-D functions); the sines make it asymmetric.
+    """
+
+    r: int
+    lipschitz: float = 2.0
+
+    @property
+    def name(self) -> str:
+        return f"Πu/r+Σsin(2πju_j)/(2πjr) [r={self.r}]"
+
+    def __call__(self, u):
+        u = jnp.asarray(u)
+        j = jnp.arange(1, self.r + 1, dtype=u.dtype)
+        return jnp.prod(u, axis=-1) / self.r + jnp.sum(jnp.sin(2 * jnp.pi * j * u) / (2 * jnp.pi * j), axis=-1) / self.r
+
+
+def scaled(F: LipschitzFn, c: float) -> LipschitzFn:
+    """u ↦ c·F(u), Lipschitz |c|·L_F."""
+    return LipschitzFn(lambda u: c * F(u), abs(c) * F.lipschitz, f"{c:g}·{F.name}")
+
+
+def default_decoupled(r: int) -> tuple[LipschitzFn, ...]:
+    """G_j = F/r with F(u) = sin(2πu)/2 + u: Σ_j G_j is (π + 1)-Lipschitz in ‖·‖_∞ for every r."""
+    return tuple(scaled(DEFAULT_F, 1.0 / r) for _ in range(r))
+
+
+def _top_r(X, r: int):
+    """(x_(1), …, x_(r)) along the token axis: X (..., T, 1) → (..., r)."""
+    return -jnp.sort(-X[..., 0], axis=-1)[..., :r]
+
+
+@dataclass(frozen=True)
+class CoupledTopR(Task):
+    """T4: H(X) = G(x_(1), …, x_(r)) on Ω_{γ,r}; G Lipschitz in ‖·‖_∞ (default :class:`CoupledG`)."""
+
+    r: int = 2
+    gamma: float = 0.1
+    G: object = None
+    id = "T4"
+    name = "coupled top-r decode"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int_range("r", self.r, 1, self.T)
+        Margin(self.gamma, self.r)  # validates γ ∈ (0, 1/r)
+        if self.G is None:
+            object.__setattr__(self, "G", CoupledG(self.r))
+
+    @property
+    def domain(self):
+        return Margin(self.gamma, self.r)
+
+    @property
+    def lipschitz(self) -> float:
+        return float(self.G.lipschitz)  # x ↦ (x_(1..r)) is 1-Lipschitz in ‖·‖_∞
+
+    def target(self, X):
+        return self.G(_top_r(X, self.r))
+
+    def params(self) -> dict:
+        return {"k": None, "r": self.r, "D": None, "gamma": self.gamma}
+
+
+@dataclass(frozen=True)
+class DecoupledTopR(Task):
+    """T5: H(X) = Σ_j G_j(x_(j)) on Ω_{γ,r} (default G_j = F/r, :func:`default_decoupled`)."""
+
+    r: int = 2
+    gamma: float = 0.1
+    Gs: tuple = ()
+    id = "T5"
+    name = "decoupled top-r decode"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int_range("r", self.r, 1, self.T)
+        Margin(self.gamma, self.r)
+        if not self.Gs:
+            object.__setattr__(self, "Gs", default_decoupled(self.r))
+        if len(self.Gs) != self.r:
+            from infoflow_jax.errors import InputError
+            raise InputError("Gs", f"{len(self.Gs)} functions", f"r = {self.r} functions")
+
+    @property
+    def domain(self):
+        return Margin(self.gamma, self.r)
+
+    @property
+    def lipschitz(self) -> float:
+        return float(sum(G.lipschitz for G in self.Gs))
+
+    def target(self, X):
+        top = _top_r(X, self.r)
+        return sum(G(top[..., j]) for j, G in enumerate(self.Gs))
+
+    def params(self) -> dict:
+        return {"k": None, "r": self.r, "D": None, "gamma": self.gamma}
+
+
+@dataclass(frozen=True)
+class LinearFeature:
+    """g(x) = ⟨w, x⟩ with w ≥ 0, Σ w ≤ 1: values in [0,1] on the cube, ‖w‖₁-Lipschitz in ‖·‖_∞.
+    Linear in the embedding, so one attention head can take max_s g(x_s) (C7)."""
+
+    w: tuple[float, ...]
+
+    def __post_init__(self):
+        from infoflow_jax.errors import InputError
+        if any(c < 0 for c in self.w) or sum(self.w) > 1 + 1e-12 or not self.w:
+            raise InputError("g weights", self.w, "non-negative weights with sum ≤ 1")
+
+    @property
+    def lipschitz(self) -> float:
+        return float(sum(self.w))
+
+    @property
+    def name(self) -> str:
+        return "⟨(" + ",".join(f"{c:g}" for c in self.w) + "), x⟩"
+
+    def __call__(self, X):
+        return jnp.asarray(X) @ jnp.asarray(self.w, dtype=jnp.asarray(X).dtype)
+
+
+def default_features(d: int, D: int) -> tuple[LinearFeature, ...]:
+    """g_i = x[i] for i < d; beyond, the average of coordinates i mod d and (i+1) mod d."""
+    gs = []
+    for i in range(D):
+        w = [0.0] * d
+        if i < d or d == 1:
+            w[i % d] = 1.0
+        else:
+            w[i % d] += 0.5
+            w[(i + 1) % d] += 0.5
+        gs.append(LinearFeature(tuple(w)))
+    return tuple(gs)
+
+
+@dataclass(frozen=True)
+class DRetrieval(Task):
+    """T6: H(X) = G(max_s g_1(x_s), …, max_s g_D(x_s)) on the cube [0,1]^{T×d}.
+
+    g_i: :class:`LinearFeature` (default :func:`default_features`), G: Lipschitz in
+    ‖·‖_∞ on [0,1]^D (default :class:`CoupledG` (D))."""
+
+    d: int = 2
+    D: int = 2
+    gs: tuple = ()
+    G: object = None
+    id = "T6"
+    name = "D-retrieval"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int_range("d", self.d, 1)
+        check_int_range("D", self.D, 1)
+        if not self.gs:
+            object.__setattr__(self, "gs", default_features(self.d, self.D))
+        if self.G is None:
+            object.__setattr__(self, "G", CoupledG(self.D))
+        if len(self.gs) != self.D:
+            from infoflow_jax.errors import InputError
+            raise InputError("gs", f"{len(self.gs)} features", f"D = {self.D} features")
+
+    @property
+    def lipschitz(self) -> float:
+        return float(self.G.lipschitz) * max(g.lipschitz for g in self.gs)
+
+    def retrieved(self, X):
+        """(max_s g_1(x_s), …, max_s g_D(x_s)): X (..., T, d) → (..., D)."""
+        return jnp.stack([jnp.max(g(X), axis=-1) for g in self.gs], axis=-1)
+
+    def target(self, X):
+        return self.G(self.retrieved(X))
+
+    def params(self) -> dict:
+        return {"k": None, "r": None, "D": self.D, "gamma": None}

@@ -249,8 +249,41 @@ class TrainResult:
     final_state: Any
 
 
+@functools.lru_cache(maxsize=32)
 def _mse_fn(graphdef) -> Callable:
+    """Jitted ``(state, X (B, T, d), y (B,)) ↦ mean squared error``, one per model structure."""
     return jax.jit(lambda s, X, y: jnp.mean((batched_apply(graphdef, s, X) - y) ** 2))
+
+
+@functools.lru_cache(maxsize=32)
+def _optimizer_and_step(graphdef, lr, warmup, steps, end_lr_factor, weight_decay, clip):
+    """optax transformation and the jitted ``eval_every``-step scan for one model structure.
+
+    AdamW after global-norm clipping; learning rate: linear warm-up 0 → lr over
+    ``warmup`` steps, then cosine decay to ``lr·end_lr_factor`` at ``steps``.
+    Cached, so that rerunning a configuration (determinism checks, resumption in
+    one process) reuses the compilation.
+    """
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, steps,
+                                                  end_value=lr * end_lr_factor)
+    tx = optax.chain(optax.clip_by_global_norm(clip),
+                     optax.adamw(schedule, weight_decay=weight_decay))
+
+    def loss_fn(s, X, y):
+        return jnp.mean((batched_apply(graphdef, s, X) - y) ** 2)
+
+    @jax.jit
+    def train_chunk(s, o, Xs, ys):
+        def step(carry, batch):
+            s, o = carry
+            loss, grads = jax.value_and_grad(loss_fn)(s, *batch)
+            updates, o = tx.update(grads, o, s)
+            return (optax.apply_updates(s, updates), o), loss
+
+        (s, o), losses = jax.lax.scan(step, (s, o), (Xs, ys))
+        return s, o, losses
+
+    return tx, train_chunk
 
 
 def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
@@ -268,28 +301,13 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
     # float64 under jax_enable_x64: cast so that a float32 run really is float32.
     state = cast_state(state, dtype)
 
-    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup, cfg.steps,
-                                                  end_value=cfg.lr * cfg.end_lr_factor)
-    tx = optax.chain(optax.clip_by_global_norm(cfg.clip),
-                     optax.adamw(schedule, weight_decay=cfg.weight_decay))
+    tx, train_chunk = _optimizer_and_step(graphdef, cfg.lr, cfg.warmup, cfg.steps,
+                                          cfg.end_lr_factor, cfg.weight_decay, cfg.clip)
     opt_state = tx.init(state)
+    mse_of = _mse_fn(graphdef)
 
     draw = _make_sampler(task, cfg, cfg.batch)
     data_key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1)
-
-    def loss_fn(s, X, y):
-        return jnp.mean((batched_apply(graphdef, s, X) - y) ** 2)
-
-    @jax.jit
-    def train_chunk(s, o, Xs, ys):
-        def step(carry, batch):
-            s, o = carry
-            loss, grads = jax.value_and_grad(loss_fn)(s, *batch)
-            updates, o = tx.update(grads, o, s)
-            return (optax.apply_updates(s, updates), o), loss
-
-        (s, o), losses = jax.lax.scan(step, (s, o), (Xs, ys))
-        return s, o, losses
 
     def batches(first: int, n: int):
         Xs, ys = draw(_fold_in_many(data_key, jnp.arange(first, first + n)))
@@ -299,7 +317,7 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
         jax.random.fold_in(jax.random.PRNGKey(EVAL_SEED), cfg.T)[None])
     X_eval, y_eval = X_eval[0], y_eval[0]
     X_eval_t, y_eval_t = X_eval.astype(dtype), y_eval.astype(dtype)
-    eval_mse = jax.jit(lambda s: loss_fn(s, X_eval_t, y_eval_t))
+    eval_mse = lambda s: mse_of(s, X_eval_t, y_eval_t)  # noqa: E731
 
     losses: list[np.ndarray] = []
     eval_trace: list[tuple[int, float]] = []
@@ -338,13 +356,12 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
     best64, final64 = cast_state(best_state, jnp.float64), cast_state(state, jnp.float64)
     y64 = y_eval.astype(jnp.float64)
     X64 = X_eval.astype(jnp.float64)
-    mse64 = _mse_fn(graphdef)
-    final_mse = float(mse64(final64, X64, y64))
-    best_mse = float(mse64(best64, X64, y64))
+    final_mse = float(mse_of(final64, X64, y64))
+    best_mse = float(mse_of(best64, X64, y64))
     baseline = float(jnp.var(y64))
     eval_seconds = time.perf_counter() - t_eval
     t_sup = time.perf_counter()
-    sup, sup_estimator, sup_per = None, None, None
+    sup, sup_estimator, sup_per, sup_X = None, None, None, None
     if sup_error:
         budget = Budget(samples=cfg.sup_samples, grid_points=cfg.sup_grid_points,
                         starts=cfg.sup_starts, steps=cfg.sup_steps, chunk=256)
@@ -353,6 +370,8 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
                                  budget=budget)
         sup, sup_estimator = float(est.value), est.estimator
         sup_per = {k: float(v) for k, v in est.per_estimator.items()}
+        sup_X = np.asarray(est.worst_input, dtype=np.float64)[..., 0].tolist() if cfg.d == 1 \
+            else np.asarray(est.worst_input, dtype=np.float64).tolist()
 
     sup_seconds = time.perf_counter() - t_sup
     counts = count_params(best_state)
@@ -369,7 +388,7 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
         "final_test_mse": final_mse, "best_test_mse": best_mse, "baseline_test_mse": baseline,
         "final_train_loss": float(losses[-1][-1]) if losses else None,
         "sup_error_estimate": sup, "sup_error_estimator": sup_estimator,
-        "sup_error_per_estimator": sup_per,
+        "sup_error_per_estimator": sup_per, "sup_error_worst_input": sup_X,
         **counts.as_record(),
         "config_hash": cfg.config_hash(),
         "dtype": cfg.dtype, "eval_dtype": "float64",

@@ -13,7 +13,7 @@ independently of T*. Per cell and per error metric (test RMSE of the best
 weights, and the sup-error estimate):
 
 * per T, ``slope(T)`` = least-squares slope of log(error) on log(params_theorem)
-  over the widths (seeds averaged geometrically first);
+  over the widths (median over seeds first);
 * ``ratio`` = error(T_max) / error(T_min) at the largest width trained at both;
 * ``noise`` = the largest factor by which a point lies off its per-T log-log
   line, and the median seed-to-seed spread (max/min over seeds) where there
@@ -287,7 +287,11 @@ def _usable(rec: dict, metric: str) -> float | None:
 
 
 def _aggregate(recs: list[dict], metric: str):
-    """{T: {W: (params_theorem, geometric-mean error, spread, n_seeds)}} for one cell."""
+    """{T: {W: (params_theorem, median error over seeds, max/min spread, n_seeds)}} for one cell.
+
+    The median, so that one seed whose training collapsed to the constant predictor
+    (seen on CPU: T1, T=16, seed 0) does not decide a point when there are ≥ 3 seeds.
+    """
     by = defaultdict(list)
     for rec in recs:
         v = _usable(rec, metric)
@@ -298,7 +302,7 @@ def _aggregate(recs: list[dict], metric: str):
     for (T, W), vals in by.items():
         errs = np.array([e for _, e in vals])
         params = float(np.median([p for p, _ in vals]))
-        out[T][W] = (params, float(np.exp(np.mean(np.log(errs)))),
+        out[T][W] = (params, float(np.median(errs)),
                      float(errs.max() / errs.min()) if len(errs) > 1 else None, len(errs))
     return out
 
@@ -484,9 +488,9 @@ def _data_table(row: dict, recs: list[dict]) -> str:
             if not rs:
                 cells.append("–")
                 continue
-            rm = np.exp(np.mean([math.log(max(math.sqrt(r["best_test_mse"]), 1e-300)) for r in rs]))
+            rm = float(np.median([math.sqrt(r["best_test_mse"]) for r in rs]))
             sups = [r["sup_error_estimate"] for r in rs if r.get("sup_error_estimate") is not None]
-            sp = np.exp(np.mean(np.log(np.maximum(sups, 1e-300)))) if sups else None
+            sp = float(np.median(sups)) if sups else None
             cells.append(f"{rm:.3g} / {_fmt(sp, '.3g')} (P={rs[0]['params_theorem']})")
         lines.append(f"| {T} | " + " | ".join(cells) + f" | {_fmt(base.get(T), '.3g')} |")
     return head + "\n".join(lines) + "\n"
@@ -494,7 +498,7 @@ def _data_table(row: dict, recs: list[dict]) -> str:
 
 RULE_TEXT = f"""\
 Per cell (task, L) and per error metric (test RMSE of the best weights on the
-held-out sample; sup-error estimate), with seeds averaged geometrically:
+held-out sample; sup-error estimate), taking the median over seeds at each point:
 
 * `slope(T)`: least-squares slope of log(error) on log(params_theorem) over the
   FFN widths, at each T;
@@ -570,8 +574,7 @@ def write_training_report(run_dir: str | Path) -> Path:
     for label, path in figs:
         md.append(f"### {label}\n\n![{label}]({path.name})\n")
     md.append("\n## Data\n")
-    md.append("Each entry: test RMSE / sup-error estimate (P = params_theorem); seeds averaged "
-              "geometrically. Last column: RMSE of the constant predictor (mean of the target).\n")
+    md.append("Each entry: test RMSE / sup-error estimate (P = params_theorem); median over seeds. Last column: RMSE of the constant predictor (mean of the target).\n")
     for row, (key, recs) in zip(rows, cells.items()):
         stopped = sum(1 for r in recs if r.get("stopped_early"))
         md.append(f"\n### {row['cell']}\n\n{_data_table(row, recs)}\n"

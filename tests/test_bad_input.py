@@ -28,6 +28,7 @@ BAD = {
     "beta-zero": (["L1-softmax-max", "--beta", "0"], "beta"),
     "beta-nan": (["L1-softmax-max", "--beta", "nan"], "beta"),
     "seed-negative": (["C1", "--seed=-3"], "seed"),
+    "jobs-zero": (["C1", "--jobs", "0"], "jobs"),
     "out-unwritable": (["C1", "--out", "/nonexistent-dir/records.jsonl"], "out"),
 }
 

@@ -36,19 +36,21 @@ def run_main(argv):
 
 @pytest.fixture(scope="module")
 def c1_run(tmp_path_factory):
-    """C1 at T=4, ε=0.1 with its mutants (default policy), --json and --out onto a non-empty file."""
+    """One table-mode run of C1 at T=4, ε=0.1 with its mutants (default policy), --out onto a
+    file that already holds a line. Its records are read back from that file."""
     out_file = tmp_path_factory.mktemp("verify") / "records.jsonl"
     out_file.write_text(SENTINEL)
-    status, out, err = run_main([*C1_ARGS, "--json", "--out", str(out_file)])
-    records = [json.loads(line) for line in out.splitlines()]
-    return types.SimpleNamespace(status=status, out=out, err=err, records=records, out_file=out_file)
+    status, out, err = run_main([*C1_ARGS, "--out", str(out_file)])
+    lines = out_file.read_text().splitlines()
+    records = [json.loads(line) for line in lines[1:]]
+    return types.SimpleNamespace(status=status, out=out, err=err, lines=lines, records=records)
 
 
-def test_json_records_carry_every_record_key(c1_run):
+def test_records_carry_every_record_key(c1_run):
     assert c1_run.records and all(set(RECORD_KEYS) <= set(r) for r in c1_run.records)
 
 
-def test_json_beta_is_a_list_per_layer(c1_run):
+def test_record_beta_is_a_list_per_layer(c1_run):
     assert all(isinstance(r["beta"], list) and len(r["beta"]) == 1 for r in c1_run.records)
 
 
@@ -69,14 +71,19 @@ def test_exit_zero_when_real_rows_pass_and_mutants_fail(c1_run):
     assert c1_run.status == 0
 
 
-def test_json_summary_goes_to_stderr(c1_run):
-    assert "4 rows: 1 passed, 3 mutants caught, 0 unexpected" in c1_run.err
+def test_out_keeps_earlier_lines_and_appends_one_line_per_row(c1_run):
+    assert c1_run.lines[0] == SENTINEL.strip() and len(c1_run.records) == 4
 
 
-def test_out_appends_one_line_per_record(c1_run):
-    lines = c1_run.out_file.read_text().splitlines()
-    assert lines[0] == SENTINEL.strip()
-    assert [json.loads(line) for line in lines[1:]] == c1_run.records
+def test_table_has_a_header_and_one_line_per_row(c1_run):
+    lines = c1_run.out.splitlines()
+    assert lines[0].split()[:3] == ["name", "task", "T"]
+    body = [line for line in lines[2:] if line.startswith("C1 ")]
+    assert len(body) == 4 and "PASS" in body[0] and all("FAIL" in line for line in body[1:])
+
+
+def test_table_ends_with_the_summary_line(c1_run):
+    assert c1_run.out.splitlines()[-1].startswith("4 rows: 1 passed, 3 mutants caught, 0 unexpected")
 
 
 def test_real_row_failing_exits_one(capsys):
@@ -91,15 +98,6 @@ def test_mutant_that_passes_is_unexpected():
     from infoflow_jax.verification import expected_outcome
 
     assert not expected_outcome(record)
-
-
-def test_table_prints_rows_and_summary(capsys):
-    status = cli.main(["verify", "L2-margin", "--T", "2", "--beta", "10", "--mutant", "none", "--quick"])
-    out = capsys.readouterr().out.splitlines()
-    assert status == 0
-    assert out[0].split()[:3] == ["name", "task", "T"]
-    assert any(line.startswith("L2-margin") and "PASS" in line for line in out)
-    assert out[-1].startswith("1 rows: 1 passed, 0 mutants caught, 0 unexpected")
 
 
 def test_list_shows_c1_and_l1(capsys):
@@ -150,6 +148,18 @@ def test_default_k_grid_skips_k_above_T():
     assert rows and all(r.k <= 2 for r in rows)
 
 
+def test_groups_keep_a_configuration_and_its_mutants_together():
+    groups = cli_verify._groups(_plan(["C1"]))
+    assert len(groups) == 9 and sorted(len(g) for g in groups) == [1] * 8 + [4]
+
+
+def test_parallel_workers_return_every_row(capsys):
+    argv = ["verify", "L1-softmax-max", "--T", "2", "--beta", "10,100", "--mutant", "none", "--quick", "--json"]
+    status = cli.main([*argv, "--jobs", "2"])
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status == 0 and sorted(r["beta"][0] for r in records) == [10.0, 100.0]
+
+
 # ----------------------------------------------------------------------------- dispatch
 def test_input_error_in_any_subcommand_is_one_line_exit_two(monkeypatch):
     fake = types.ModuleType("infoflow_jax.cli_fake")
@@ -188,5 +198,6 @@ def test_console_script_runs_verify():
     proc = subprocess.run([exe, "verify", "C1", "--T", "4", "--eps", "0.1", "--quick", "--json"],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
-    records = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert records[0]["name"] == "C1" and records[0]["passed"]
+    records = [json.loads(line) for line in proc.stdout.splitlines()]  # --json: stdout is records only
+    assert len(records) == 4 and all(set(RECORD_KEYS) <= set(r) for r in records)
+    assert "4 rows: 1 passed, 3 mutants caught, 0 unexpected" in proc.stderr

@@ -17,14 +17,13 @@ from infoflow_jax.training import (TrainResult, load_checkpoint, make_task, read
                                    run_protocol, save_checkpoint, train_one)
 from infoflow_jax.training_spec import TrainConfig, parse_spec
 
-TINY = dict(task="T1", T=4, L=1, W=16, E=8, seed=0, batch=64, warmup=20, eval_every=100,
-            eval_samples=256, patience=100)
+TINY = TrainConfig(task="T1", T=4, L=1, W=16, E=8, seed=0, steps=300, batch=64, warmup=20,
+                   eval_every=100, eval_samples=256, patience=100)
 
 
 @pytest.fixture(scope="module")
 def trained_t1():
-    cfg = TrainConfig(**{**TINY, "steps": 300})
-    return cfg, train_one(cfg, sup_error=False)
+    return TINY, train_one(TINY, sup_error=False)
 
 
 def test_training_reduces_held_out_mse_on_T1_below_a_quarter_of_the_constant_predictor(trained_t1):
@@ -35,10 +34,9 @@ def test_training_reduces_held_out_mse_on_T1_below_a_quarter_of_the_constant_pre
 
 
 def test_same_seed_gives_bit_identical_loss_trace():
-    cfg = TrainConfig(**{**TINY, "steps": 120, "eval_every": 40})
-    a = train_one(cfg, sup_error=False)
-    b = train_one(cfg, sup_error=False)
-    assert a.loss_trace.shape == (120,)
+    a = train_one(TINY, sup_error=False)
+    b = train_one(TINY, sup_error=False)
+    assert a.loss_trace.shape == (TINY.steps,)
     assert np.array_equal(a.loss_trace, b.loss_trace)
     assert a.eval_trace == b.eval_trace
 

@@ -519,8 +519,33 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
     status = "interrupted"
     written = 0
     try:
-        # phase 1: build every group with work left, bucket it, and start compiling at once
-        work: list[tuple[Bucket, Any]] = []
+        # build group after group and start compiling its buckets at once (worker threads); between
+        # groups, evaluate the buckets at the head of the queue whose programs are ready, so results
+        # flow while later groups build and compile. Evaluation order = spec order, whatever the timing.
+        from collections import deque
+
+        queue: deque = deque()
+
+        def evaluate_head(block: bool) -> bool:
+            nonlocal written
+            while queue and (block or queue[0][1] is None or queue[0][1].done()):
+                bucket, future = queue.popleft()
+                if future is None:  # a configuration that could not be built: its failed row, in order
+                    store.append(failed_record(bucket))
+                    done.add(bucket.config.hash)
+                    stats.configs_failed_build += 1
+                    written += 1
+                    bar.update(1)
+                    continue
+                bar.set_postfix_str(f"bucket {bucket.label} ({len(bucket.members)} cfg, compiling)", refresh=True)
+                compiled, first_args = future.result()
+                stats.compile_seconds += bucket.compile_seconds
+                written += _run_bucket(bucket, compiled, first_args, store, done, stats, placement, bar,
+                                       None if max_configs is None else max_configs - written)
+                if max_configs is not None and written >= max_configs:
+                    return True
+            return False
+
         for group in groups.values():
             if all(c.hash in done for c in group):
                 continue
@@ -528,13 +553,7 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
             t_build = time.perf_counter()
             prepared = [prepare(c, registry[c.name]) for c in group]
             stats.build_seconds += time.perf_counter() - t_build
-            for p in prepared:
-                if p.error is not None and p.config.hash not in done:
-                    store.append(failed_record(p))
-                    done.add(p.config.hash)
-                    stats.configs_failed_build += 1
-                    written += 1
-                    bar.update(1)
+            queue.extend((p, None) for p in prepared if p.error is not None and p.config.hash not in done)
             for bucket in make_buckets(prepared, spec.bucket, placement.devices[0].platform):
                 stats.buckets += 1
                 _size(bucket, spec, placement)
@@ -543,18 +562,13 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
                 first = next(_pending_rows(bucket, done), None)
                 if first is None:
                     continue
-                work.append((bucket, pool.submit(_compile, bucket, first[1], placement, counter)))
-        # phase 2: evaluate bucket after bucket, in order
-        for bucket, future in work:
-            bar.set_postfix_str(f"bucket {bucket.label} ({len(bucket.members)} cfg, compiling)", refresh=True)
-            compiled, first_args = future.result()
-            stats.compile_seconds += bucket.compile_seconds
-            n = _run_bucket(bucket, compiled, first_args, store, done, stats, placement, bar,
-                            None if max_configs is None else max_configs - written)
-            written += n
-            if max_configs is not None and written >= max_configs:
+                queue.append((bucket, pool.submit(_compile, bucket, first[1], placement, counter)))
+            if evaluate_head(block=False):
                 status = "stopped"
                 return stats
+        if evaluate_head(block=True):
+            status = "stopped"
+            return stats
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
