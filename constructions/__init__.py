@@ -9,3 +9,4 @@ from constructions import c2_two_hop_retriever  # noqa: F401
 from constructions import c3_kth_largest  # noqa: F401
 from constructions import c6_top_r  # noqa: F401
 from constructions import c4_second_largest  # noqa: F401
+from constructions import c5_memorizer  # noqa: F401

@@ -97,7 +97,7 @@ def build(T: int, eps: float, *, k: int = 2, F: LipschitzFn = DEFAULT_F, beta: f
     l1.attend(Head(score=pairs, values=((x, "M"),),
                    note=f"M ← soft-max over s ≠ t of x_s: scores β₁x_s − B·[s=t] (β₁={beta1:.4g}, B={B_used:.4g})"))
     sign = 1.0 if mutant == "min-sign-flipped" else -1.0
-    min_net = (Dense(np.array([[1.0, 0.0], [-1.0, 1.0]]), np.zeros(2)),  # (x − M, x) → relu(x − M), relu(x) = x
+    min_net = (Dense(np.eye(2), np.zeros(2)),  # (x − M, x) → relu(x − M), relu(x) = x (x ≥ 0)
                Dense(np.array([[sign], [1.0]]), np.zeros(1)))
     l1.ffn(FFNBlock((x - prog["M"], x), min_net, ("u",), note="u ← x − relu(x − M) = min(x, M)"))
     decoder = piecewise_linear_decoder(F, N)

@@ -471,7 +471,26 @@ def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar):
 
 
 # ----------------------------------------------------------------------------- run
+XLA_OPT_FLAG = "--xla_backend_optimization_level"
+
+
+def prefer_fast_compilation() -> None:
+    """Ask XLA for its lowest backend optimisation level, unless XLA_FLAGS already sets one.
+
+    Almost all of a verification run is XLA compilation (every configuration has its own
+    shapes, and each row runs its programs only a few hundred times); level 0 roughly halves
+    compile time and leaves run time of these small programs unchanged (measured on C1–C3).
+    It changes no numerics beyond float64 rounding (XLA does not use fast-math on CPU).
+    Takes effect only if the XLA backend has not started yet in this process; worker
+    processes inherit it through the environment.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if XLA_OPT_FLAG not in flags:
+        os.environ["XLA_FLAGS"] = (flags + f" {XLA_OPT_FLAG}=0").strip()
+
+
 def run(args) -> int:
+    prefer_fast_compilation()  # before anything can start the XLA backend
     from infoflow_jax.precision import use_float64
 
     use_float64()

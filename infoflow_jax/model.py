@@ -117,7 +117,8 @@ def positional_features(kind: str, T: int, max_T: int, n_freq: int, dtype):
 def _zeros_or_random(rngs, shape, dtype, scale):
     if rngs is None:
         return jnp.zeros(shape, dtype)
-    return scale * jax.random.normal(rngs.params(), shape, dtype)
+    # float(scale): a numpy float64 scale would promote float32 weights to float64 under x64
+    return (float(scale) * jax.random.normal(rngs.params(), shape, dtype)).astype(dtype)
 
 
 class Embedding(nnx.Module):

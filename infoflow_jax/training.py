@@ -137,6 +137,10 @@ def make_task(task_id: str, T: int, k: int | None = None, r: int | None = None,
     return task
 
 
+def _task_params(task) -> dict:
+    return task.params() if hasattr(task, "params") else {}
+
+
 # ---------------------------------------------------------------------------- state helpers
 
 
@@ -377,7 +381,9 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
     counts = count_params(best_state)
     record = {
         "task": cfg.task, "L": cfg.L, "h": cfg.h, "T": cfg.T, "d": cfg.d,
-        "k": cfg.k, "r": cfg.r, "D": cfg.D, "gamma": cfg.gamma,
+        "k": cfg.k, "r": cfg.r, "D": cfg.D,
+        # the task's own γ where the spec left it to the task's default (T4/T5 have one)
+        "gamma": cfg.gamma if cfg.gamma is not None else _task_params(task).get("gamma"),
         "E": cfg.E, "W": cfg.W, "ffn_depth": cfg.ffn_depth, "positional": cfg.positional,
         "seed": cfg.seed, "steps": cfg.steps, "steps_run": done, "best_step": best[1],
         "stopped_early": stopped_early, "batch": cfg.batch, "lr": cfg.lr,

@@ -127,7 +127,8 @@ def fit_rates(records: list[dict], registry: dict | None = None) -> list[RateRow
             key = (r["name"], r["T"], r.get("k"), r.get("gamma"), r.get("dtype", "float64"))
             groups.setdefault(key, []).append(r)
     rows = []
-    for (name, T, k, gamma, dtype), rs in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+    order = lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0, kv[0][3] or 0.0, kv[0][4])
+    for (name, T, k, gamma, dtype), rs in sorted(groups.items(), key=order):
         eps = np.array([r["eps"] for r in rs], np.float64)
         params = np.array([r["params_theorem"] for r in rs], np.float64)
         err = np.array([r["err_estimate"] for r in rs], np.float64)

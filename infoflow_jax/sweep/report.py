@@ -221,23 +221,30 @@ def fig_mutants(records, path: Path) -> bool:
         return False
     plt = _plt()
     muts = sorted(muts, key=lambda r: (r["name"], r["mutant"], r["T"], r.get("eps") or 0, str(r.get("beta"))))
-    labels, ratio, colors = [], [], []
+    labels, logratio, colors = [], [], []
     for r in muts:
         where = f"T={r['T']}" + (f" k={r['k']}" if r.get("k") is not None else "")
         where += f" ε={r['eps']:g}" if r.get("eps") is not None else f" β={_g(r['beta'][0])}"
         labels.append(f"{r['name']} {r['mutant']} ({where})")
-        ratio.append(max(float(r["err_estimate"]) / float(r["bound"]), 1e-3))
+        ratio = float(r["err_estimate"]) / float(r["bound"])
+        logratio.append(math.log10(ratio) if ratio > 0 else -math.inf)
         colors.append("tab:red" if not r["passed"] else "tab:gray")
-    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(muts) + 1.2))
+    CAP = 6.0
+    shown = np.clip(np.nan_to_num(np.array(logratio), neginf=-CAP), -CAP, CAP)
+    fig, ax = plt.subplots(figsize=(7.5, 0.3 * len(muts) + 1.4))
     y = np.arange(len(muts))
-    ax.barh(y, ratio, color=colors)
-    ax.axvline(1.0, color="black", lw=1)
-    ax.set_xscale("log")
+    ax.barh(y, shown, color=colors)
+    for yi, lr, sh in zip(y, logratio, shown):
+        if abs(lr) > CAP:
+            ax.text(sh, yi, f" {lr:.0f} " if math.isfinite(lr) else " -inf ", va="center",
+                    ha="left" if sh > 0 else "right", fontsize=6)
+    ax.axvline(0.0, color="black", lw=1)
+    ax.set_xlim(-CAP - 0.8, CAP + 0.8)
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("estimate / claimed bound (> 1: the verifier caught the mutant)")
-    ax.set_title("negative controls (red: failed as expected; gray: NOT caught)")
+    ax.set_xlabel("log10(estimate / claimed bound)   (> 0: caught; clipped at ±6)")
+    ax.set_title("negative controls (red: failed as expected, gray: not caught)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

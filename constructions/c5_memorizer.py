@@ -1,0 +1,109 @@
+"""C5 — the one-layer memorizer: any target on [0,1]^{T×d} (here d = 1; T1, T2 or T3).
+
+One layer, one head, one-hot product embedding (token s writes x_s into its own
+slot xs_s, THEORY's A·φ(x_s) + p(s) with φ(x_s, s) = x_s ⊗ e_s; see
+``TFConfig.position_input``). Proof, as the program reads:
+
+  layer 1  slots z_1..z_T ← uniform attention at CLS (β = 0: all scores 0) with values T·xs_j:
+           z_j = Σ_s (1/T)·T·[s = j]·x_s = x_j                        (exact: CLS holds X)
+  FFN 1    slot y ← Ĥ(z_1, …, z_T), L4 (Kuhn) decoder of H on [0,1]^T, n cells per axis.
+
+Bound: C_T·L_∞/n (kuhn_error_constant C_T < 3/4, the exact worst case of L4; THEORY's
+L_∞/n is the weaker form), with n = ⌈C_T·L_∞/ε⌉ and L_∞ the task's sup-norm Lipschitz
+constant. Params (n+1)^T·O(T): exponent b = T·d — the one-layer upper bound whose form
+matches the lower bound. Instantiated only where it fits (T ≤ 4 and (n+1)^T ≲ 10^6);
+beyond, :func:`formula_params` gives the count, reported as a formula, never as measured.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.errors import InputError, check_choice, check_int_range, check_open_interval
+from infoflow_jax.functions import IDENTITY, LipschitzFn
+from infoflow_jax.kuhn import kuhn_decoder, kuhn_error_constant, kuhn_param_formula
+from infoflow_jax.slots import FFNBlock, Head, Program
+from infoflow_jax.tasks import KthLargest, MaxRetrieval, TwoHop
+from constructions.l4 import kuhn_ffn, shift_vertex
+
+MAX_VERTICES = 2_000_000  # refuse to instantiate beyond this; use formula_params
+
+MUTANTS = {
+    "beta-positive": "CLS scores β·x_s (β = 50) instead of uniform attention",
+    "vertex-shifted": "one L4 vertex value (the one nearest (1/2, …, 1/2)) moved by 1",
+    "position-dropped": "the value of the last position is left out (CLS sees x_T = 0)",
+}
+TARGETS = ("max", "two-hop", "second")
+
+
+def make_task(T: int, target: str, F: LipschitzFn):
+    check_choice("target", target, TARGETS)
+    if target == "max":
+        return MaxRetrieval(T, F)
+    if target == "two-hop":
+        return TwoHop(T, F)
+    return KthLargest(T, k=min(2, T), gamma=None, F=F)
+
+
+def cells_for(T: int, L: float, eps: float) -> int:
+    """n = ⌈C_T·L_∞/ε⌉: the least n with C_T·L_∞/n ≤ ε."""
+    return max(1, math.ceil(kuhn_error_constant(T) * L / eps - 1e-12))
+
+
+def formula_params(T: int, eps: float, *, target: str = "max", F: LipschitzFn = IDENTITY) -> int:
+    """params_theorem of C5 without building it: the L4 decoder's dense count
+    (kuhn_param_formula; its few structural zeros make the built count ≤ this) plus the
+    embedding (T entries of A_s, one constant) and the readout (1)."""
+    n = cells_for(T, make_task(T, target, F).lipschitz, eps)
+    return kuhn_param_formula(T, n) + T + 2
+
+
+def build(T: int, eps: float, *, target: str = "max", F: LipschitzFn = IDENTITY, beta: float | None = None,
+          mutant: str | None = None, k=None) -> Built:
+    check_int_range("T", T, 1)
+    check_open_interval("eps", eps, 0.0, 1.0)
+    mutant = check_mutant(SPEC, mutant)
+    task = make_task(T, target, F)
+    L = task.lipschitz
+    n = cells_for(T, L, eps)
+    if (n + 1) ** T > MAX_VERTICES:
+        raise InputError("eps", eps, f"large enough that (n+1)^T ≤ {MAX_VERTICES} at T = {T} "
+                         f"(n = {n}); use formula_params beyond")
+    H = lambda V: task.target(jnp.asarray(V)[..., None])
+    dec = kuhn_decoder(H, T, n)
+    terms = {"decoder C_T·L_∞/n": dec.error_bound(L), "uniform attention (exact)": 0.0}
+
+    prog = Program(max_T=T)
+    one = prog.constant("one")
+    xs = prog.position_inputs_of("xs")  # xs_j = x_j at token j, 0 elsewhere
+    values = tuple((T * xs[j], f"z{j + 1}") for j in range(T))
+    if mutant == "position-dropped":
+        values = values[:-1] + ((0.0 * xs[-1], f"z{T}"),)
+    score = ()
+    if mutant == "beta-positive":
+        total = xs[0]
+        for f in xs[1:]:
+            total = total + f
+        score = ((50.0 * one, total),)
+    l1 = prog.layer()
+    l1.attend(Head(score=score, values=values, note="z_j ← uniform average of T·x_s⊗e_s = x_j at CLS (β = 0)"))
+    net = kuhn_ffn(dec)
+    if mutant == "vertex-shifted":
+        net = shift_vertex(dec, 1.0, int(sum((n // 2) * (n + 1) ** i for i in range(T))))
+    l1.ffn(FFNBlock(tuple(prog[f"z{j + 1}"] for j in range(T)), net, ("y",),
+                    note=f"y ← Ĥ(z_1..z_{T}), L4 Kuhn decoder on [0,1]^{T}, n={n}"))
+    prog.readout(prog["y"])
+    return Built(name="C5", task=task, compiled=prog.compile(), eps=eps, bound=sum(terms.values()),
+                 bound_terms=terms, betas=[0.0], choices={"n": n, "C_T": kuhn_error_constant(T), "target": target,
+                                                          "split": dec.split}, mutant=mutant)
+
+
+SPEC = register(ConstructionSpec(
+    name="C5", task_id="T1", summary="one-layer memorizer (uniform attention + L4 decoder), O(ε^{-T}) params",
+    build=build, mutants=MUTANTS, layers=lambda k: 1,
+    default_T=(1, 2, 3), default_eps=(0.3, 0.1),
+))
