@@ -24,7 +24,7 @@ import numpy as np
 
 from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
 from infoflow_jax.errors import InputError, check_choice, check_int_range, check_open_interval
-from infoflow_jax.functions import IDENTITY, LipschitzFn
+from infoflow_jax.functions import DEFAULT_F, LipschitzFn
 from infoflow_jax.kuhn import kuhn_decoder, kuhn_error_constant, kuhn_param_formula
 from infoflow_jax.slots import FFNBlock, Head, Program
 from infoflow_jax.tasks import KthLargest, MaxRetrieval, TwoHop
@@ -54,7 +54,7 @@ def cells_for(T: int, L: float, eps: float) -> int:
     return max(1, math.ceil(kuhn_error_constant(T) * L / eps - 1e-12))
 
 
-def formula_params(T: int, eps: float, *, target: str = "max", F: LipschitzFn = IDENTITY) -> int:
+def formula_params(T: int, eps: float, *, target: str = "max", F: LipschitzFn = DEFAULT_F) -> int:
     """params_theorem of C5 without building it: the L4 decoder's dense count
     (kuhn_param_formula; its few structural zeros make the built count ≤ this) plus the
     embedding (T entries of A_s, one constant) and the readout (1)."""
@@ -62,7 +62,7 @@ def formula_params(T: int, eps: float, *, target: str = "max", F: LipschitzFn = 
     return kuhn_param_formula(T, n) + T + 2
 
 
-def build(T: int, eps: float, *, target: str = "max", F: LipschitzFn = IDENTITY, beta: float | None = None,
+def build(T: int, eps: float, *, target: str = "max", F: LipschitzFn = DEFAULT_F, beta: float | None = None,
           mutant: str | None = None, k=None) -> Built:
     check_int_range("T", T, 1)
     check_open_interval("eps", eps, 0.0, 1.0)
@@ -105,5 +105,5 @@ def build(T: int, eps: float, *, target: str = "max", F: LipschitzFn = IDENTITY,
 SPEC = register(ConstructionSpec(
     name="C5", task_id="T1", summary="one-layer memorizer (uniform attention + L4 decoder), O(ε^{-T}) params",
     build=build, mutants=MUTANTS, layers=lambda k: 1,
-    default_T=(1, 2, 3), default_eps=(0.3, 0.1),
+    default_T=(1, 2, 3), default_eps=(0.3,),
 ))

@@ -28,7 +28,7 @@ import sys
 
 # Subcommands, in --help order. Later subcommands append their name here and
 # provide infoflow_jax/cli_<name>.py with add_parser(subparsers) and run(args).
-SUBCOMMANDS = ["verify", "predict", "train", "sweep", "report"]
+SUBCOMMANDS = ["verify", "predict", "train", "sweep", "report", "separation"]
 
 PROG = "infoflow"
 EXIT_USAGE = 2

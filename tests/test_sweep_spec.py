@@ -114,3 +114,21 @@ def test_config_hash_depends_on_every_field():
     assert len({a.hash, Config(kind="construction", name="C1", T=4, eps=0.01).hash,
                 Config(kind="construction", name="C1", T=4, eps=0.1, seed=1).hash,
                 Config(kind="construction", name="C1", T=4, eps=0.1, mutant="knot-dropped").hash}) == 4
+
+
+def test_cli_sweep_bad_spec_exits_2_with_one_line(tmp_path, capsys):
+    from infoflow_jax.cli import main
+
+    p = tmp_path / "bad.toml"
+    p.write_text('[[run]]\nconstruction = "C1"\neps = [2.0]\n')
+    assert main(["sweep", str(p), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("infoflow sweep: error: run[0].eps = 2.0")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_report_of_a_missing_folder_exits_2(tmp_path, capsys):
+    from infoflow_jax.cli import main
+
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.startswith("infoflow report: error: DIR = ")

@@ -148,7 +148,7 @@ def lemma_record(cfg: Config, est: Estimate) -> dict:
     else:
         gamma = lc.L2_GAMMA
         q = (T - 1) * math.exp(-beta * gamma)
-        rec = lc._record(cfg.name, T, beta, lc.margin_weight_defect(T, beta, gamma), 2 * q / (1 + q), est,
+        rec = lc._record(cfg.name, T, beta, margin_weight_defect(T, beta, gamma), 2 * q / (1 + q), est,
                          cfg.mutant, t0, {"gamma": gamma})
     rec["dtype"] = cfg.dtype
     rec.setdefault("seed", cfg.seed)
@@ -298,6 +298,17 @@ def prepare(config: Config, entry) -> Prepared:
     p.probes = tuple(np.asarray(probes[n], np.float64) for n in p.probe_names)
     p.build_seconds = time.perf_counter() - t0
     return p
+
+
+def run_direct(p: Prepared) -> dict:
+    """A lemma check without a batched form in this engine: its registry ``run`` (compiles its own programs)."""
+    c = p.config
+    t0 = time.perf_counter()
+    rec = p.entry.run(T=c.T, beta=c.beta, mutant=c.mutant, seed=c.seed, budget=c.budget)
+    rec.setdefault("seed", c.seed)
+    rec.update(config_hash=c.hash, bucket=f"direct:{c.name}/T{c.T}", compile_seconds=None,
+               seconds=time.perf_counter() - t0)
+    return rec
 
 
 def failed_record(p: Prepared) -> dict:
@@ -530,10 +541,16 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
             nonlocal written
             while queue and (block or queue[0][1] is None or queue[0][1].done()):
                 bucket, future = queue.popleft()
-                if future is None:  # a configuration that could not be built: its failed row, in order
-                    store.append(failed_record(bucket))
-                    done.add(bucket.config.hash)
-                    stats.configs_failed_build += 1
+                if future is None or future == "direct":
+                    p = bucket
+                    if future is None:  # a configuration that could not be built: its failed row, in order
+                        rec = failed_record(p)
+                        stats.configs_failed_build += 1
+                    else:  # a lemma check the engine has no batched form of: its own run(), unbatched
+                        rec = run_direct(p)
+                        stats.configs_run += 1
+                    store.append(rec)
+                    done.add(p.config.hash)
                     written += 1
                     bar.update(1)
                     continue
@@ -554,6 +571,11 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
             prepared = [prepare(c, registry[c.name]) for c in group]
             stats.build_seconds += time.perf_counter() - t_build
             queue.extend((p, None) for p in prepared if p.error is not None and p.config.hash not in done)
+            direct = [p for p in prepared if p.config.kind == "lemma" and p.config.name not in _lemma_fns()]
+            queue.extend((p, "direct") for p in direct if p.config.hash not in done)
+            prepared = [p for p in prepared if p not in direct]
+            if not prepared:
+                continue
             for bucket in make_buckets(prepared, spec.bucket, placement.devices[0].platform):
                 stats.buckets += 1
                 _size(bucket, spec, placement)

@@ -1,6 +1,6 @@
 """Rate fitting (THEORY §6): parameter exponents and error-vs-parameter slopes with 95% intervals.
 
-Per group (construction, T, k, γ, dtype) of real (non-mutant) measured records:
+Per group (construction, T, k, γ, dtype, task, r, D) of real (non-mutant) measured records:
 
 * **parameter exponent** b̂: least-squares slope of log(params_theorem) on
   log(1/ε); expected b (1 for C1–C3);
@@ -68,17 +68,24 @@ def fit_slope(x, y, level: float = LEVEL) -> Fit:
     return Fit(b, b - t * se, b + t * se, a, n, se)
 
 
-def expected_exponent(name: str, T: int | None = None, k: int | None = None, registry: dict | None = None):
-    """The parameter exponent a construction claims (spec attribute, else the local table, else None)."""
+def expected_exponent(name: str, T: int | None = None, k: int | None = None, registry: dict | None = None,
+                      **more):
+    """The parameter exponent a construction claims (spec attribute, else the local table, else None).
+
+    A callable ``expected_exponent`` receives, by name, whichever of T, k and the
+    group's other fields (``r``, ``D``, ``task``, ``gamma``) it declares; one
+    without named parameters is called as ``f(T, k)``.
+    """
     spec = (registry or {}).get(name)
     e = getattr(spec, "expected_exponent", None) if spec is not None else None
     if callable(e):
+        given = {"T": T, "k": k, **more}
         try:
             params = inspect.signature(e).parameters
-            kw = {key: v for key, v in (("T", T), ("k", k)) if key in params}
-            e = e(**kw) if kw or not params else e(T, k)
         except (TypeError, ValueError):
-            e = e(T, k)
+            params = {}
+        kw = {key: v for key, v in given.items() if key in params}
+        e = e(**kw) if kw else e(T, k)
     if e is None:
         e = EXPECTED_EXPONENT.get(name)
     return None if e is None else float(e)
@@ -124,18 +131,20 @@ def fit_rates(records: list[dict], registry: dict | None = None) -> list[RateRow
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         if _usable(r):
-            key = (r["name"], r["T"], r.get("k"), r.get("gamma"), r.get("dtype", "float64"))
+            key = (r["name"], r["T"], r.get("k"), r.get("gamma"), r.get("dtype", "float64"), r.get("task"),
+                   r.get("r"), r.get("D"))
             groups.setdefault(key, []).append(r)
     rows = []
-    order = lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0, kv[0][3] or 0.0, kv[0][4])
-    for (name, T, k, gamma, dtype), rs in sorted(groups.items(), key=order):
+    order = lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0, kv[0][3] or 0.0, kv[0][4], str(kv[0][5]),
+                        kv[0][6] or 0, kv[0][7] or 0)
+    for (name, T, k, gamma, dtype, task, r_, D), rs in sorted(groups.items(), key=order):
         eps = np.array([r["eps"] for r in rs], np.float64)
         params = np.array([r["params_theorem"] for r in rs], np.float64)
         err = np.array([r["err_estimate"] for r in rs], np.float64)
         n_eps = len(set(eps.tolist()))
         decades = float(np.log10(eps.max() / eps.min())) if n_eps > 1 else 0.0
         sufficient = n_eps >= MIN_POINTS and decades >= MIN_DECADES - 1e-9
-        b = expected_exponent(name, T, k, registry)
+        b = expected_exponent(name, T, k, registry, r=r_, D=D, task=task, gamma=gamma)
         pfit = fit_slope(np.log(1.0 / eps), np.log(params))
         pos = err > 0
         efit = fit_slope(np.log(params[pos]), np.log(err[pos]))

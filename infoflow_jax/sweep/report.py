@@ -349,8 +349,10 @@ def _summary(records, rate_rows) -> list[str]:
         unexpected = [r for r in rs if not expected_outcome(r)]
         all_ok &= not unexpected
         rate = [rr for rr in rate_rows if rr.name == name]
-        counts = [(sum(rr.passed is True for rr in rate), "agree"), (sum(rr.passed is False for rr in rate),
-                  "**disagree**"), (sum(rr.passed is None for rr in rate), "insufficient ε grid")]
+        verdicts = [_rate_verdict(rr) for rr in rate]
+        counts = [(verdicts.count("PASS"), "agree"), (verdicts.count("FAIL"), "**disagree**"),
+                  (verdicts.count("insufficient ε grid"), "insufficient ε grid"),
+                  (verdicts.count("no expected exponent"), "no expected exponent")]
         rate_txt = ", ".join(f"{n} {what}" for n, what in counts if n) or "–"
         rows.append([name, f"{sum(r['passed'] for r in real)}/{len(real)}",
                      f"{sum(not r['passed'] for r in muts)}/{len(muts)}" if muts else "–", rate_txt,
@@ -358,6 +360,14 @@ def _summary(records, rate_rows) -> list[str]:
     out.append(_table(["name", "real configs passed", "mutants caught", "rate fits", "overall"], rows))
     out += ["", f"Overall: **{'every row as expected' if all_ok else 'UNEXPECTED rows present'}**", ""]
     return out
+
+
+def _rate_verdict(rr) -> str:
+    if rr.expected is None:
+        return "no expected exponent"
+    if not rr.sufficient:
+        return "insufficient ε grid"
+    return "PASS" if rr.passed else "FAIL"
 
 
 def _rates(rate_rows) -> list[str]:
@@ -373,7 +383,7 @@ def _rates(rate_rows) -> list[str]:
         rows.append([rr.name, rr.T, "–" if rr.k is None else rr.k, rr.n_eps, f"{rr.decades:.1f}",
                      _interval(rr.params_fit), _g(rr.expected), _verdict(rr.params_ok),
                      _interval(rr.err_fit), _g(rr.expected_err_slope), _verdict(rr.err_ok),
-                     "insufficient ε grid" if not rr.sufficient else ("PASS" if rr.passed else "FAIL")])
+                     _rate_verdict(rr)])
     out.append(_table(["name", "T", "k", "#ε", "decades", "b̂ [95% CI]", "expected b", "b",
                        "err slope [95% CI]", "expected", "slope", "verdict"], rows))
     out.append("")
