@@ -20,6 +20,10 @@ class Cube:
 
     name = "cube"
 
+    def __call__(self, X):
+        """A domain is its own retraction: hashable by value, so jit caches on it."""
+        return self.retract(X)
+
     def retract(self, X):
         return jnp.clip(X, 0.0, 1.0)
 
@@ -38,6 +42,10 @@ class Margin:
     k: int
 
     name = "margin"
+
+    def __call__(self, X):
+        """A domain is its own retraction: hashable by value, so jit caches on it."""
+        return self.retract(X)
 
     def __post_init__(self):
         check_int_range("k", self.k, 1)

@@ -121,7 +121,7 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, key, budget: B
         best_idx = jnp.argsort(-jnp.nan_to_num(vals, nan=jnp.inf))[:n_best]
         fresh = sample("uniform", keys[0], budget.starts - n_best, T, d, domain)
         X0 = jnp.concatenate([pool[best_idx], fresh])
-        vals_adv, X_adv = _ascend(err_fn, domain.retract, params, X0, budget.steps, budget.lr)
+        vals_adv, X_adv = _ascend(err_fn, domain, params, X0, budget.steps, budget.lr)  # domain ≡ its retraction
         candidates["adversarial"] = (X_adv, vals_adv)
 
     per, best = {}, None

@@ -49,3 +49,9 @@ def dtype_named(name: str):
 # 1e5 · 2^-53 ≈ 1e-11 at worst; 1e-12 covers the sizes used by default. A
 # genuine violation of a bound is many orders of magnitude larger.
 FLOAT64_FLOOR = 1e-12
+FLOAT64_REL = 1e-12  # relative counterpart, for bounds far below 1 (L2 at βγ = 100 is ~1e-42)
+
+
+def within_bound(value: float, bound: float) -> bool:
+    """value ≤ bound up to float64 evaluation rounding (absolute and relative floors)."""
+    return bool(value <= bound * (1 + FLOAT64_REL) + FLOAT64_FLOOR)

@@ -6,6 +6,7 @@ the Lipschitz constant of H in the sup-norm on X (used by memorizing decoders).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import jax.numpy as jnp
@@ -146,6 +147,7 @@ def scaled(F: LipschitzFn, c: float) -> LipschitzFn:
     return LipschitzFn(lambda u: c * F(u), abs(c) * F.lipschitz, f"{c:g}·{F.name}")
 
 
+@functools.lru_cache(maxsize=None)  # one object per r: tasks compare equal, compiled programs are shared
 def default_decoupled(r: int) -> tuple[LipschitzFn, ...]:
     """G_j = F/r with F(u) = sin(2πu)/2 + u: Σ_j G_j is (π + 1)-Lipschitz in ‖·‖_∞ for every r."""
     return tuple(scaled(DEFAULT_F, 1.0 / r) for _ in range(r))

@@ -17,7 +17,7 @@ import numpy as np
 
 from infoflow_jax.construction import ConstructionSpec, error_function
 from infoflow_jax.estimators import Budget, estimate_sup_error
-from infoflow_jax.precision import FLOAT64_FLOOR, require_float64
+from infoflow_jax.precision import require_float64, within_bound
 
 RECORD_KEYS = ("name", "task", "T", "k", "eps", "beta", "params_total", "params_nonzero", "params_theorem",
                "bound", "err_estimate", "estimator", "passed", "worst_input", "mutant", "dtype", "seconds")
@@ -25,8 +25,8 @@ RECORD_KEYS = ("name", "task", "T", "k", "eps", "beta", "params_total", "params_
 
 def passes(err_estimate: float, bound: float, eps: float) -> bool:
     """THEORY §6: estimate ≤ claimed bound ≤ ε (the first up to float64 rounding,
-    :data:`~infoflow_jax.precision.FLOAT64_FLOOR`, since some bounds are attained exactly)."""
-    return bool(np.isfinite(err_estimate) and err_estimate <= bound + FLOAT64_FLOOR and bound <= eps)
+    :func:`~infoflow_jax.precision.within_bound`, since some bounds are attained exactly)."""
+    return bool(np.isfinite(err_estimate) and within_bound(err_estimate, bound) and bound <= eps)
 
 
 def verify_construction(spec: ConstructionSpec, *, T: int, eps: float, k: int | None = None,
@@ -39,8 +39,11 @@ def verify_construction(spec: ConstructionSpec, *, T: int, eps: float, k: int | 
     if spec.uses_k:
         kw["k"] = k
     built = spec.build(T, eps, mutant=mutant, beta=beta, **kw)
+    if mutant is None and beta is None and not built.bound <= eps:
+        # the construction chose its own β, N: its claim must be ≤ ε by construction
+        raise AssertionError(f"{spec.name}: claimed bound {built.bound:.3e} exceeds eps = {eps:.3e}")
     graphdef, state = built.split()
-    err = error_function(graphdef, built.task.target)
+    err = error_function(graphdef, built.task)
     probes = getattr(built, "probes", None)
     est = estimate_sup_error(err, state, domain=built.task.domain, T=T, d=built.task.d,
                              key=jax.random.PRNGKey(seed), budget=budget, extra_inputs=probes)
