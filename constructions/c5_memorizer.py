@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
-import numpy as np
 
 from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
 from infoflow_jax.errors import InputError, check_choice, check_int_range, check_open_interval

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
 from infoflow_jax.errors import InputError, check_int_range, check_open_interval

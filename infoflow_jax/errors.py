@@ -32,7 +32,7 @@ def check_open_interval(name: str, value: float, lo: float, hi: float) -> float:
 
 def check_positive(name: str, value: float) -> float:
     if not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value) or value <= 0:
-        raise InputError(name, value, f"a finite number > 0")
+        raise InputError(name, value, "a finite number > 0")
     return float(value)
 
 

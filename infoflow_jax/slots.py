@@ -24,8 +24,6 @@ build time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
-
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -306,7 +304,6 @@ class Program:
         if self.readout_form is None:
             raise BuildError("program has no readout")
         E = len(self.slots)
-        heads_per_layer = [lb.heads for lb in self.layers]
         layer_shapes, attn_w, ffn_w = [], [], []
         for lb in self.layers:
             heads = lb.heads or [Head(score=(), values=())]

@@ -7,7 +7,7 @@ the Lipschitz constant of H in the sup-norm on X (used by memorizing decoders).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import jax.numpy as jnp
 

@@ -46,6 +46,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from infoflow_jax.rates import fit_slope
+
 __all__ = [
     "FALL_SLOPE",
     "STALL_SLOPE",
@@ -111,13 +113,11 @@ class Observation:
 
 
 def _fit_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope of y on x and the largest |residual|."""
-    if len(x) < 2 or np.ptp(x) == 0:
+    """Least-squares slope of y on x (:func:`infoflow_jax.rates.fit_slope`) and the largest |residual|."""
+    f = fit_slope(x, y)
+    if not np.isfinite(f.slope):
         return float("nan"), 0.0
-    A = np.vstack([x, np.ones_like(x)]).T
-    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    resid = y - A @ coef
-    return float(coef[0]), float(np.max(np.abs(resid)))
+    return f.slope, float(np.max(np.abs(np.asarray(y) - (f.intercept + f.slope * np.asarray(x)))))
 
 
 def observe(curves: dict[int, list[tuple[float, float]]], *, seed_spread: float | None = None,

@@ -93,3 +93,12 @@ def test_against_exit_status_is_0_when_all_groups_agree(tmp_path, capsys):
 def test_against_missing_results_file_exits_2(tmp_path, capsys):
     assert run_cli(["--against", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith("infoflow predict: error: --against ")
+
+
+def test_agreement_tolerance_scales_with_the_predicted_exponent():
+    """(n+1)^b pieces give slope b·n/(n+1) pre-asymptotically: ±0.15·b for b > 1, ±0.15 for b ≤ 1."""
+    from infoflow_jax.rates import exponent_agrees
+
+    assert exponent_agrees(3.0, 2.6, 2.55, 2.65)
+    assert not exponent_agrees(3.0, 2.5, 2.45, 2.55)
+    assert not exponent_agrees(1.0, 0.8, 0.79, 0.81)

@@ -20,10 +20,9 @@ within ±0.15 of the slope.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -49,35 +48,7 @@ MIN_DISTINCT_EPS = 4
 GROUP_KEYS = ("name", "task", "L", "h", "T", "d", "k", "r", "D")
 
 
-def fit_exponent(inv_eps: Sequence[float], params: Sequence[float],
-                 confidence: float = 0.95) -> tuple[float, float, float, int]:
-    """Least-squares slope of log(params) on log(1/ε), with a t-interval.
-
-    Model: log p_i = a + b·log(1/ε_i) + noise.  Returns ``(b, lo, hi, n)``,
-    where [lo, hi] = b ∓ t_{n−2, (1+confidence)/2} · se(b) and
-    se(b)² = (RSS/(n−2)) / Σ(x_i − x̄)².  With n = 2 the interval is infinite;
-    with an exact fit it collapses to b.
-    """
-    x = np.log(np.asarray(inv_eps, dtype=np.float64))
-    y = np.log(np.asarray(params, dtype=np.float64))
-    n = int(x.size)
-    if n != y.size or n < 2 or not np.all(np.isfinite(x)) or not np.all(np.isfinite(y)):
-        raise ValueError("fit_exponent needs ≥ 2 finite, positive (1/eps, params) pairs")
-    if np.ptp(x) == 0:
-        raise ValueError("fit_exponent needs at least two distinct eps")
-    A = np.stack([x, np.ones_like(x)], axis=1)
-    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    slope = float(coef[0])
-    dof = n - 2
-    if dof == 0:
-        return slope, -math.inf, math.inf, n
-    resid = y - A @ coef
-    sxx = float(np.sum((x - x.mean()) ** 2))
-    se = math.sqrt(float(resid @ resid) / dof / sxx)
-    from scipy.stats import t as student_t
-
-    q = float(student_t.ppf(0.5 + confidence / 2, dof))
-    return slope, slope - q * se, slope + q * se, n
+from infoflow_jax.rates import exponent_agrees, fit_exponent  # noqa: E402  (one fit, one rule)
 
 
 def load_results(directory: str | Path) -> list[dict[str, Any]]:
@@ -173,9 +144,7 @@ def compare_results(rows: Iterable[dict[str, Any]]) -> tuple[list[GroupCompariso
             error = None
         except (ValueError, TypeError, KeyError) as exc:
             predicted, formula, basis, error = None, None, "error", str(exc)
-        agree = predicted is not None and (
-            lo <= predicted <= hi or abs(predicted - slope) <= AGREEMENT_TOLERANCE
-        )
+        agree = predicted is not None and exponent_agrees(predicted, slope, lo, hi, AGREEMENT_TOLERANCE)
         out.append(GroupComparison(key, n, float(eps.min()), float(eps.max()), slope, lo, hi,
                                    predicted, formula, basis, formula_rows, agree, error))
     return out, skipped
@@ -213,7 +182,7 @@ def format_comparison(comparisons: list[GroupComparison], skipped: int) -> str:
             lines.append(f"    error: {c.error}")
     n_agree = sum(c.agree for c in comparisons)
     lines.append(
-        f"{n_agree}/{len(comparisons)} groups agree (tolerance: 95% CI or ±{AGREEMENT_TOLERANCE}); "
+        f"{n_agree}/{len(comparisons)} groups agree (tolerance: 95% CI or ±{AGREEMENT_TOLERANCE}·max(1, b)); "
         f"{skipped} group(s) skipped with < {MIN_DISTINCT_EPS} distinct eps"
     )
     bad = [c for c in comparisons if not c.agree]

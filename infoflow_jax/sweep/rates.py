@@ -24,48 +24,14 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 EXPECTED_EXPONENT = {"C1": 1.0, "C2": 1.0, "C3": 1.0}
-TOLERANCE = 0.15
-LEVEL = 0.95
+from infoflow_jax.rates import LEVEL, TOLERANCE  # noqa: E402,F401
 MIN_POINTS = 4
 MIN_DECADES = 2.0
 
 
-@dataclass(frozen=True)
-class Fit:
-    slope: float
-    lo: float
-    hi: float
-    intercept: float
-    n: int
-    stderr: float
-
-    def agrees(self, expected: float | None, tol: float = TOLERANCE) -> bool | None:
-        if expected is None or not math.isfinite(self.slope):
-            return None
-        inside = math.isfinite(self.lo) and self.lo <= expected <= self.hi
-        return bool(inside or abs(self.slope - expected) <= tol)
-
-
-def fit_slope(x, y, level: float = LEVEL) -> Fit:
-    """Least-squares line y ≈ a + b·x; b with its two-sided ``level`` Student-t interval."""
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
-    n = int(x.size)
-    if n < 2 or np.ptp(x) == 0:
-        return Fit(math.nan, math.nan, math.nan, math.nan, n, math.nan)
-    A = np.stack([x, np.ones_like(x)], axis=1)
-    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    b, a = float(coef[0]), float(coef[1])
-    if n == 2:
-        return Fit(b, math.nan, math.nan, a, n, math.nan)
-    resid = y - A @ coef
-    s2 = float(resid @ resid) / (n - 2)
-    se = math.sqrt(s2 / float(((x - x.mean()) ** 2).sum()))
-    t = float(stats.t.ppf(0.5 + level / 2, n - 2))
-    return Fit(b, b - t * se, b + t * se, a, n, se)
+from infoflow_jax.rates import Fit, fit_slope  # noqa: E402,F401  (re-exported)
 
 
 def expected_exponent(name: str, T: int | None = None, k: int | None = None, registry: dict | None = None,
