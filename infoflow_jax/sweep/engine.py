@@ -191,7 +191,7 @@ def make_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, pro
     +inf, as ``estimate_sup_error`` does) and the input attaining it.
     """
     sampler_names = samplers_for(domain)
-    retract = domain.retract
+    retract = domain  # a domain is its own retraction, hashable by value: jit caches on it
     ascent = budget.starts > 0 and budget.steps > 0
     n_best = (budget.starts + 1) // 2
 
