@@ -62,5 +62,5 @@ def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, beta: float | None 
 
 SPEC = register(ConstructionSpec(
     name="C1", task_id="T1", summary="one-layer max retriever (T1), O(1/ε) params at any T",
-    build=build, mutants=MUTANTS, layers=lambda k: 1,
+    build=build, mutants=MUTANTS, layers=lambda k: 1, expected_exponent=1.0,
 ))

@@ -80,5 +80,5 @@ def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, psi: LipschitzFn = 
 
 SPEC = register(ConstructionSpec(
     name="C2", task_id="T2", summary="two-layer two-hop retriever (T2), O(1/ε) params at any T",
-    build=build, mutants=MUTANTS, layers=lambda k: 2,
+    build=build, mutants=MUTANTS, layers=lambda k: 2, expected_exponent=1.0,
 ))

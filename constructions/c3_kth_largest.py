@@ -86,5 +86,5 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, F: Lips
 
 SPEC = register(ConstructionSpec(
     name="C3", task_id="T3", summary="k-layer k-th largest under margin γ (T3 on Ω_{γ,k}), O(k + 1/ε) params",
-    build=build, mutants=MUTANTS, layers=lambda k: k, uses_k=True, default_k=(2, 3, 4),
+    build=build, mutants=MUTANTS, layers=lambda k: k, uses_k=True, default_k=(2, 3, 4), expected_exponent=1.0,
 ))

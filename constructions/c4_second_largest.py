@@ -117,5 +117,5 @@ def build(T: int, eps: float, *, k: int = 2, F: LipschitzFn = DEFAULT_F, beta: f
 SPEC = register(ConstructionSpec(
     name="C4", task_id="T3", summary="two-layer second largest on the whole cube (T3, k = 2), one-hot positions",
     build=build, mutants=MUTANTS, layers=lambda k: 2, uses_k=True,
-    default_T=(4, 64), default_eps=(1e-2,), default_k=(2,),
+    default_T=(4, 64), default_eps=(1e-2,), default_k=(2,), expected_exponent=1.0,
 ))

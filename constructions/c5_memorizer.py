@@ -104,5 +104,5 @@ def build(T: int, eps: float, *, target: str = "max", F: LipschitzFn = DEFAULT_F
 SPEC = register(ConstructionSpec(
     name="C5", task_id="T1", summary="one-layer memorizer (uniform attention + L4 decoder), O(ε^{-T}) params",
     build=build, mutants=MUTANTS, layers=lambda k: 1,
-    default_T=(1, 2, 3), default_eps=(0.3,),
+    default_T=(1, 2, 3), default_eps=(0.3,), expected_exponent=lambda T: T,  # T·d with d = 1
 ))

@@ -156,11 +156,11 @@ SPEC_DECOUPLED = register(ConstructionSpec(
     name="C6-decoupled", task_id="T5",
     summary="r-layer top-r retriever, decoupled decode Σ_j G_j(x_(j)) (T5), r·O(1/ε) params (k = r)",
     build=build_decoupled, mutants=MUTANTS_DECOUPLED, layers=lambda k: k, uses_k=True,
-    default_T=(8,), default_eps=(1e-2,), default_k=(2, 1, 3),
+    default_T=(8,), default_eps=(1e-2,), default_k=(2, 1, 3), expected_exponent=1.0,
 ))
 SPEC_COUPLED = register(ConstructionSpec(
     name="C6-coupled", task_id="T4",
     summary="r-layer top-r retriever, coupled L4 decode G(x_(1..r)) (T4), O(ε^{-r}) params (k = r)",
     build=build_coupled, mutants=MUTANTS_COUPLED, layers=lambda k: k, uses_k=True,
-    default_T=(8,), default_eps=(0.3,), default_k=(2, 1, 3),
+    default_T=(8,), default_eps=(0.3,), default_k=(2, 1, 3), expected_exponent=lambda r: r,
 ))

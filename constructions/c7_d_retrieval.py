@@ -85,5 +85,5 @@ def build(T: int, eps: float, *, D: int = 2, d: int = 2, gs=None, G=None, beta: 
 SPEC = register(ConstructionSpec(
     name="C7", task_id="T6", summary="one-layer D-head D-retrieval (T6, linear g_i), O(ε^{-D}) params at any T",
     build=build, mutants=MUTANTS, layers=lambda k: 1,
-    default_T=(4, 16), default_eps=(0.1,),
+    default_T=(4, 16), default_eps=(0.1,), expected_exponent=lambda D: D,
 ))

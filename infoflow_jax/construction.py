@@ -83,6 +83,8 @@ class ConstructionSpec:
     default_T: tuple[int, ...] = (4, 16, 64)
     default_eps: tuple[float, ...] = (1e-1, 1e-2, 1e-3)
     default_k: tuple[int | None, ...] = (None,)
+    # the parameter exponent b it claims: a number, or a callable taking any of T, k, r, D by name
+    expected_exponent: float | Callable | None = None
 
 
 @dataclass(frozen=True)
