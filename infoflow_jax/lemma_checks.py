@@ -58,31 +58,31 @@ def _record(name, T, beta, bound, attained, est, mutant, t0, extra=None):
     }
 
 
-def run_l1(*, T: int, beta: float, mutant: str | None = None, seed: int = 0, budget: Budget = Budget()) -> dict:
-    require_float64("L1-softmax-max")
+def _estimate(check: str, gap_fn, domain, *, T: int, beta: float, mutant: str | None, seed: int, budget: Budget):
+    """Validate, then estimate sup of ``gap_fn(β_used, X)`` over ``domain`` (β_used = β/10 for the mutant)."""
+    require_float64(check)
     check_int_range("T", T, 2)
     check_positive("beta", beta)
     if mutant is not None:
         check_choice("mutant", mutant, LEMMA_MUTANTS)
-    t0 = time.perf_counter()
     used = beta / 10 if mutant == "temperature-off" else beta
-    est = estimate_sup_error(softmax_max_gap, jnp.asarray(used), domain=Cube(), T=T, d=1,
-                             key=jax.random.PRNGKey(seed), budget=budget)
+    return estimate_sup_error(gap_fn, jnp.asarray(used), domain=domain, T=T, d=1,
+                              key=jax.random.PRNGKey(seed), budget=budget)
+
+
+def run_l1(*, T: int, beta: float, mutant: str | None = None, seed: int = 0, budget: Budget = Budget()) -> dict:
+    t0 = time.perf_counter()
+    est = _estimate("L1-softmax-max", softmax_max_gap, Cube(), T=T, beta=beta, mutant=mutant, seed=seed,
+                    budget=budget)
     W, _ = l1_attained(T, beta)
     return _record("L1-softmax-max", T, beta, e_max(T, beta), W, est, mutant, t0)
 
 
 def run_l2(*, T: int, beta: float, mutant: str | None = None, seed: int = 0, budget: Budget = Budget(),
            gamma: float = L2_GAMMA) -> dict:
-    require_float64("L2-margin")
-    check_int_range("T", T, 2)
-    check_positive("beta", beta)
-    if mutant is not None:
-        check_choice("mutant", mutant, LEMMA_MUTANTS)
     t0 = time.perf_counter()
-    used = beta / 10 if mutant == "temperature-off" else beta
-    est = estimate_sup_error(margin_defect, jnp.asarray(used), domain=Margin(gamma, 2), T=T, d=1,
-                             key=jax.random.PRNGKey(seed), budget=budget)
+    est = _estimate("L2-margin", margin_defect, Margin(gamma, 2), T=T, beta=beta, mutant=mutant, seed=seed,
+                    budget=budget)
     q = (T - 1) * math.exp(-beta * gamma)
     return _record("L2-margin", T, beta, margin_weight_defect(T, beta, gamma), 2 * q / (1 + q), est, mutant, t0,
                    {"gamma": gamma})
