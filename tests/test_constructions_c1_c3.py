@@ -77,7 +77,7 @@ def test_c3_passes_at_T_256(k):
     assert run("C3", 256, 1e-3, k, budget=Budget())["passed"]
 
 
-# Memory: layer 1's ψ decoder (N₁ ≈ 1.7e4/ε·1e-3 units) runs at all T+1 positions, so the
+# Memory: layer 1's ψ decoder (N₁ ≈ 16.6/ε units) runs at all T+1 positions, so the
 # inputs per vectorised chunk shrink with T. (T = 1024, ε = 1e-4) needs ~1.4 GB and ~1e12
 # flops per 1e3 inputs: left out of the suite; params_theorem there is checked above.
 SLOW_C2_GRID = [(T, eps) for T in (4, 64, 1024) for eps in (1e-1, 1e-2, 1e-3, 1e-4) if (T, eps) != (1024, 1e-4)]
