@@ -39,15 +39,15 @@ sys.path.insert(0, str(ROOT))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from infoflow_jax.precision import use_float64  # noqa: E402
+from infoflow_jax.core.precision import use_float64  # noqa: E402
 
 use_float64()
 
-from infoflow_jax.construction import load_all  # noqa: E402
-from infoflow_jax.estimators import Budget  # noqa: E402
-from infoflow_jax.model import apply  # noqa: E402
+from infoflow_jax.verification.construction import load_all  # noqa: E402
+from infoflow_jax.verification.estimators import Budget  # noqa: E402
+from infoflow_jax.core.model import apply  # noqa: E402
 from infoflow_jax.sweep import engine as E  # noqa: E402
-from infoflow_jax.sweep.devices import Placement, device_info  # noqa: E402
+from infoflow_jax.core.devices import Placement, device_info  # noqa: E402
 from infoflow_jax.sweep.spec import Run, SweepSpec, expand  # noqa: E402
 
 
@@ -103,7 +103,7 @@ def bench_per_config(spec: SweepSpec) -> dict:
 # ----------------------------------------------------------------------------- 3. numpy reference
 def numpy_forward(model, X: np.ndarray) -> np.ndarray:
     """The TF(L, h, E, W) forward pass of ``model`` in NumPy (float64), batched over X (B, T, d)."""
-    from infoflow_jax.model import positional_features
+    from infoflow_jax.core.model import positional_features
 
     cfg = model.cfg
     B, T, _ = X.shape

@@ -1,7 +1,7 @@
 """Hand-built weight constructions of THEORY §4, one module per construction.
 
 Importing this package registers every construction in
-:data:`infoflow_jax.construction.REGISTRY`.
+:data:`infoflow_jax.verification.construction.REGISTRY`.
 """
 
 from constructions import c1_max_retriever  # noqa: F401

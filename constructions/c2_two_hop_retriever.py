@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
-from infoflow_jax.decoders import piecewise_linear_decoder
-from infoflow_jax.errors import InputError, check_int_range, check_open_interval
-from infoflow_jax.functions import DEFAULT_F, TENT, LipschitzFn
-from infoflow_jax.lemmas import beta_for_soft_max, e_max, knots_for, pl_decoder_error
-from infoflow_jax.slots import FFNBlock, Program, max_retrieval
-from infoflow_jax.tasks import TwoHop
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.core.decoders import piecewise_linear_decoder
+from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
+from infoflow_jax.core.functions import DEFAULT_F, TENT, LipschitzFn
+from infoflow_jax.core.lemmas import beta_for_soft_max, e_max, knots_for, pl_decoder_error
+from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
+from infoflow_jax.core.tasks import TwoHop
 from constructions.c1_max_retriever import most_significant_knot
 
 MUTANTS = {

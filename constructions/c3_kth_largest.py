@@ -22,14 +22,14 @@ Params O(k + 1/ε); exponent b = 1. With k = 2 this is the two-layer k-th larges
 
 from __future__ import annotations
 
-from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
-from infoflow_jax.decoders import piecewise_linear_decoder
-from infoflow_jax.errors import check_int_range, check_open_interval
-from infoflow_jax.functions import DEFAULT_F, LipschitzFn
-from infoflow_jax.lemmas import (beta_for_margin, beta_for_soft_max, e_max, e_max_holds_beyond_unit_range,
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.core.decoders import piecewise_linear_decoder
+from infoflow_jax.core.errors import check_int_range, check_open_interval
+from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
+from infoflow_jax.core.lemmas import (beta_for_margin, beta_for_soft_max, e_max, e_max_holds_beyond_unit_range,
                                  knots_for, margin_retrieval_error, pl_decoder_error)
-from infoflow_jax.slots import FFNBlock, Program, max_retrieval
-from infoflow_jax.tasks import KthLargest
+from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
+from infoflow_jax.core.tasks import KthLargest
 from constructions.c1_max_retriever import most_significant_knot
 from constructions.exclusion import K_EXCLUDE, SCORE_RANGE, exclusion_layers
 

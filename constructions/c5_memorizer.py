@@ -21,12 +21,12 @@ import math
 
 import jax.numpy as jnp
 
-from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
-from infoflow_jax.errors import InputError, check_choice, check_int_range, check_open_interval
-from infoflow_jax.functions import DEFAULT_F, LipschitzFn
-from infoflow_jax.kuhn import kuhn_decoder, kuhn_error_constant, kuhn_param_formula
-from infoflow_jax.slots import FFNBlock, Head, Program
-from infoflow_jax.tasks import KthLargest, MaxRetrieval, TwoHop
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.core.errors import InputError, check_choice, check_int_range, check_open_interval
+from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
+from infoflow_jax.core.kuhn import kuhn_decoder, kuhn_error_constant, kuhn_param_formula
+from infoflow_jax.core.slots import FFNBlock, Head, Program
+from infoflow_jax.core.tasks import KthLargest, MaxRetrieval, TwoHop
 from constructions.l4 import kuhn_ffn, shift_vertex
 
 MAX_VERTICES = 2_000_000  # refuse to instantiate beyond this; use formula_params

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
-from infoflow_jax.decoders import piecewise_linear_decoder
-from infoflow_jax.errors import check_int_range, check_open_interval
-from infoflow_jax.kuhn import kuhn_decoder, kuhn_error_constant
-from infoflow_jax.lemmas import (beta_for_margin, beta_for_soft_max, e_max, e_max_holds_beyond_unit_range,
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.core.decoders import piecewise_linear_decoder
+from infoflow_jax.core.errors import check_int_range, check_open_interval
+from infoflow_jax.core.kuhn import kuhn_decoder, kuhn_error_constant
+from infoflow_jax.core.lemmas import (beta_for_margin, beta_for_soft_max, e_max, e_max_holds_beyond_unit_range,
                                  knots_for, margin_retrieval_error, pl_decoder_error)
-from infoflow_jax.slots import FFNBlock, Program, max_retrieval
-from infoflow_jax.tasks import CoupledTopR, DecoupledTopR
+from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
+from infoflow_jax.core.tasks import CoupledTopR, DecoupledTopR
 from constructions.c1_max_retriever import most_significant_knot
 from constructions.exclusion import SCORE_RANGE, exclusion_layers
 from constructions.l4 import kuhn_ffn, shift_vertex

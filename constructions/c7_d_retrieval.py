@@ -2,7 +2,7 @@
 
 Target: H(X) = G(max_s g_1(x_s), …, max_s g_D(x_s)) on the cube [0,1]^{T×d}. A single
 attention step can only score with a form that is linear in the embedding, so the g_i
-are linear: g_i(x) = ⟨w_i, x⟩ with w_i ≥ 0, Σ w_i ≤ 1 (:class:`~infoflow_jax.tasks.LinearFeature`;
+are linear: g_i(x) = ⟨w_i, x⟩ with w_i ≥ 0, Σ w_i ≤ 1 (:class:`~infoflow_jax.core.tasks.LinearFeature`;
 values in [0,1]; default g_i = x[i], d = D = 2 — with d = 1 every such g_i is a multiple
 of x and T6 degenerates to one retrieval). Proof, as the program reads:
 
@@ -22,12 +22,12 @@ from __future__ import annotations
 import math
 
 
-from infoflow_jax.construction import Built, ConstructionSpec, check_mutant, register
-from infoflow_jax.errors import InputError, check_int_range, check_open_interval
-from infoflow_jax.kuhn import kuhn_decoder, kuhn_error_constant
-from infoflow_jax.lemmas import beta_for_soft_max, e_max
-from infoflow_jax.slots import FFNBlock, Program, max_retrieval
-from infoflow_jax.tasks import DRetrieval, LinearFeature
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
+from infoflow_jax.core.kuhn import kuhn_decoder, kuhn_error_constant
+from infoflow_jax.core.lemmas import beta_for_soft_max, e_max
+from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
+from infoflow_jax.core.tasks import DRetrieval, LinearFeature
 from constructions.l4 import kuhn_ffn, shift_vertex
 
 MUTANTS = {

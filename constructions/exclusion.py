@@ -15,8 +15,8 @@ like every position): C6 keeps it as its l-th retrieved value.
 
 from __future__ import annotations
 
-from infoflow_jax.decoders import clip_unit_interval_net
-from infoflow_jax.slots import FFNBlock, Form, Program, max_retrieval
+from infoflow_jax.core.decoders import clip_unit_interval_net
+from infoflow_jax.core.slots import FFNBlock, Form, Program, max_retrieval
 
 K_EXCLUDE = 2.0  # flagged scores x − K ≤ −1: below every unflagged score by ≥ 1 (≥ γ, as L2 needs)
 SCORE_RANGE = 1.0 + K_EXCLUDE  # scores x − K·f lie in [−K, 1]

@@ -1,4 +1,4 @@
-"""The L4 (Kuhn) decoder as an FFN network for :class:`~infoflow_jax.slots.FFNBlock`.
+"""The L4 (Kuhn) decoder as an FFN network for :class:`~infoflow_jax.core.slots.FFNBlock`.
 
 ``kuhn_decoder`` starts with a Grouped(D, 1, 2) clamp layer; an FFN block must
 start with a Dense layer (it reads the residual stream through forms), so the
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from infoflow_jax.kuhn import KuhnDecoder
-from infoflow_jax.relu_net import Dense, Grouped
+from infoflow_jax.core.kuhn import KuhnDecoder
+from infoflow_jax.core.relu_net import Dense, Grouped
 
 
 def densify(layer) -> Dense:

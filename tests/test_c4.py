@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from infoflow_jax.construction import lookup
-from infoflow_jax.estimators import Budget
-from infoflow_jax.verification import verify_construction
+from infoflow_jax.verification.construction import lookup
+from infoflow_jax.verification.estimators import Budget
+from infoflow_jax.verification.verify import verify_construction
 
 SMALL = Budget(samples=128, grid_points=256, starts=4, steps=20, chunk=64)
 

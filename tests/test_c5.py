@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from constructions.c5_memorizer import formula_params
-from infoflow_jax.construction import lookup
-from infoflow_jax.estimators import Budget
-from infoflow_jax.functions import IDENTITY
+from infoflow_jax.verification.construction import lookup
+from infoflow_jax.verification.estimators import Budget
+from infoflow_jax.core.functions import IDENTITY
 from infoflow_jax.infoflow.against import fit_exponent
-from infoflow_jax.model import TFConfig, Transformer
-from infoflow_jax.params import count_params
-from infoflow_jax.verification import verify_construction
+from infoflow_jax.core.model import TFConfig, Transformer
+from infoflow_jax.core.params import count_params
+from infoflow_jax.verification.verify import verify_construction
 
 SMALL = Budget(samples=128, grid_points=256, starts=0, steps=0, chunk=64)  # samplers + grid; `infoflow verify` runs the ascent
 

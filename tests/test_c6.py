@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from infoflow_jax.construction import lookup
-from infoflow_jax.estimators import Budget
+from infoflow_jax.verification.construction import lookup
+from infoflow_jax.verification.estimators import Budget
 from infoflow_jax.infoflow.against import fit_exponent
-from infoflow_jax.tasks import CoupledG, CoupledTopR, DecoupledTopR
-from infoflow_jax.verification import verify_construction
+from infoflow_jax.core.tasks import CoupledG, CoupledTopR, DecoupledTopR
+from infoflow_jax.verification.verify import verify_construction
 
 SMALL = Budget(samples=128, grid_points=256, starts=0, steps=0, chunk=64)  # samplers + grid; `infoflow verify` runs the ascent
 

@@ -3,11 +3,11 @@
 import jax.numpy as jnp
 import pytest
 
-from infoflow_jax.construction import lookup
-from infoflow_jax.errors import InputError
-from infoflow_jax.estimators import Budget
-from infoflow_jax.tasks import DRetrieval, LinearFeature
-from infoflow_jax.verification import verify_construction
+from infoflow_jax.verification.construction import lookup
+from infoflow_jax.core.errors import InputError
+from infoflow_jax.verification.estimators import Budget
+from infoflow_jax.core.tasks import DRetrieval, LinearFeature
+from infoflow_jax.verification.verify import verify_construction
 
 SMALL = Budget(samples=128, grid_points=256, starts=0, steps=0, chunk=64)  # samplers + grid; `infoflow verify` runs the ascent
 

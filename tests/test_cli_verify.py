@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from infoflow_jax import cli, cli_verify
-from infoflow_jax.construction import load_all
-from infoflow_jax.errors import InputError
-from infoflow_jax.verification import RECORD_KEYS
+from infoflow_jax.cli import main as cli
+from infoflow_jax.cli import verify as cli_verify
+from infoflow_jax.verification.construction import load_all
+from infoflow_jax.core.errors import InputError
+from infoflow_jax.verification.verify import RECORD_KEYS
 
 C1_ARGS = ["verify", "C1", "--T", "4", "--eps", "0.1", "--quick"]
 SENTINEL = '{"sentinel": true}\n'
@@ -95,7 +96,7 @@ def test_real_row_failing_exits_one(capsys):
 
 def test_mutant_that_passes_is_unexpected():
     record = {"mutant": "beta-small", "passed": True}
-    from infoflow_jax.verification import expected_outcome
+    from infoflow_jax.verification.verify import expected_outcome
 
     assert not expected_outcome(record)
 
@@ -162,14 +163,14 @@ def test_parallel_workers_return_every_row(capsys):
 
 # ----------------------------------------------------------------------------- dispatch
 def test_input_error_in_any_subcommand_is_one_line_exit_two(monkeypatch):
-    fake = types.ModuleType("infoflow_jax.cli_fake")
+    fake = types.ModuleType("infoflow_jax.cli.fake")
     fake.add_parser = lambda sub: sub.add_parser("fake")
 
     def run(args):
         raise InputError("widget", 3, "an even number")
 
     fake.run = run
-    monkeypatch.setitem(sys.modules, "infoflow_jax.cli_fake", fake)
+    monkeypatch.setitem(sys.modules, "infoflow_jax.cli.fake", fake)
     monkeypatch.setattr(cli, "SUBCOMMANDS", [*cli.SUBCOMMANDS, "fake"])
     status, out, err = run_main(["fake"])
     assert status == 2 and err == "infoflow fake: error: widget = 3 is out of range: must be an even number\n"

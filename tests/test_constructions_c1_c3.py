@@ -6,10 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from infoflow_jax.construction import lookup
-from infoflow_jax.estimators import Budget
+from infoflow_jax.verification.construction import lookup
+from infoflow_jax.verification.estimators import Budget
 from infoflow_jax.infoflow.against import fit_exponent
-from infoflow_jax.verification import verify_construction
+from infoflow_jax.verification.verify import verify_construction
 
 QUICK = Budget(samples=256, starts=8, steps=60)
 
@@ -50,7 +50,7 @@ def test_theorem_params_grow_like_one_over_eps(name, k):
 
 def test_c3_is_exact_on_the_margin_boundary():
     """Inputs with the top k exactly γ apart: the flags must still be exact."""
-    from infoflow_jax.samplers import sample
+    from infoflow_jax.core.samplers import sample
     built = lookup("C3").build(32, 1e-2, k=3)
     X = sample("margin_boundary", jax.random.PRNGKey(0), 256, 32, 1, built.task.domain)
     err = np.abs(np.asarray(jax.vmap(built.predict)(X)) - np.asarray(built.task.target(X)))

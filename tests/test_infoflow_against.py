@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from infoflow_jax import cli_predict
+from infoflow_jax.cli import predict as cli_predict
 from infoflow_jax.infoflow.against import compare_results, fit_exponent
 
 EPS = [0.1, 0.05, 0.02, 0.01, 0.003, 0.001]
@@ -97,7 +97,7 @@ def test_against_missing_results_file_exits_2(tmp_path, capsys):
 
 def test_agreement_tolerance_scales_with_the_predicted_exponent():
     """(n+1)^b pieces give slope b·n/(n+1) pre-asymptotically: ±0.15·b for b > 1, ±0.15 for b ≤ 1."""
-    from infoflow_jax.rates import exponent_agrees
+    from infoflow_jax.core.rates import exponent_agrees
 
     assert exponent_agrees(3.0, 2.6, 2.55, 2.65)
     assert not exponent_agrees(3.0, 2.5, 2.45, 2.55)

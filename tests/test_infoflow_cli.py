@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from infoflow_jax import cli_predict
+from infoflow_jax.cli import predict as cli_predict
 
 JSON_KEYS = {"task", "L", "h", "T", "d", "k", "r", "D", "exponent", "exponent_formula",
              "needed_L", "schedule", "reason"}

@@ -16,7 +16,7 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
-from infoflow_jax.kuhn import (  # noqa: E402
+from infoflow_jax.core.kuhn import (  # noqa: E402
     Dense,
     Grouped,
     kuhn_decoder,

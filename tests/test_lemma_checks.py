@@ -2,8 +2,8 @@
 
 import pytest
 
-from infoflow_jax.estimators import Budget
-from infoflow_jax.lemma_checks import run_l1, run_l2
+from infoflow_jax.verification.estimators import Budget
+from infoflow_jax.verification.lemma_checks import run_l1, run_l2
 
 
 @pytest.mark.parametrize("T", [2, 16, 256])

@@ -7,12 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from infoflow_jax.decoders import clip_unit_interval_net, piecewise_linear_decoder
-from infoflow_jax.functions import DEFAULT_F, TENT
-from infoflow_jax.lemmas import (beta_for_margin, beta_for_soft_max, e_max, knots_for, l1_attained,
+from infoflow_jax.core.decoders import clip_unit_interval_net, piecewise_linear_decoder
+from infoflow_jax.core.functions import DEFAULT_F, TENT
+from infoflow_jax.core.lemmas import (beta_for_margin, beta_for_soft_max, e_max, knots_for, l1_attained,
                                  margin_retrieval_error, pl_decoder_error)
-from infoflow_jax.precision import FLOAT64_FLOOR
-from infoflow_jax.relu_net import relu_net_apply
+from infoflow_jax.core.precision import FLOAT64_FLOOR
+from infoflow_jax.core.relu_net import relu_net_apply
 
 
 @pytest.mark.parametrize("T,beta", [(2, 10.0), (16, 10.0), (256, 1e3), (64, 1e5)])

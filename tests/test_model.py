@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from infoflow_jax.model import TFConfig, Transformer, apply, batched_apply
-from infoflow_jax.params import count_params
+from infoflow_jax.core.model import TFConfig, Transformer, apply, batched_apply
+from infoflow_jax.core.params import count_params
 
 
 def small_model(seed=0, positional="onehot"):

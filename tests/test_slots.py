@@ -4,10 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from infoflow_jax.decoders import piecewise_linear_decoder
-from infoflow_jax.functions import IDENTITY
-from infoflow_jax.relu_net import Dense
-from infoflow_jax.slots import BuildError, FFNBlock, Form, Program, max_retrieval
+from infoflow_jax.core.decoders import piecewise_linear_decoder
+from infoflow_jax.core.functions import IDENTITY
+from infoflow_jax.core.relu_net import Dense
+from infoflow_jax.core.slots import BuildError, FFNBlock, Form, Program, max_retrieval
 
 
 def test_writing_a_slot_twice_is_a_build_error():

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from infoflow_jax.precision import use_float64
+from infoflow_jax.core.precision import use_float64
 
 use_float64()
 
-from infoflow_jax.sweep.results import read_results, repair  # noqa: E402
+from infoflow_jax.verification.store import read_results, repair  # noqa: E402
 
 SPEC = """
 name = "tiny"
@@ -49,7 +49,7 @@ TIMING = ("seconds", "compile_seconds")
 
 
 def _sweep_cmd(spec: Path, out: Path, cache: Path) -> list[str]:
-    return [sys.executable, "-m", "infoflow_jax.cli", "sweep", str(spec), "--out", str(out), "--no-progress",
+    return [sys.executable, "-m", "infoflow_jax.cli.main", "sweep", str(spec), "--out", str(out), "--no-progress",
             "--compile-cache", str(cache)]
 
 
@@ -89,9 +89,9 @@ def test_compilations_do_not_exceed_buckets(ref):
 
 
 def test_sweep_record_equals_verify_construction_record(ref):
-    from infoflow_jax.construction import lookup
-    from infoflow_jax.estimators import Budget
-    from infoflow_jax.verification import verify_construction
+    from infoflow_jax.verification.construction import lookup
+    from infoflow_jax.verification.estimators import Budget
+    from infoflow_jax.verification.verify import verify_construction
 
     budget = Budget(samples=512, starts=4, steps=400, grid_points=81, chunk=128)
     v = verify_construction(lookup("C1"), T=4, eps=0.1, budget=budget)
@@ -174,8 +174,8 @@ def test_four_virtual_devices_match_one_device(ref, tmp_path):
 
 
 def test_a_used_folder_refuses_a_different_spec(ref, tmp_path):
-    from infoflow_jax.errors import InputError
-    from infoflow_jax.sweep.results import ResultsStore
+    from infoflow_jax.core.errors import InputError
+    from infoflow_jax.verification.store import ResultsStore
     from infoflow_jax.sweep.spec import load_spec
 
     other = tmp_path / "other.toml"

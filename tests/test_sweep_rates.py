@@ -84,7 +84,7 @@ def test_report_has_rate_table_with_expected_exponents_and_figures(tmp_path):
 
 
 def test_report_hands_training_folder_to_training_report(tmp_path, monkeypatch):
-    import infoflow_jax.training_report as tr
+    import infoflow_jax.training.report as tr
     from infoflow_jax.sweep.report import write_report
 
     (tmp_path / "manifest.json").write_text(json.dumps({"kind": "train"}))

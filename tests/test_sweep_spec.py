@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infoflow_jax.errors import InputError
+from infoflow_jax.core.errors import InputError
 from infoflow_jax.sweep.spec import Config, Run, SweepSpec, expand, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def test_spec_round_trips_through_its_dict():
 def test_python_spec_equals_toml_spec(tmp_path):
     p = tmp_path / "s.toml"
     p.write_text('[budget]\nsamples = 64\n[[run]]\nconstruction = "C1"\nT = [4]\neps = [0.1]\n')
-    from infoflow_jax.estimators import Budget
+    from infoflow_jax.verification.estimators import Budget
 
     py = SweepSpec(runs=(Run(name="C1", T=(4,), eps=(0.1,)),), budget=Budget(samples=64))
     assert [c.hash for c in expand(py)] == [c.hash for c in expand(load_spec(p))]
@@ -117,7 +117,7 @@ def test_config_hash_depends_on_every_field():
 
 
 def test_cli_sweep_bad_spec_exits_2_with_one_line(tmp_path, capsys):
-    from infoflow_jax.cli import main
+    from infoflow_jax.cli.main import main
 
     p = tmp_path / "bad.toml"
     p.write_text('[[run]]\nconstruction = "C1"\neps = [2.0]\n')
@@ -128,7 +128,7 @@ def test_cli_sweep_bad_spec_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_cli_report_of_a_missing_folder_exits_2(tmp_path, capsys):
-    from infoflow_jax.cli import main
+    from infoflow_jax.cli.main import main
 
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith("infoflow report: error: DIR = ")

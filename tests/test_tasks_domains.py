@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from infoflow_jax.domains import Margin
-from infoflow_jax.errors import InputError
-from infoflow_jax.functions import DEFAULT_F, TENT, LipschitzFn
-from infoflow_jax.samplers import sample, samplers_for
-from infoflow_jax.tasks import KthLargest, MaxRetrieval, TwoHop
+from infoflow_jax.core.domains import Margin
+from infoflow_jax.core.errors import InputError
+from infoflow_jax.core.functions import DEFAULT_F, TENT, LipschitzFn
+from infoflow_jax.core.samplers import sample, samplers_for
+from infoflow_jax.core.tasks import KthLargest, MaxRetrieval, TwoHop
 
 
 def test_targets_match_a_numpy_reference():
@@ -51,7 +51,7 @@ def test_every_sampler_stays_in_its_domain(name):
 
 
 def test_near_tie_sampler_produces_close_top_values():
-    from infoflow_jax.domains import Cube
+    from infoflow_jax.core.domains import Cube
     X = sample("near_tie", jax.random.PRNGKey(4), 1000, 8, 1, Cube())
     s = -np.sort(-np.asarray(X[..., 0]), -1)
     gaps = s[:, 0] - s[:, 1]

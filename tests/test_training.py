@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from infoflow_jax import training
-from infoflow_jax import training_report as tr
-from infoflow_jax.errors import InputError
-from infoflow_jax.training import (TrainResult, load_checkpoint, make_task, read_records,
+from infoflow_jax.training import harness as training
+from infoflow_jax.training import report as tr
+from infoflow_jax.core.errors import InputError
+from infoflow_jax.training.harness import (TrainResult, load_checkpoint, make_task, read_records,
                                    run_protocol, save_checkpoint, train_one)
-from infoflow_jax.training_spec import TrainConfig, parse_spec
+from infoflow_jax.training.spec import TrainConfig, parse_spec
 
 TINY = TrainConfig(task="T1", T=4, L=1, W=16, E=8, seed=0, steps=300, batch=64, warmup=20,
                    eval_every=100, eval_samples=256, patience=100)

@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import InputError
+from infoflow_jax.core.errors import InputError
 from .modes import MEMORIZATION_FORMULA, evaluate_formula
 from .planner import plan
 from .tasks import build_task
@@ -48,7 +48,7 @@ MIN_DISTINCT_EPS = 4
 GROUP_KEYS = ("name", "task", "L", "h", "T", "d", "k", "r", "D")
 
 
-from infoflow_jax.rates import exponent_agrees, fit_exponent  # noqa: E402  (one fit, one rule)
+from infoflow_jax.core.rates import exponent_agrees, fit_exponent  # noqa: E402  (one fit, one rule)
 
 
 def load_results(directory: str | Path) -> list[dict[str, Any]]:

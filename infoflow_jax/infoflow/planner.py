@@ -40,7 +40,7 @@ from functools import lru_cache
 from itertools import combinations
 from typing import Any
 
-from ..errors import InputError, check_int_range
+from infoflow_jax.core.errors import InputError, check_int_range
 from .graph import CLS, TOKENS, Decode, Retrieval, TaskGraph
 from .modes import KTH_RETRIEVAL_ONE_STEP, MEMORIZATION_FORMULA
 
@@ -353,7 +353,7 @@ def _decode_candidates(graph: TaskGraph, T: int) -> list[tuple[float, str, str, 
 def plan(graph: TaskGraph, L: int, h: int, T: int) -> Plan:
     """Predict the parameter exponent of ``graph`` on a TF(L, h) at length T.
 
-    Raises :class:`~infoflow_jax.errors.InputError` (a ``ValueError``) for
+    Raises :class:`~infoflow_jax.core.errors.InputError` (a ``ValueError``) for
     L, h, T < 1 or k, r > T.
     """
     _check_architecture(graph, L, h, T)

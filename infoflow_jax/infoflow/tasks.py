@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import InputError, check_int_range
+from infoflow_jax.core.errors import InputError, check_int_range
 from .graph import TaskBuilder, TaskGraph
 
 __all__ = [

@@ -8,8 +8,8 @@ product, i.e. float rounding; see ``tests/test_sweep_padding.py``) whose weight
 pytree has a shape shared by every configuration in the bucket, so one compiled
 program evaluates all of them (stacked, ``jax.vmap``).
 
-Padding is post hoc (it reads a :class:`~infoflow_jax.construction.Built`'s
-compiled model and rebuilds a wider :class:`~infoflow_jax.model.Transformer`):
+Padding is post hoc (it reads a :class:`~infoflow_jax.verification.construction.Built`'s
+compiled model and rebuilds a wider :class:`~infoflow_jax.core.model.Transformer`):
 constructions need no option for it. Only the interfaces *between two dense*
 FFN layers are padded; interfaces next to a grouped (block-diagonal) layer keep
 their width (a bucket then simply holds fewer configurations).
@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from infoflow_jax.model import TFConfig, Transformer
+from infoflow_jax.core.model import TFConfig, Transformer
 
 
 def next_pow2(width: int) -> int:

@@ -8,15 +8,15 @@ For each configuration of a :class:`~infoflow_jax.sweep.spec.SweepSpec`:
    target, domain, T, dtype and budget) into a *bucket*;
 3. per bucket, trace and compile ONE program (ahead of time:
    ``jit(...).lower(...).compile()``) that runs every estimator of
-   :func:`infoflow_jax.estimators.estimate_sup_error` — the exhaustive grid,
+   :func:`infoflow_jax.verification.estimators.estimate_sup_error` — the exhaustive grid,
    each domain sampler, the construction's probes and the multi-start
    adversarial ascent — for a batch of configurations at once:
    ``jax.vmap`` over the stacked weight pytrees (and PRNG keys), vectorised
    chunks (``jax.lax.map``) over inputs, ``jax.vmap`` over ascent starts. No
    Python loop runs over inputs;
 4. turn each configuration's per-estimator maxima into the same
-   :class:`~infoflow_jax.estimators.Estimate` and the same record as
-   :func:`infoflow_jax.verification.verify_construction` (plus
+   :class:`~infoflow_jax.verification.estimators.Estimate` and the same record as
+   :func:`infoflow_jax.verification.verify.verify_construction` (plus
    ``config_hash``, ``bucket``, ``compile_seconds``) and append it at once to
    ``results.jsonl``.
 
@@ -49,15 +49,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infoflow_jax.domains import Cube, Margin
-from infoflow_jax.errors import InputError
-from infoflow_jax.estimators import Budget, Estimate, _ascend, grid_inputs
-from infoflow_jax.model import apply
-from infoflow_jax.precision import require_float64
-from infoflow_jax.samplers import sample, samplers_for
+from infoflow_jax.core.domains import Cube, Margin
+from infoflow_jax.core.errors import InputError
+from infoflow_jax.verification.estimators import Budget, Estimate, _ascend, grid_inputs
+from infoflow_jax.core.model import apply
+from infoflow_jax.core.precision import require_float64
+from infoflow_jax.core.samplers import sample, samplers_for
 from infoflow_jax.sweep import buckets as bk
-from infoflow_jax.sweep.devices import Placement
-from infoflow_jax.sweep.results import ResultsStore
+from infoflow_jax.core.devices import Placement
+from infoflow_jax.verification.store import ResultsStore
 from infoflow_jax.sweep.spec import Config, SweepSpec, expand
 
 PROGRAM_NAME = "sweep_bucket_program"
@@ -118,7 +118,7 @@ def construction_error_fn(graphdef, task, dtype: str) -> Callable:
 
 
 def _lemma_fns():
-    from infoflow_jax import lemma_checks as lc
+    from infoflow_jax.verification import lemma_checks as lc
 
     return {"L1-softmax-max": lc.softmax_max_gap, "L2-margin": lc.margin_defect}
 
@@ -132,15 +132,15 @@ def lemma_error_fn(name: str, dtype: str) -> Callable:
 
 
 def lemma_domain(name: str, gamma: float | None = None):
-    from infoflow_jax.lemma_checks import L2_GAMMA
+    from infoflow_jax.verification.lemma_checks import L2_GAMMA
 
     return Cube() if name == "L1-softmax-max" else Margin(L2_GAMMA if gamma is None else gamma, 2)
 
 
 def lemma_record(cfg: Config, est: Estimate) -> dict:
     """The record ``run_l1`` / ``run_l2`` would write for this configuration (seconds set later)."""
-    from infoflow_jax import lemma_checks as lc
-    from infoflow_jax.lemmas import e_max, l1_attained, margin_weight_defect
+    from infoflow_jax.verification import lemma_checks as lc
+    from infoflow_jax.core.lemmas import e_max, l1_attained, margin_weight_defect
 
     T, beta, t0 = cfg.T, cfg.beta, time.perf_counter()
     if cfg.name == "L1-softmax-max":
@@ -502,7 +502,7 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from infoflow_jax.construction import load_all
+    from infoflow_jax.verification.construction import load_all
 
     require_float64("a sweep")
     t_wall = time.perf_counter()
@@ -647,7 +647,7 @@ def _record(p: Prepared, est: Estimate, bucket: Bucket, eval_seconds: float) -> 
     if c.kind == "lemma":
         rec = lemma_record(c, est)
     else:
-        from infoflow_jax.verification import construction_record
+        from infoflow_jax.verification.verify import construction_record
 
         rec = construction_record(p.entry, p.built, est, T=c.T, eps=c.eps, mutant=c.mutant, seed=c.seed,
                                   dtype=c.dtype)

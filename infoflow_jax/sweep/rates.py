@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 EXPECTED_EXPONENT = {"C1": 1.0, "C2": 1.0, "C3": 1.0}
-from infoflow_jax.rates import LEVEL, TOLERANCE  # noqa: E402,F401
+from infoflow_jax.core.rates import LEVEL, TOLERANCE  # noqa: E402,F401
 MIN_POINTS = 4
 MIN_DECADES = 2.0
 
 
-from infoflow_jax.rates import Fit, fit_slope  # noqa: E402,F401  (re-exported)
+from infoflow_jax.core.rates import Fit, fit_slope  # noqa: E402,F401  (re-exported)
 
 
 def expected_exponent(name: str, T: int | None = None, k: int | None = None, registry: dict | None = None,

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from infoflow_jax.errors import InputError
+from infoflow_jax.core.errors import InputError
 from infoflow_jax.sweep.rates import LEVEL, TOLERANCE, fit_rates
-from infoflow_jax.sweep.results import read_manifest, read_results
-from infoflow_jax.verification import expected_outcome
+from infoflow_jax.verification.store import read_manifest, read_results
+from infoflow_jax.verification.verify import expected_outcome
 
 REPORT = "report.md"
 FIGURES = {
@@ -259,13 +259,13 @@ def write_report(out_dir, *, figures: bool = True) -> Path:
         raise InputError("DIR", str(out_dir), "an existing sweep or training folder")
     manifest = read_manifest(out_dir)
     if manifest is not None and manifest.get("kind") == "train":
-        from infoflow_jax.training_report import write_training_report
+        from infoflow_jax.training.report import write_training_report
 
         return Path(write_training_report(out_dir))
     records = read_results(out_dir)
     if manifest is None and not records:
         raise InputError("DIR", str(out_dir), "a folder holding manifest.json and results.jsonl (from infoflow sweep)")
-    from infoflow_jax.construction import load_all
+    from infoflow_jax.verification.construction import load_all
 
     try:
         registry = load_all()

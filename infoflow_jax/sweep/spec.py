@@ -14,7 +14,7 @@ TOML form (every field optional unless marked)::
     max_batch = 8             # configurations evaluated together (vmap) per call
     memory_mb = 1024          # activation memory one call may use (caps the batch)
 
-    [budget]                  # infoflow_jax.estimators.Budget fields
+    [budget]                  # infoflow_jax.verification.estimators.Budget fields
     samples = 512
     starts = 16
 
@@ -32,7 +32,7 @@ TOML form (every field optional unless marked)::
     budget = { samples = 256 }  # overrides fields of the top-level budget
     options = { }             # extra keyword arguments for build (scalars only)
 
-Every mistake is an :class:`~infoflow_jax.errors.InputError` whose one-line
+Every mistake is an :class:`~infoflow_jax.core.errors.InputError` whose one-line
 message names the field, e.g. ``run[2].eps = 0.0 is out of range: ...``.
 """
 
@@ -46,8 +46,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from infoflow_jax.errors import InputError
-from infoflow_jax.estimators import Budget
+from infoflow_jax.core.errors import InputError
+from infoflow_jax.verification.estimators import Budget
 
 BUCKET_POLICIES = ("pow2", "family", "auto")
 DTYPES = ("float64", "float32")
@@ -227,7 +227,7 @@ def _check_keys(where: str, table: dict, known) -> None:
 def parse_spec(data: dict, *, registry: dict | None = None) -> SweepSpec:
     """Validate a spec table (from TOML or :meth:`SweepSpec.to_dict`) into a :class:`SweepSpec`."""
     if registry is None:
-        from infoflow_jax.construction import load_all
+        from infoflow_jax.verification.construction import load_all
 
         registry = load_all()
     if not isinstance(data, dict):
@@ -262,7 +262,7 @@ def parse_spec(data: dict, *, registry: dict | None = None) -> SweepSpec:
 
 
 def _parse_run(i: int, t, registry: dict) -> Run:
-    from infoflow_jax.construction import LemmaCheckSpec
+    from infoflow_jax.verification.construction import LemmaCheckSpec
 
     where = f"run[{i}]"
     if not isinstance(t, dict):
@@ -354,10 +354,10 @@ def load_spec(path: str | Path, *, registry: dict | None = None) -> SweepSpec:
 # ----------------------------------------------------------------------------- expansion
 def expand(spec: SweepSpec, *, registry: dict | None = None) -> list[Config]:
     """Every configuration of ``spec``, in a deterministic order, duplicates removed."""
-    from infoflow_jax.construction import LemmaCheckSpec
+    from infoflow_jax.verification.construction import LemmaCheckSpec
 
     if registry is None:
-        from infoflow_jax.construction import load_all
+        from infoflow_jax.verification.construction import load_all
 
         registry = load_all()
     out: dict[str, Config] = {}

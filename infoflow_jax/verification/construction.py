@@ -20,11 +20,11 @@ from typing import Callable
 
 import jax.numpy as jnp
 
-from infoflow_jax.errors import InputError, check_choice
-from infoflow_jax.model import apply
-from infoflow_jax.params import ParamCount, count_params
-from infoflow_jax.slots import CompiledProgram
-from infoflow_jax.tasks import Task
+from infoflow_jax.core.errors import InputError, check_choice
+from infoflow_jax.core.model import apply
+from infoflow_jax.core.params import ParamCount, count_params
+from infoflow_jax.core.slots import CompiledProgram
+from infoflow_jax.core.tasks import Task
 
 
 @dataclass
@@ -112,7 +112,7 @@ def register(spec):
 def load_all() -> dict:
     """Import every construction module and lemma check, so they register themselves."""
     import constructions  # noqa: F401  (its __init__ imports each module)
-    import infoflow_jax.lemma_checks  # noqa: F401
+    import infoflow_jax.verification.lemma_checks  # noqa: F401
 
     return REGISTRY
 

@@ -92,7 +92,7 @@ import jax.numpy as jnp
 import numpy as np
 
 try:  # the shared layer types (the lead's module); identical minimal definitions otherwise
-    from infoflow_jax.relu_net import Dense, Grouped
+    from infoflow_jax.core.relu_net import Dense, Grouped
 except ImportError:  # pragma: no cover - only when relu_net is absent
 
     @dataclass(frozen=True, eq=False)

@@ -12,7 +12,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from infoflow_jax.domains import Margin
+from infoflow_jax.core.domains import Margin
 
 
 def _log_uniform(key, shape, lo, hi):

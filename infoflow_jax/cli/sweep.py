@@ -59,14 +59,14 @@ def _sigterm_interrupts() -> None:
 
 
 def run(args) -> int:
-    from infoflow_jax.errors import InputError
-    from infoflow_jax.precision import use_float64
+    from infoflow_jax.core.errors import InputError
+    from infoflow_jax.core.precision import use_float64
 
     use_float64()
     from infoflow_jax.sweep.engine import run_sweep
-    from infoflow_jax.sweep.results import read_results
+    from infoflow_jax.verification.store import read_results
     from infoflow_jax.sweep.spec import expand, load_spec
-    from infoflow_jax.verification import expected_outcome
+    from infoflow_jax.verification.verify import expected_outcome
 
     spec = load_spec(args.spec)
     if args.compile_workers is not None and args.compile_workers < 1:

@@ -1,4 +1,4 @@
-"""``infoflow separation``: the sweep that shows the separation (see infoflow_jax.separation).
+"""``infoflow separation``: the sweep that shows the separation (see infoflow_jax.sweep.separation).
 
 Writes DIR/separation.jsonl (every row; formula rows have "measured": false; fit
 rows have "fit": true), DIR/depth_separation.{png,pdf}, DIR/coupled_vs_decoupled.{png,pdf},
@@ -21,7 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from infoflow_jax.separation import all_ok, run as run_sweep, table
+    from infoflow_jax.sweep.separation import all_ok, run as run_sweep, table
 
     print(f"infoflow separation → {args.out}{' (quick)' if args.quick else ''}")
     rows, fits = run_sweep(Path(args.out), quick=args.quick)

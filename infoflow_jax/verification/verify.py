@@ -15,9 +15,9 @@ import time
 import jax
 import numpy as np
 
-from infoflow_jax.construction import ConstructionSpec, error_function
-from infoflow_jax.estimators import Budget, estimate_sup_error
-from infoflow_jax.precision import require_float64, within_bound
+from infoflow_jax.verification.construction import ConstructionSpec, error_function
+from infoflow_jax.verification.estimators import Budget, estimate_sup_error
+from infoflow_jax.core.precision import require_float64, within_bound
 
 RECORD_KEYS = ("name", "task", "T", "k", "eps", "beta", "params_total", "params_nonzero", "params_theorem",
                "bound", "err_estimate", "estimator", "passed", "worst_input", "mutant", "dtype", "seconds")
@@ -25,7 +25,7 @@ RECORD_KEYS = ("name", "task", "T", "k", "eps", "beta", "params_total", "params_
 
 def passes(err_estimate: float, bound: float, eps: float) -> bool:
     """THEORY §6: estimate ≤ claimed bound ≤ ε (the first up to float64 rounding,
-    :func:`~infoflow_jax.precision.within_bound`, since some bounds are attained exactly)."""
+    :func:`~infoflow_jax.core.precision.within_bound`, since some bounds are attained exactly)."""
     return bool(np.isfinite(err_estimate) and within_bound(err_estimate, bound) and bound <= eps)
 
 

@@ -46,7 +46,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from infoflow_jax.rates import fit_slope
+from infoflow_jax.core.rates import fit_slope
 
 __all__ = [
     "FALL_SLOPE",
@@ -113,7 +113,7 @@ class Observation:
 
 
 def _fit_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope of y on x (:func:`infoflow_jax.rates.fit_slope`) and the largest |residual|."""
+    """Least-squares slope of y on x (:func:`infoflow_jax.core.rates.fit_slope`) and the largest |residual|."""
     f = fit_slope(x, y)
     if not np.isfinite(f.slope):
         return float("nan"), 0.0
@@ -506,7 +506,7 @@ held-out sample; sup-error estimate), taking the median over seeds at each point
 * `noise`: the largest factor by which a point lies off its per-T log-log line
   (and, with several seeds, the median max/min spread over seeds).
 
-Thresholds (named constants in `infoflow_jax/training_report.py`):
+Thresholds (named constants in `infoflow_jax/training/report.py`):
 
 | constant | value | why |
 |---|---|---|
@@ -533,7 +533,7 @@ from "not trained enough"). Everything else is **inconclusive**.
 
 def write_training_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report_train.md`` (+ PNG figures) from ``run_dir/train.jsonl``."""
-    from infoflow_jax.training import MANIFEST_FILE, RECORDS_FILE, read_records
+    from infoflow_jax.training.harness import MANIFEST_FILE, RECORDS_FILE, read_records
 
     run_dir = Path(run_dir)
     records = read_records(run_dir / RECORDS_FILE)

@@ -12,7 +12,7 @@ proof reads::
     prog.readout(prog["y"])
     compiled = prog.compile()
 
-and only then compiled into the weight pytree of a :class:`~infoflow_jax.model.Transformer`.
+and only then compiled into the weight pytree of a :class:`~infoflow_jax.core.model.Transformer`.
 Every slot is one basis direction of the residual stream and is written exactly
 once (by the embedding, an attention head or an FFN block), after which it only
 is read. Residual addition into a fresh (zero) slot is therefore assignment,
@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from infoflow_jax.model import FFNLayerShape, LayerShape, TFConfig, Transformer
-from infoflow_jax.relu_net import Dense, Grouped, Layer, depth, pad_depth
+from infoflow_jax.core.model import FFNLayerShape, LayerShape, TFConfig, Transformer
+from infoflow_jax.core.relu_net import Dense, Grouped, Layer, depth, pad_depth
 
 
 class BuildError(ValueError):

@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infoflow_jax.errors import InputError
+from infoflow_jax.core.errors import InputError
 
 RESULTS = "results.jsonl"
 MANIFEST = "manifest.json"
@@ -149,7 +149,7 @@ def git_commit() -> dict:
 
 
 def environment() -> dict:
-    from infoflow_jax.sweep.devices import device_info
+    from infoflow_jax.core.devices import device_info
 
     return {
         "package": {"name": "infoflow-jax", "version": _version("infoflow-jax")},

@@ -21,12 +21,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infoflow_jax.construction import LemmaCheckSpec, register
-from infoflow_jax.domains import Cube, Margin
-from infoflow_jax.errors import check_choice, check_int_range, check_positive
-from infoflow_jax.estimators import Budget, estimate_sup_error
-from infoflow_jax.lemmas import e_max, l1_attained, margin_weight_defect
-from infoflow_jax.precision import require_float64, within_bound
+from infoflow_jax.verification.construction import LemmaCheckSpec, register
+from infoflow_jax.core.domains import Cube, Margin
+from infoflow_jax.core.errors import check_choice, check_int_range, check_positive
+from infoflow_jax.verification.estimators import Budget, estimate_sup_error
+from infoflow_jax.core.lemmas import e_max, l1_attained, margin_weight_defect
+from infoflow_jax.core.precision import require_float64, within_bound
 
 LEMMA_MUTANTS = {"temperature-off": "softmax evaluated at β/10 against the bound for β"}
 L2_GAMMA = 0.1

@@ -3,7 +3,7 @@
 Sweep folders (manifest kind "sweep"): tables of pass/fail and fitted rates
 beside the expected exponents, and PNG figures (err vs ε, params vs 1/ε with
 fits, err vs T at fixed ε, mutant outcomes). Training folders (manifest kind
-"train") are handed to :func:`infoflow_jax.training_report.write_training_report`.
+"train") are handed to :func:`infoflow_jax.training.report.write_training_report`.
 
 Exit status: 0 when the report was written, 2 on bad input.
 """

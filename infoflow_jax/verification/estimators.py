@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from infoflow_jax.samplers import sample, samplers_for
+from infoflow_jax.core.samplers import sample, samplers_for
 
 
 @dataclass(frozen=True)

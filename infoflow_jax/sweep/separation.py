@@ -7,7 +7,7 @@ formula (``constructions.c5_memorizer.formula_params``; rows flagged
 ``"measured": false``, never mixed into a measured fit).
 Mechanism 2: C6 with r = 1, 2, 3 — decoupled decode ∝ r·ε^{-1}, coupled ∝ ε^{-r}.
 
-Every measured row is a full :func:`~infoflow_jax.verification.verify_construction`
+Every measured row is a full :func:`~infoflow_jax.verification.verify.verify_construction`
 record with a reduced estimator budget (:data:`SWEEP_BUDGET`: domain samplers incl.
 the construction's probes, no grid, no adversarial ascent — ``infoflow verify``
 runs the full estimators); a row counts only if it passes (err ≤ bound ≤ ε).
@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infoflow_jax.estimators import Budget
-from infoflow_jax.functions import IDENTITY
+from infoflow_jax.verification.estimators import Budget
+from infoflow_jax.core.functions import IDENTITY
 
 SWEEP_BUDGET = Budget(samples=128, grid_points=0, starts=0, steps=0, chunk=64)
 
@@ -82,8 +82,8 @@ def formula_row(s: Series, eps: float) -> dict:
 
 
 def run_series(s: Series, budget: Budget = SWEEP_BUDGET) -> list[dict]:
-    from infoflow_jax.construction import lookup
-    from infoflow_jax.verification import verify_construction
+    from infoflow_jax.verification.construction import lookup
+    from infoflow_jax.verification.verify import verify_construction
 
     rows = []
     for eps in s.eps:
@@ -181,7 +181,7 @@ def table(fits: list[dict]) -> str:
 
 def run(out: Path, *, quick: bool = False, budget: Budget = SWEEP_BUDGET, log=print) -> tuple[list[dict], list[dict]]:
     """Run the sweep, write DIR/separation.jsonl and the two figures; return (rows, fits)."""
-    from infoflow_jax.precision import use_float64
+    from infoflow_jax.core.precision import use_float64
 
     use_float64()
     out = Path(out)

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from infoflow_jax.errors import check_int_range, check_positive
+from infoflow_jax.core.errors import check_int_range, check_positive
 
 
 # ----------------------------------------------------------------------------- L1

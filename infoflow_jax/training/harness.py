@@ -1,6 +1,6 @@
 """Trained networks (THEORY §7): do real Transformers follow InfoFlow's predictions?
 
-The harness trains the model family of :mod:`infoflow_jax.model` (TF(L, h, E, W)
+The harness trains the model family of :mod:`infoflow_jax.core.model` (TF(L, h, E, W)
 with ``TFConfig.uniform``) with learnable weights; β is simply the scale of
 ``W_Q``. Training data are sampled on the fly from the task's domain samplers
 (by default 75 % uniform, 25 % near-tie), the loss is the mean squared error
@@ -28,7 +28,7 @@ held-out MSE) are kept, saved as ``.npz`` (flattened state) and used for the
 sup-error estimate; training stops early after ``patience`` evaluations
 without improvement.
 
-The protocol (:func:`run_protocol`) expands a :class:`~infoflow_jax.training_spec.TrainSpec`,
+The protocol (:func:`run_protocol`) expands a :class:`~infoflow_jax.training.spec.TrainSpec`,
 appends one JSON line per finished configuration to ``DIR/train.jsonl`` at
 once (fsync), writes ``DIR/manifest.json`` (kind "train") and skips, on rerun,
 configurations whose ``config_hash`` is already recorded; a truncated last
@@ -55,14 +55,14 @@ import numpy as np
 import optax
 from flax import nnx
 
-from infoflow_jax import tasks as _tasks
-from infoflow_jax.errors import InputError, check_int_range
-from infoflow_jax.estimators import Budget, estimate_sup_error
-from infoflow_jax.model import TFConfig, Transformer, apply, batched_apply
-from infoflow_jax.params import count_params
-from infoflow_jax.precision import dtype_named, use_float64
-from infoflow_jax.samplers import sample
-from infoflow_jax.training_spec import TrainConfig, TrainSpec
+from infoflow_jax.core import tasks as _tasks
+from infoflow_jax.core.errors import InputError, check_int_range
+from infoflow_jax.verification.estimators import Budget, estimate_sup_error
+from infoflow_jax.core.model import TFConfig, Transformer, apply, batched_apply
+from infoflow_jax.core.params import count_params
+from infoflow_jax.core.precision import dtype_named, use_float64
+from infoflow_jax.core.samplers import sample
+from infoflow_jax.training.spec import TrainConfig, TrainSpec
 
 __all__ = [
     "EVAL_SEED",
@@ -87,7 +87,7 @@ RECORDS_FILE = "train.jsonl"
 MANIFEST_FILE = "manifest.json"
 CHECKPOINT_DIR = "checkpoints"
 
-#: task id → name of its class in infoflow_jax.tasks (T4–T6 are looked up when used)
+#: task id → name of its class in infoflow_jax.core.tasks (T4–T6 are looked up when used)
 TASK_CLASSES = {
     "T1": "MaxRetrieval",
     "T2": "TwoHop",
@@ -107,7 +107,7 @@ def make_task(task_id: str, T: int, k: int | None = None, r: int | None = None,
 
     Parameters the task class does not take are ignored (k for T1, …); those it
     needs and that are missing raise :class:`InputError`. T4–T6 are found by
-    name in :mod:`infoflow_jax.tasks` (``CoupledTopR``, ``DecoupledTopR``,
+    name in :mod:`infoflow_jax.core.tasks` (``CoupledTopR``, ``DecoupledTopR``,
     ``DRetrieval``); if the class is not there yet the error says so.
     """
     task_id = str(task_id).upper()
@@ -119,7 +119,7 @@ def make_task(task_id: str, T: int, k: int | None = None, r: int | None = None,
     cls = getattr(_tasks, cls_name, None)
     if cls is None:
         raise InputError("task", task_id,
-                         f"a task whose class exists: infoflow_jax.tasks has no {cls_name} yet")
+                         f"a task whose class exists: infoflow_jax.core.tasks has no {cls_name} yet")
     given = {"k": k, "r": r, "D": D, "gamma": gamma, "d": d}
     names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
     kwargs: dict[str, Any] = {}

@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from infoflow_jax.errors import InputError, check_choice, check_int_range, check_positive
+from infoflow_jax.core.errors import InputError, check_choice, check_int_range, check_positive
 
 TASK_IDS = ("T1", "T2", "T3", "T4", "T5", "T6")
 
@@ -151,7 +151,7 @@ class TrainConfig:
             check_positive("gamma", self.gamma)
         if not self.samplers:
             raise InputError("samplers", self.samplers, "a non-empty table name = fraction")
-        from infoflow_jax.samplers import SAMPLERS
+        from infoflow_jax.core.samplers import SAMPLERS
 
         for name, frac in self.samplers:
             check_choice("samplers", name, list(SAMPLERS) + ["margin_boundary"])

@@ -15,7 +15,7 @@ from typing import Callable
 import jax.numpy as jnp
 import numpy as np
 
-from infoflow_jax.errors import InputError, check_positive
+from infoflow_jax.core.errors import InputError, check_positive
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from infoflow_jax.errors import check_int_range
-from infoflow_jax.relu_net import Dense
+from infoflow_jax.core.errors import check_int_range
+from infoflow_jax.core.relu_net import Dense
 
 
 def knot_slopes(F: Callable, N: int) -> tuple[np.ndarray, np.ndarray]:

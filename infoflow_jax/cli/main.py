@@ -1,4 +1,4 @@
-"""The ``infoflow`` command line: one subcommand per module ``infoflow_jax.cli_<name>``.
+"""The ``infoflow`` command line: one subcommand per module ``infoflow_jax.cli.<name>``.
 
 Each subcommand module exposes
 
@@ -11,7 +11,7 @@ others, and ``infoflow --help``, keep working).
 
 Exit status and errors, for every subcommand:
 
-* bad user input — an :class:`infoflow_jax.errors.InputError` raised anywhere
+* bad user input — an :class:`infoflow_jax.core.errors.InputError` raised anywhere
   while the subcommand runs — prints one line,
   ``infoflow <sub>: error: <message>``, on stderr and exits with status 2
   (no traceback);
@@ -27,7 +27,7 @@ import importlib
 import sys
 
 # Subcommands, in --help order. Later subcommands append their name here and
-# provide infoflow_jax/cli_<name>.py with add_parser(subparsers) and run(args).
+# provide infoflow_jax/cli/<name>.py with add_parser(subparsers) and run(args).
 SUBCOMMANDS = ["verify", "predict", "train", "sweep", "report", "separation"]
 
 PROG = "infoflow"
@@ -37,7 +37,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _module_name(name: str) -> str:
-    return f"infoflow_jax.cli_{name}"
+    return f"infoflow_jax.cli.{name}"
 
 
 def _import(name: str):
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG} {sub}: error: subcommand unavailable: {mod}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 
-    from infoflow_jax.errors import InputError
+    from infoflow_jax.core.errors import InputError
 
     try:
         status = mod.run(args)
@@ -119,5 +119,5 @@ def main(argv: list[str] | None = None) -> int:
     return int(status or 0)
 
 
-if __name__ == "__main__":  # python -m infoflow_jax.cli
+if __name__ == "__main__":  # python -m infoflow_jax.cli.main
     sys.exit(main())

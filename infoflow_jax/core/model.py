@@ -11,7 +11,7 @@ Residual stream of width E at T token positions plus one readout position
   parameter ``As`` does not exist, so every other model is unchanged).
 * Each layer: h-head softmax attention, queries from every position,
   keys/values from token positions only, residual add; then a position-wise
-  ReLU FFN (Dense / Grouped layers, see :mod:`infoflow_jax.relu_net`),
+  ReLU FFN (Dense / Grouped layers, see :mod:`infoflow_jax.core.relu_net`),
   residual add.
 * Output ``y = w·h_0^{(L)} + b``.
 
@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from infoflow_jax.errors import check_choice, check_int_range
+from infoflow_jax.core.errors import check_choice, check_int_range
 
 POSITIONAL_CODES = ("none", "onehot", "sinusoidal")
 
@@ -187,7 +187,7 @@ class FFN(nnx.Module):
         self.b = nnx.List(bs)
 
     def __call__(self, H):
-        from infoflow_jax.relu_net import apply_layer
+        from infoflow_jax.core.relu_net import apply_layer
 
         z = H
         n = len(self.kinds)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
-from infoflow_jax.errors import InputError, check_int_range
+from infoflow_jax.core.errors import InputError, check_int_range
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ one per core, at most 4); rows print as they complete. XLA is asked for backend
 optimisation level 0 (:func:`prefer_fast_compilation`): compilation dominates.
 
 Exit status: 0 iff every row is as expected (real rows pass, mutant rows fail;
-:func:`infoflow_jax.verification.expected_outcome`); 1 otherwise; 2 on bad input.
+:func:`infoflow_jax.verification.verify.expected_outcome`); 1 otherwise; 2 on bad input.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from infoflow_jax.errors import InputError, check_int_range, check_open_interval, check_positive
-from infoflow_jax.report_table import (Column, Table, fmt_g, fmt_int, fmt_list_g, fmt_pass, fmt_sci,
+from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval, check_positive
+from infoflow_jax.cli.table import (Column, Table, fmt_g, fmt_int, fmt_list_g, fmt_pass, fmt_sci,
                                        fmt_seconds)
 
 NAME = "verify"
@@ -184,7 +184,7 @@ def _check_k_le_T(ks, Ts):
 
 def plan_rows(specs, *, T=None, eps=None, k=None, beta=None, mutant=None) -> list[Row]:
     """Validate every option and expand the grids into rows (nothing runs here)."""
-    from infoflow_jax.construction import LemmaCheckSpec
+    from infoflow_jax.verification.construction import LemmaCheckSpec
 
     for x in eps or []:
         check_open_interval("eps", x, 0.0, 1.0)
@@ -242,7 +242,7 @@ def plan_rows(specs, *, T=None, eps=None, k=None, beta=None, mutant=None) -> lis
 
 
 def _budget(quick: bool):
-    from infoflow_jax.estimators import Budget
+    from infoflow_jax.verification.estimators import Budget
 
     return Budget(**(QUICK_BUDGET_KW if quick else DEFAULT_BUDGET_KW))
 
@@ -261,7 +261,7 @@ def _failed_record(row: Row, message: str, seconds: float, seed: int) -> dict:
 
 def run_row(row: Row, *, seed: int, budget) -> dict:
     """Run one row; a non-input failure of the construction becomes a failed record."""
-    from infoflow_jax.verification import expected_outcome, verify_construction
+    from infoflow_jax.verification.verify import expected_outcome, verify_construction
 
     t0 = time.perf_counter()
     try:
@@ -339,7 +339,7 @@ def _emit(line: str, stream=None):
 
 
 def list_specs(specs, as_json: bool) -> int:
-    from infoflow_jax.construction import LemmaCheckSpec
+    from infoflow_jax.verification.construction import LemmaCheckSpec
 
     for spec in specs:
         lemma = isinstance(spec, LemmaCheckSpec)
@@ -375,7 +375,7 @@ def list_specs(specs, as_json: bool) -> int:
 
 
 def select_specs(names: list[str]):
-    from infoflow_jax.construction import load_all
+    from infoflow_jax.verification.construction import load_all
 
     registry = load_all()
     if not names:
@@ -414,8 +414,8 @@ def default_jobs() -> int:
 
 
 def _worker_init() -> None:
-    from infoflow_jax.construction import load_all
-    from infoflow_jax.precision import use_float64
+    from infoflow_jax.verification.construction import load_all
+    from infoflow_jax.core.precision import use_float64
 
     use_float64()
     load_all()
@@ -423,8 +423,8 @@ def _worker_init() -> None:
 
 def _run_group(items: list[tuple], seed: int, budget_kw: dict) -> list[tuple[str, Any]]:
     """Worker: run one group of rows given as plain tuples; InputErrors travel back as data."""
-    from infoflow_jax.construction import LemmaCheckSpec, load_all
-    from infoflow_jax.estimators import Budget
+    from infoflow_jax.verification.construction import LemmaCheckSpec, load_all
+    from infoflow_jax.verification.estimators import Budget
 
     registry = load_all()
     budget = Budget(**budget_kw)
@@ -497,7 +497,7 @@ def prefer_fast_compilation() -> None:
 
 def run(args) -> int:
     prefer_fast_compilation()  # before anything can start the XLA backend
-    from infoflow_jax.precision import use_float64
+    from infoflow_jax.core.precision import use_float64
 
     use_float64()
     seeds = parse_ints("seed", args.seed)

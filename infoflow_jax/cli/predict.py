@@ -19,9 +19,9 @@ import json
 import sys
 from typing import Any
 
-from .errors import InputError
-from .infoflow.against import compare_results, format_comparison, load_results
-from .infoflow.tasks import TASKS, build_task, resolve_task_id
+from infoflow_jax.core.errors import InputError
+from infoflow_jax.infoflow.against import compare_results, format_comparison, load_results
+from infoflow_jax.infoflow.tasks import TASKS, build_task, resolve_task_id
 
 __all__ = ["add_parser", "run", "main"]
 
@@ -80,7 +80,7 @@ def _grid(args) -> tuple[str, list[dict[str, Any]]]:
 
 
 def _predict_grid(args) -> list[Any]:
-    from .infoflow.planner import plan
+    from infoflow_jax.infoflow.planner import plan
 
     task_id, points = _grid(args)
     plans = []
@@ -136,8 +136,8 @@ def run(args) -> int:
         else:
             print(_table(plans))
         if args.plot:
-            from .infoflow.infosets import information_flow
-            from .infoflow.plot import plot_flow
+            from infoflow_jax.infoflow.infosets import information_flow
+            from infoflow_jax.infoflow.plot import plot_flow
 
             plot_flow(information_flow(plans[0]), args.plot)
             print(f"wrote {args.plot}", file=sys.stderr)
@@ -151,7 +151,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m infoflow_jax.cli_predict``)."""
+    """Stand-alone entry point (``python -m infoflow_jax.cli.predict``)."""
     parser = argparse.ArgumentParser(prog="infoflow")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)

@@ -5,7 +5,7 @@ Each finished configuration is appended at once as one JSON line to
 same DIR skips configurations already recorded. At the end the report
 (``DIR/report_train.md`` + figures) is written and the agreement table printed.
 
-Also runnable without the umbrella CLI: ``python -m infoflow_jax.cli_train SPEC --out DIR``.
+Also runnable without the umbrella CLI: ``python -m infoflow_jax.cli.train SPEC --out DIR``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 
-from infoflow_jax.errors import InputError
+from infoflow_jax.core.errors import InputError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -37,10 +37,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from infoflow_jax.training import run_protocol
-    from infoflow_jax.training_spec import load_spec
+    from infoflow_jax.training.harness import run_protocol
+    from infoflow_jax.training.spec import load_spec
 
-    spec = load_spec(args.spec)  # InputError → one line + status 2 (infoflow_jax.cli / main below)
+    spec = load_spec(args.spec)  # InputError → one line + status 2 (infoflow_jax.cli.main / main below)
     if args.list:
         for cfg in spec.configs:
             print(cfg.config_hash(), cfg.label())
@@ -56,7 +56,7 @@ def run(args) -> int:
     print(f"{len(records)}/{len(spec.configs)} configurations recorded in {args.out}/train.jsonl "
           f"({elapsed:.1f} s this invocation)")
     if not args.no_report:
-        from infoflow_jax.training_report import (agreement_rows, format_agreement_text,
+        from infoflow_jax.training.report import (agreement_rows, format_agreement_text,
                                                   write_training_report)
 
         path = write_training_report(args.out)

@@ -28,7 +28,7 @@ def require_float64(what: str) -> None:
     """Raise if float64 is off: a verification in float32 would be dishonest."""
     if not float64_enabled():
         raise RuntimeError(
-            f"{what} needs float64; call infoflow_jax.precision.use_float64() first"
+            f"{what} needs float64; call infoflow_jax.core.precision.use_float64() first"
         )
 
 
@@ -36,7 +36,7 @@ def dtype_named(name: str):
     """Map 'float64' / 'float32' to the jnp dtype; anything else is an error."""
     table = {"float64": jnp.float64, "float32": jnp.float32}
     if name not in table:
-        from infoflow_jax.errors import InputError
+        from infoflow_jax.core.errors import InputError
 
         raise InputError("dtype", name, "one of float64, float32")
     return table[name]

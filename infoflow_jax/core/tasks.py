@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
-from infoflow_jax.domains import Cube, Margin
-from infoflow_jax.errors import check_int_range
-from infoflow_jax.functions import DEFAULT_F, TENT, LipschitzFn
+from infoflow_jax.core.domains import Cube, Margin
+from infoflow_jax.core.errors import check_int_range
+from infoflow_jax.core.functions import DEFAULT_F, TENT, LipschitzFn
 
 
 def kth_largest(X, k: int):
@@ -207,7 +207,7 @@ class DecoupledTopR(Task):
         if not self.Gs:
             object.__setattr__(self, "Gs", default_decoupled(self.r))
         if len(self.Gs) != self.r:
-            from infoflow_jax.errors import InputError
+            from infoflow_jax.core.errors import InputError
             raise InputError("Gs", f"{len(self.Gs)} functions", f"r = {self.r} functions")
 
     @property
@@ -234,7 +234,7 @@ class LinearFeature:
     w: tuple[float, ...]
 
     def __post_init__(self):
-        from infoflow_jax.errors import InputError
+        from infoflow_jax.core.errors import InputError
         if any(c < 0 for c in self.w) or sum(self.w) > 1 + 1e-12 or not self.w:
             raise InputError("g weights", self.w, "non-negative weights with sum ≤ 1")
 
@@ -287,7 +287,7 @@ class DRetrieval(Task):
         if self.G is None:
             object.__setattr__(self, "G", CoupledG(self.D))
         if len(self.gs) != self.D:
-            from infoflow_jax.errors import InputError
+            from infoflow_jax.core.errors import InputError
             raise InputError("gs", f"{len(self.gs)} features", f"D = {self.D} features")
 
     @property

@@ -1,0 +1,1 @@
+"""Training harness: specs, protocol, agreement report. Imports the core and the verification engine."""
