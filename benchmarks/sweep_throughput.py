@@ -43,7 +43,7 @@ from infoflow_jax.core.precision import use_float64  # noqa: E402
 
 use_float64()
 
-from infoflow_jax.verification.construction import load_all  # noqa: E402
+from infoflow_jax.catalog import catalog  # noqa: E402
 from infoflow_jax.verification.estimators import Budget  # noqa: E402
 from infoflow_jax.core.model import apply  # noqa: E402
 from infoflow_jax.sweep import engine as E  # noqa: E402
@@ -73,7 +73,7 @@ def bench_engine(spec: SweepSpec) -> dict:
 
 # ----------------------------------------------------------------------------- 2. per-config jit
 def bench_per_config(spec: SweepSpec) -> dict:
-    registry = load_all()
+    registry = catalog()
     placement = Placement()
     configs = expand(spec, registry=registry)
     compile_s = eval_s = build_s = 0.0
@@ -139,7 +139,7 @@ def numpy_forward(model, X: np.ndarray) -> np.ndarray:
 
 
 def bench_numpy(n_inputs: int, T: int) -> list[dict]:
-    registry = load_all()
+    registry = catalog()
     rows = []
     X = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), (n_inputs, T, 1)))
     for name, eps in (("C1", 1e-2), ("C2", 1e-2)):
@@ -165,7 +165,7 @@ def bench_numpy(n_inputs: int, T: int) -> list[dict]:
 
 # ----------------------------------------------------------------------------- 4. batching
 def bench_batching(n_inputs: int, T: int, chunk: int) -> dict:
-    registry = load_all()
+    registry = catalog()
     built = registry["C1"].build(T, 1e-1)
     g, s = built.split()
     X = jax.random.uniform(jax.random.PRNGKey(1), (n_inputs, T, 1))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
@@ -20,17 +21,10 @@ from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
 from infoflow_jax.core.tasks import MaxRetrieval
 
 MUTANTS = {
-    "beta-small": "β a hundredfold too small",
+    "beta-small": BETA_SMALL.description,
     "knot-dropped": "the decoder's most significant breakpoint unit removed",
     "value-sign-flipped": "the attention value is −x instead of x",
 }
-
-
-def most_significant_knot(net) -> int:
-    """Index of the breakpoint unit whose removal changes F̂ the most (|c_j|·(1 − j/N))."""
-    c = net[1].W[:-1, 0]
-    N = len(c)
-    return int(np.argmax(np.abs(c) * (1 - np.arange(N) / N)))
 
 
 def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, beta: float | None = None,
@@ -44,10 +38,8 @@ def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, beta: float | None 
     beta = beta if beta is not None else beta_for_soft_max(T, eps / (2 * L_F))
     terms = {"attention L_F·e_max(T,β)": L_F * e_max(T, beta), "decoder L_F/(2N)": pl_decoder_error(L_F, N)}
 
-    decoder = piecewise_linear_decoder(F, N)
-    if mutant == "knot-dropped":
-        decoder = piecewise_linear_decoder(F, N, drop_knot=most_significant_knot(decoder))
-    beta_used = beta / 100 if mutant == "beta-small" else beta
+    decoder = knot_dropped(F, N) if mutant == "knot-dropped" else piecewise_linear_decoder(F, N)
+    beta_used = BETA_SMALL(beta) if mutant == "beta-small" else beta
     sign = -1.0 if mutant == "value-sign-flipped" else 1.0
 
     prog = Program()
@@ -60,7 +52,7 @@ def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, beta: float | None 
                  bound_terms=terms, betas=[beta], choices={"N": N}, mutant=mutant)
 
 
-SPEC = register(ConstructionSpec(
+SPEC = ConstructionSpec(
     name="C1", task_id="T1", summary="one-layer max retriever (T1), O(1/ε) params at any T",
     build=build, mutants=MUTANTS, layers=lambda k: 1, expected_exponent=1.0,
-))
+)

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, TENT, LipschitzFn
 from infoflow_jax.core.lemmas import beta_for_soft_max, e_max, knots_for, pl_decoder_error
 from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
 from infoflow_jax.core.tasks import TwoHop
-from constructions.c1_max_retriever import most_significant_knot
 
 MUTANTS = {
     "beta1-small": "first-layer β a hundredfold too small",
@@ -55,10 +55,8 @@ def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, psi: LipschitzFn = 
         "F decoder L_F/(2N₂)": pl_decoder_error(L_F, N2),
     }
 
-    psi_net = piecewise_linear_decoder(psi, N1)
-    if mutant == "psi-knot-dropped":
-        psi_net = piecewise_linear_decoder(psi, N1, drop_knot=most_significant_knot(psi_net))
-    b1 = beta1 / 100 if mutant == "beta1-small" else beta1
+    psi_net = knot_dropped(psi, N1) if mutant == "psi-knot-dropped" else piecewise_linear_decoder(psi, N1)
+    b1 = BETA_SMALL(beta1) if mutant == "beta1-small" else beta1
 
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
@@ -78,7 +76,7 @@ def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, psi: LipschitzFn = 
                  bound_terms=terms, betas=[beta1, beta2], choices={"N1": N1, "N2": N2}, mutant=mutant)
 
 
-SPEC = register(ConstructionSpec(
+SPEC = ConstructionSpec(
     name="C2", task_id="T2", summary="two-layer two-hop retriever (T2), O(1/ε) params at any T",
     build=build, mutants=MUTANTS, layers=lambda k: 2, expected_exponent=1.0,
-))
+)

@@ -22,7 +22,8 @@ Params O(k + 1/ε); exponent b = 1. With k = 2 this is the two-layer k-th larges
 
 from __future__ import annotations
 
-from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
@@ -30,7 +31,6 @@ from infoflow_jax.core.lemmas import (beta_for_margin, beta_for_soft_max, e_max,
                                  knots_for, margin_retrieval_error, pl_decoder_error)
 from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
 from infoflow_jax.core.tasks import KthLargest
-from constructions.c1_max_retriever import most_significant_knot
 from constructions.exclusion import K_EXCLUDE, SCORE_RANGE, exclusion_layers
 
 
@@ -64,16 +64,14 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, F: Lips
     assert margin_retrieval_error(T, beta_ex, gamma, SCORE_RANGE) <= gamma / 4
     terms = {"attention L_F·e_max(T,β)": L_F * e_max(T, beta_last), "decoder L_F/(2N)": pl_decoder_error(L_F, N)}
 
-    b_ex = beta_ex / 100 if mutant == "beta-small" else beta_ex
+    b_ex = BETA_SMALL(beta_ex) if mutant == "beta-small" else beta_ex
     sign = 1.0 if mutant == "flag-sign-flipped" else -1.0
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
     score = exclusion_layers(prog, x, one, k, b_ex, gamma, sign=sign)  # layers 1..k−1: x − K·f_{k−1}
     if mutant == "flag-dropped":
         score = x
-    decoder = piecewise_linear_decoder(F, N)
-    if mutant == "knot-dropped":
-        decoder = piecewise_linear_decoder(F, N, drop_knot=most_significant_knot(decoder))
+    decoder = knot_dropped(F, N) if mutant == "knot-dropped" else piecewise_linear_decoder(F, N)
     last = prog.layer()
     last.attend(max_retrieval(query=beta_last * one, key=score, into="z",
                               note=f"z ← soft-max over tokens of ({score}) = x_({k}) (β={beta_last:.4g})"))
@@ -84,7 +82,7 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, F: Lips
                  choices={"N": N, "gamma": gamma, "K": K_EXCLUDE}, mutant=mutant)
 
 
-SPEC = register(ConstructionSpec(
+SPEC = ConstructionSpec(
     name="C3", task_id="T3", summary="k-layer k-th largest under margin γ (T3 on Ω_{γ,k}), O(k + 1/ε) params",
     build=build, mutants=MUTANTS, layers=lambda k: k, uses_k=True, default_k=(2, 3, 4), expected_exponent=1.0,
-))
+)

@@ -34,7 +34,8 @@ import math
 
 import numpy as np
 
-from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.verification.mutants import knot_dropped
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
@@ -42,7 +43,6 @@ from infoflow_jax.core.lemmas import beta_for_soft_max, e_max, knots_for, pl_dec
 from infoflow_jax.core.relu_net import Dense
 from infoflow_jax.core.slots import FFNBlock, Head, Program, max_retrieval
 from infoflow_jax.core.tasks import KthLargest
-from constructions.c1_max_retriever import most_significant_knot
 
 MUTANTS = {
     "B-small": "self-exclusion strength B = 0.1 instead of β₁ + ln(8L_F/ε)",
@@ -100,9 +100,7 @@ def build(T: int, eps: float, *, k: int = 2, F: LipschitzFn = DEFAULT_F, beta: f
     min_net = (Dense(np.eye(2), np.zeros(2)),  # (x − M, x) → relu(x − M), relu(x) = x (x ≥ 0)
                Dense(np.array([[sign], [1.0]]), np.zeros(1)))
     l1.ffn(FFNBlock((x - prog["M"], x), min_net, ("u",), note="u ← x − relu(x − M) = min(x, M)"))
-    decoder = piecewise_linear_decoder(F, N)
-    if mutant == "knot-dropped":
-        decoder = piecewise_linear_decoder(F, N, drop_knot=most_significant_knot(decoder))
+    decoder = knot_dropped(F, N) if mutant == "knot-dropped" else piecewise_linear_decoder(F, N)
     l2 = prog.layer()
     l2.attend(max_retrieval(query=beta2 * one, key=prog["u"], into="z",
                             note=f"z ← soft-max over tokens of u = x_(2) (β₂={beta2:.4g})"))
@@ -114,8 +112,8 @@ def build(T: int, eps: float, *, k: int = 2, F: LipschitzFn = DEFAULT_F, beta: f
     return built
 
 
-SPEC = register(ConstructionSpec(
+SPEC = ConstructionSpec(
     name="C4", task_id="T3", summary="two-layer second largest on the whole cube (T3, k = 2), one-hot positions",
     build=build, mutants=MUTANTS, layers=lambda k: 2, uses_k=True,
     default_T=(4, 64), default_eps=(1e-2,), default_k=(2,), expected_exponent=1.0,
-))
+)

@@ -21,7 +21,7 @@ import math
 
 import jax.numpy as jnp
 
-from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.errors import InputError, check_choice, check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
 from infoflow_jax.core.kuhn import kuhn_decoder, kuhn_error_constant, kuhn_param_formula
@@ -59,6 +59,13 @@ def formula_params(T: int, eps: float, *, target: str = "max", F: LipschitzFn = 
     embedding (T entries of A_s, one constant) and the readout (1)."""
     n = cells_for(T, make_task(T, target, F).lipschitz, eps)
     return kuhn_param_formula(T, n) + T + 2
+
+
+def formula_counts(T: int, eps: float, *, target: str = "max", F: LipschitzFn = DEFAULT_F) -> dict:
+    """``ConstructionSpec.formula``: the counts of C5 at (T, ε) without building it."""
+    n = cells_for(T, make_task(T, target, F).lipschitz, eps)
+    return {"params_theorem": formula_params(T, eps, target=target, F=F), "choices": {"n": n},
+            "note": "formula (kuhn_param_formula + embedding + readout), not built"}
 
 
 def build(T: int, eps: float, *, target: str = "max", F: LipschitzFn = DEFAULT_F, beta: float | None = None,
@@ -101,8 +108,9 @@ def build(T: int, eps: float, *, target: str = "max", F: LipschitzFn = DEFAULT_F
                                                           "split": dec.split}, mutant=mutant)
 
 
-SPEC = register(ConstructionSpec(
+SPEC = ConstructionSpec(
     name="C5", task_id="T1", summary="one-layer memorizer (uniform attention + L4 decoder), O(ε^{-T}) params",
     build=build, mutants=MUTANTS, layers=lambda k: 1,
     default_T=(1, 2, 3), default_eps=(0.3,), expected_exponent=lambda T: T,  # T·d with d = 1
-))
+    formula=formula_counts,
+)

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import check_int_range, check_open_interval
 from infoflow_jax.core.kuhn import kuhn_decoder, kuhn_error_constant
@@ -38,7 +39,6 @@ from infoflow_jax.core.lemmas import (beta_for_margin, beta_for_soft_max, e_max,
                                  knots_for, margin_retrieval_error, pl_decoder_error)
 from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
 from infoflow_jax.core.tasks import CoupledTopR, DecoupledTopR
-from constructions.c1_max_retriever import most_significant_knot
 from constructions.exclusion import SCORE_RANGE, exclusion_layers
 from constructions.l4 import kuhn_ffn, shift_vertex
 
@@ -108,7 +108,7 @@ def _build(T: int, eps: float, *, coupled: bool, k: int = 2, gamma: float | None
         choices = {"N": Ns}
     choices.update({"r": r, "gamma": gamma, "eta": eta, "K": 2.0})
 
-    scale = 0.01 if mutant == "beta-small" else 1.0
+    scale = BETA_SMALL(1.0) if mutant == "beta-small" else 1.0
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
     score = exclusion_layers(prog, x, one, r, scale * beta_ex, gamma)  # layers 1..r−1
@@ -130,7 +130,7 @@ def _build(T: int, eps: float, *, coupled: bool, k: int = 2, gamma: float | None
         for j, (Gj, Nj, u) in enumerate(zip(task.Gs, Ns, retrieved), start=1):
             net = piecewise_linear_decoder(Gj, Nj)
             if mutant == "knot-dropped" and j == r:
-                net = piecewise_linear_decoder(Gj, Nj, drop_knot=most_significant_knot(net))
+                net = knot_dropped(Gj, Nj)
             last.ffn(FFNBlock((u,), tuple(net), (f"y{j}",), note=f"y{j} ← Ĝ_{j}({u}), L3 decoder, N={Nj}"))
             outs.append(prog[f"y{j}"])
         total = outs[0]
@@ -152,15 +152,15 @@ def build_coupled(T: int, eps: float, *, k: int = 2, **kw) -> Built:
     return _build(T, eps, coupled=True, k=k, **kw)
 
 
-SPEC_DECOUPLED = register(ConstructionSpec(
+SPEC_DECOUPLED = ConstructionSpec(
     name="C6-decoupled", task_id="T5",
     summary="r-layer top-r retriever, decoupled decode Σ_j G_j(x_(j)) (T5), r·O(1/ε) params (k = r)",
     build=build_decoupled, mutants=MUTANTS_DECOUPLED, layers=lambda k: k, uses_k=True,
     default_T=(8,), default_eps=(1e-2,), default_k=(2, 1, 3), expected_exponent=1.0,
-))
-SPEC_COUPLED = register(ConstructionSpec(
+)
+SPEC_COUPLED = ConstructionSpec(
     name="C6-coupled", task_id="T4",
     summary="r-layer top-r retriever, coupled L4 decode G(x_(1..r)) (T4), O(ε^{-r}) params (k = r)",
     build=build_coupled, mutants=MUTANTS_COUPLED, layers=lambda k: k, uses_k=True,
     default_T=(8,), default_eps=(0.3,), default_k=(2, 1, 3), expected_exponent=lambda r: r,
-))
+)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 
-from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant, register
+from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
 from infoflow_jax.core.kuhn import kuhn_decoder, kuhn_error_constant
 from infoflow_jax.core.lemmas import beta_for_soft_max, e_max
@@ -82,8 +82,8 @@ def build(T: int, eps: float, *, D: int = 2, d: int = 2, gs=None, G=None, beta: 
                  mutant=mutant)
 
 
-SPEC = register(ConstructionSpec(
+SPEC = ConstructionSpec(
     name="C7", task_id="T6", summary="one-layer D-head D-retrieval (T6, linear g_i), O(ε^{-D}) params at any T",
     build=build, mutants=MUTANTS, layers=lambda k: 1,
     default_T=(4, 16), default_eps=(0.1,), expected_exponent=lambda D: D,
-))
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from infoflow_jax.cli import main as cli
+from infoflow_jax.cli import app as cli
 
 BAD = {
     "eps-zero": (["C1", "--eps", "0"], "eps"),

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from infoflow_jax.verification.construction import lookup
+from infoflow_jax.catalog import lookup
 from infoflow_jax.verification.estimators import Budget
 from infoflow_jax.verification.verify import verify_construction
 

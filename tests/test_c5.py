@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from constructions.c5_memorizer import formula_params
-from infoflow_jax.verification.construction import lookup
+from infoflow_jax.catalog import lookup
 from infoflow_jax.verification.estimators import Budget
 from infoflow_jax.core.functions import IDENTITY
 from infoflow_jax.infoflow.against import fit_exponent

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from infoflow_jax.verification.construction import lookup
+from infoflow_jax.catalog import lookup
 from infoflow_jax.verification.estimators import Budget
 from infoflow_jax.infoflow.against import fit_exponent
 from infoflow_jax.core.tasks import CoupledG, CoupledTopR, DecoupledTopR

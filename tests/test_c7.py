@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import pytest
 
-from infoflow_jax.verification.construction import lookup
+from infoflow_jax.catalog import lookup
 from infoflow_jax.core.errors import InputError
 from infoflow_jax.verification.estimators import Budget
 from infoflow_jax.core.tasks import DRetrieval, LinearFeature

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from infoflow_jax.cli import main as cli
+from infoflow_jax.cli import app as cli
 from infoflow_jax.cli import verify as cli_verify
-from infoflow_jax.verification.construction import load_all
+from infoflow_jax.catalog import catalog
 from infoflow_jax.core.errors import InputError
-from infoflow_jax.verification.verify import RECORD_KEYS
+from infoflow_jax.verification.records import RECORD_KEYS
 
 C1_ARGS = ["verify", "C1", "--T", "4", "--eps", "0.1", "--quick"]
 SENTINEL = '{"sentinel": true}\n'
@@ -57,7 +57,7 @@ def test_record_beta_is_a_list_per_layer(c1_run):
 
 def test_default_policy_runs_the_real_row_and_every_mutant(c1_run):
     mutants = [r["mutant"] for r in c1_run.records]
-    assert mutants == [None, *load_all()["C1"].mutants]
+    assert mutants == [None, *catalog()["C1"].mutants]
 
 
 def test_real_row_passes(c1_run):
@@ -96,7 +96,7 @@ def test_real_row_failing_exits_one(capsys):
 
 def test_mutant_that_passes_is_unexpected():
     record = {"mutant": "beta-small", "passed": True}
-    from infoflow_jax.verification.verify import expected_outcome
+    from infoflow_jax.verification.records import expected_outcome
 
     assert not expected_outcome(record)
 
@@ -110,12 +110,12 @@ def test_list_shows_c1_and_l1(capsys):
 def test_list_json_is_one_object_per_name(capsys):
     assert cli.main(["verify", "--list", "--json"]) == 0
     names = [json.loads(line)["name"] for line in capsys.readouterr().out.splitlines()]
-    assert names == list(load_all())
+    assert names == list(catalog())
 
 
 # ----------------------------------------------------------------------------- mutant policy (planning only)
 def _plan(names, **kw):
-    registry = load_all()
+    registry = catalog()
     return cli_verify.plan_rows([registry[n] for n in names], **kw)
 
 
@@ -127,7 +127,7 @@ def test_default_mutant_policy_uses_one_representative_point():
 
 def test_mutant_all_runs_every_mutant_at_every_point():
     rows = _plan(["C1"], mutant="all")
-    assert len(rows) == 9 * (1 + len(load_all()["C1"].mutants))
+    assert len(rows) == 9 * (1 + len(catalog()["C1"].mutants))
 
 
 def test_mutant_none_runs_no_mutant():

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from infoflow_jax.verification.construction import lookup
+from infoflow_jax.catalog import lookup
 from infoflow_jax.verification.estimators import Budget
 from infoflow_jax.infoflow.against import fit_exponent
 from infoflow_jax.verification.verify import verify_construction

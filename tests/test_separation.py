@@ -36,7 +36,7 @@ def test_measured_series_rows_pass_and_slope_is_1_for_C3():
 
 
 def test_cli_registers_separation():
-    from infoflow_jax.cli.main import SUBCOMMANDS, build_parser
+    from infoflow_jax.cli.app import SUBCOMMANDS, build_parser
 
     assert "separation" in SUBCOMMANDS
     parser, _ = build_parser(["separation"])

@@ -49,7 +49,7 @@ TIMING = ("seconds", "compile_seconds")
 
 
 def _sweep_cmd(spec: Path, out: Path, cache: Path) -> list[str]:
-    return [sys.executable, "-m", "infoflow_jax.cli.main", "sweep", str(spec), "--out", str(out), "--no-progress",
+    return [sys.executable, "-m", "infoflow_jax.cli.app", "sweep", str(spec), "--out", str(out), "--no-progress",
             "--compile-cache", str(cache)]
 
 
@@ -89,7 +89,7 @@ def test_compilations_do_not_exceed_buckets(ref):
 
 
 def test_sweep_record_equals_verify_construction_record(ref):
-    from infoflow_jax.verification.construction import lookup
+    from infoflow_jax.catalog import lookup
     from infoflow_jax.verification.estimators import Budget
     from infoflow_jax.verification.verify import verify_construction
 

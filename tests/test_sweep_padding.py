@@ -10,12 +10,12 @@ from infoflow_jax.core.precision import use_float64
 
 use_float64()
 
-from infoflow_jax.verification.construction import load_all  # noqa: E402
+from infoflow_jax.catalog import catalog  # noqa: E402
 from infoflow_jax.core.model import FFNLayerShape, LayerShape, TFConfig, apply  # noqa: E402
 from infoflow_jax.core.params import count_params  # noqa: E402
 from infoflow_jax.sweep import buckets as bk  # noqa: E402
 
-REG = load_all()
+REG = catalog()
 
 
 def _outputs(graphdef, state, X):

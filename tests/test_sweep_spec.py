@@ -117,7 +117,7 @@ def test_config_hash_depends_on_every_field():
 
 
 def test_cli_sweep_bad_spec_exits_2_with_one_line(tmp_path, capsys):
-    from infoflow_jax.cli.main import main
+    from infoflow_jax.cli.app import main
 
     p = tmp_path / "bad.toml"
     p.write_text('[[run]]\nconstruction = "C1"\neps = [2.0]\n')
@@ -128,7 +128,7 @@ def test_cli_sweep_bad_spec_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_cli_report_of_a_missing_folder_exits_2(tmp_path, capsys):
-    from infoflow_jax.cli.main import main
+    from infoflow_jax.cli.app import main
 
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith("infoflow report: error: DIR = ")

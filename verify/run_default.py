@@ -8,7 +8,7 @@ Exit status as for ``infoflow verify``: 0 iff every row is as expected.
 
 import sys
 
-from infoflow_jax.cli.main import main
+from infoflow_jax.cli.app import main
 
 if __name__ == "__main__":
     sys.exit(main(["verify", *sys.argv[1:]]))

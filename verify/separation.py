@@ -9,7 +9,7 @@ every fitted slope is within tolerance of its predicted exponent.
 
 import sys
 
-from infoflow_jax.cli.main import main
+from infoflow_jax.cli.app import main
 
 if __name__ == "__main__":
     sys.exit(main(["separation", *sys.argv[1:]]))

@@ -1,5 +1,5 @@
 """The ``infoflow`` command line (one module per subcommand); the entry point is :func:`main`."""
 
-from infoflow_jax.cli.main import main
+from infoflow_jax.cli.app import main
 
 __all__ = ["main"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from infoflow_jax.cli.main import main
+from infoflow_jax.cli.app import main
 
 sys.exit(main())

@@ -66,7 +66,7 @@ def run(args) -> int:
     from infoflow_jax.sweep.engine import run_sweep
     from infoflow_jax.verification.store import read_results
     from infoflow_jax.sweep.spec import expand, load_spec
-    from infoflow_jax.verification.verify import expected_outcome
+    from infoflow_jax.verification.records import expected_outcome
 
     spec = load_spec(args.spec)
     if args.compile_workers is not None and args.compile_workers < 1:

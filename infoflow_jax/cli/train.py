@@ -40,7 +40,7 @@ def run(args) -> int:
     from infoflow_jax.training.harness import run_protocol
     from infoflow_jax.training.spec import load_spec
 
-    spec = load_spec(args.spec)  # InputError → one line + status 2 (infoflow_jax.cli.main / main below)
+    spec = load_spec(args.spec)  # InputError → one line + status 2 (infoflow_jax.cli.app / main below)
     if args.list:
         for cfg in spec.configs:
             print(cfg.config_hash(), cfg.label())

@@ -39,20 +39,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval, check_positive
+from infoflow_jax.verification.records import expected_outcome
 from infoflow_jax.cli.table import (Column, Table, fmt_g, fmt_int, fmt_list_g, fmt_pass, fmt_sci,
                                        fmt_seconds)
 
 NAME = "verify"
 
-# Estimator budgets. DEFAULT is what `infoflow verify` uses. It keeps every sampler
-# and the adversarial search, at half the library default (estimators.Budget):
-# compilation, not evaluation, dominates the run except for the widest models
-# (C2 at ε = 1e-3, T = 64: ~16k-unit FFNs at 65 positions), whose cost is
-# proportional to the budget. Lemma acceptance holds with margin at this budget
-# (and even at QUICK): L1-softmax-max at T ∈ {2, 16, 256}, β ∈ {10, 1e3}, seeds
-# 0–2, lands in [0.998·W, e_max]. QUICK is for tests and smoke runs.
-DEFAULT_BUDGET_KW = dict(samples=512, starts=16, steps=120)
-QUICK_BUDGET_KW = dict(samples=256, starts=8, steps=60)
+# Estimator budgets: estimators.DEFAULT_BUDGET (the library's default too) and QUICK_BUDGET
+# (--quick). Lemma acceptance holds with margin at both: L1-softmax-max at T ∈ {2, 16, 256},
+# β ∈ {10, 1e3}, seeds 0–2, lands in [0.998·W, e_max].
 
 MUTANT_ALL, MUTANT_NONE = "all", "none"
 
@@ -242,26 +237,23 @@ def plan_rows(specs, *, T=None, eps=None, k=None, beta=None, mutant=None) -> lis
 
 
 def _budget(quick: bool):
-    from infoflow_jax.verification.estimators import Budget
+    from infoflow_jax.verification.estimators import DEFAULT_BUDGET, QUICK_BUDGET
 
-    return Budget(**(QUICK_BUDGET_KW if quick else DEFAULT_BUDGET_KW))
+    return QUICK_BUDGET if quick else DEFAULT_BUDGET
 
 
 # ----------------------------------------------------------------------------- running one row
-def _failed_record(row: Row, message: str, seconds: float, seed: int) -> dict:
+def _failed(row: Row, message: str, seconds: float, seed: int):
     """A row that could not be verified (e.g. a --beta override whose bound exceeds ε)."""
-    return {
-        "name": row.spec.name, "task": None if row.lemma else row.spec.task_id, "T": row.T, "k": row.k,
-        "eps": row.eps, "beta": None if row.beta is None else [float(row.beta)],
-        "params_total": None, "params_nonzero": None, "params_theorem": None,
-        "bound": None, "err_estimate": None, "estimator": None, "passed": False, "worst_input": None,
-        "mutant": row.mutant, "dtype": "float64", "seed": seed, "seconds": seconds, "error": message,
-    }
+    from infoflow_jax.verification.records import failure_record
+
+    return failure_record(row.spec.name, task=None if row.lemma else row.spec.task_id, T=row.T, eps=row.eps,
+                          k=row.k, beta=row.beta, mutant=row.mutant, seed=seed, seconds=seconds, error=message)
 
 
-def run_row(row: Row, *, seed: int, budget) -> dict:
+def run_row(row: Row, *, seed: int, budget):
     """Run one row; a non-input failure of the construction becomes a failed record."""
-    from infoflow_jax.verification.verify import expected_outcome, verify_construction
+    from infoflow_jax.verification.verify import verify_construction
 
     t0 = time.perf_counter()
     try:
@@ -276,15 +268,13 @@ def run_row(row: Row, *, seed: int, budget) -> dict:
         if row.beta is not None:
             # the construction refuses the user's β (its bound would exceed ε, or a lemma's
             # hypothesis fails): the row is not verified, so it fails
-            rec = _failed_record(row, f"refused beta = {row.beta:g}: {exc}", time.perf_counter() - t0, seed)
+            rec = _failed(row, f"refused beta = {row.beta:g}: {exc}", time.perf_counter() - t0, seed)
         else:
             traceback.print_exc(file=sys.stderr)
-            rec = _failed_record(row, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0, seed)
+            rec = _failed(row, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0, seed)
     except Exception as exc:  # a bug in a construction must not lose the rest of the run
         traceback.print_exc(file=sys.stderr)
-        rec = _failed_record(row, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0, seed)
-    rec.setdefault("seed", seed)
-    rec["expected"] = bool(expected_outcome(rec))
+        rec = _failed(row, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0, seed)
     return rec
 
 
@@ -314,23 +304,10 @@ COLUMNS = [
 TABLE = Table(COLUMNS)
 
 
-def _json_default(o):
-    try:
-        import numpy as np
+def to_json(record) -> str:
+    from infoflow_jax.verification.store import dumps
 
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    return str(o)
-
-
-def to_json(record: dict) -> str:
-    return json.dumps(record, default=_json_default)
+    return dumps(record)
 
 
 def _emit(line: str, stream=None):
@@ -375,9 +352,9 @@ def list_specs(specs, as_json: bool) -> int:
 
 
 def select_specs(names: list[str]):
-    from infoflow_jax.verification.construction import load_all
+    from infoflow_jax.catalog import catalog
 
-    registry = load_all()
+    registry = catalog()
     if not names:
         return list(registry.values())
     out = []
@@ -414,11 +391,11 @@ def default_jobs() -> int:
 
 
 def _worker_init() -> None:
-    from infoflow_jax.verification.construction import load_all
+    from infoflow_jax.catalog import catalog
     from infoflow_jax.core.precision import use_float64
 
     use_float64()
-    load_all()
+    catalog()
 
 
 def _run_group(items: list[tuple], seed: int, budget_kw: dict) -> list[tuple[str, Any]]:
@@ -426,7 +403,7 @@ def _run_group(items: list[tuple], seed: int, budget_kw: dict) -> list[tuple[str
     from infoflow_jax.verification.construction import LemmaCheckSpec, load_all
     from infoflow_jax.verification.estimators import Budget
 
-    registry = load_all()
+    registry = catalog()
     budget = Budget(**budget_kw)
     out: list[tuple[str, Any]] = []
     for name, T, eps, k, beta, mutant in items:
@@ -523,10 +500,9 @@ def run(args) -> int:
 
     out = None
     if args.out is not None:
-        try:
-            out = open(args.out, "a", encoding="utf-8")
-        except OSError as exc:
-            raise InputError("out", args.out, f"a writable file ({exc.strerror})") from None
+        from infoflow_jax.verification.store import JsonlFile
+
+        out = JsonlFile(args.out).open()  # a torn last line (an interrupted run) is cut first
 
     from tqdm import tqdm
 
@@ -544,8 +520,7 @@ def run(args) -> int:
                 records = _records_sequential(rows, seed, budget, bar)
             for rec in records:
                 if out is not None:
-                    out.write(to_json(rec) + "\n")
-                    out.flush()
+                    out.append(rec)
                 line = to_json(rec) if args.json else TABLE.row(rec)
                 bar.clear()
                 _emit(line)
@@ -555,7 +530,7 @@ def run(args) -> int:
                     n_pass += 1
                 if rec["mutant"] is not None and not rec["passed"]:
                     n_caught += 1
-                if not rec["expected"]:
+                if not expected_outcome(rec):
                     n_unexpected += 1
     finally:
         if out is not None:

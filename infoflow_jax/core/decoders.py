@@ -43,6 +43,13 @@ def piecewise_linear_decoder(F: Callable, N: int, *, drop_knot: int | None = Non
     return [Dense(W1, b1), Dense(W2, np.array([F0]))]
 
 
+def most_significant_knot(net) -> int:
+    """Index of the breakpoint unit of an L3 decoder whose removal changes F̂ the most (|c_j|·(1 − j/N))."""
+    c = net[1].W[:-1, 0]
+    N = len(c)
+    return int(np.argmax(np.abs(c) * (1 - np.arange(N) / N)))
+
+
 def clip_unit_interval_net(scale: float, shift: float) -> list[Dense]:
     """u ↦ clip(scale·u + shift, 0, 1) = relu(a) − relu(a − 1), a = scale·u + shift (2 ReLUs)."""
     return [Dense(np.array([[scale, scale]]), np.array([shift, shift - 1.0])),

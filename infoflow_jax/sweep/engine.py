@@ -20,9 +20,9 @@ For each configuration of a :class:`~infoflow_jax.sweep.spec.SweepSpec`:
    ``config_hash``, ``bucket``, ``compile_seconds``) and append it at once to
    ``results.jsonl``.
 
-The estimators are the ones of ``estimate_sup_error``, in the same order with
-the same PRNG key splits, samplers and ascent (``estimators._ascend``), so a
-sweep record estimates what ``verify_construction`` estimates for that seed.
+The estimators are those of ``estimate_sup_error`` — the same two functions,
+``estimators.draw`` and ``estimators.evaluate``, vmapped — so a sweep record
+estimates exactly what ``verify`` estimates for that seed.
 
 Calls are batches of ``B`` configurations (``B`` fixed per bucket, from
 ``max_batch``, ``memory_mb`` and the device count; a short last batch is
@@ -49,14 +49,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infoflow_jax.core.domains import Cube, Margin
 from infoflow_jax.core.errors import InputError
-from infoflow_jax.verification.estimators import Budget, Estimate, _ascend, grid_inputs
-from infoflow_jax.core.model import apply
+from infoflow_jax.verification.estimators import (Budget, Estimate, candidate_names, draw, evaluate,
+                                                  evaluations_per_config, grid_inputs, to_estimate)
 from infoflow_jax.core.precision import require_float64
-from infoflow_jax.core.samplers import sample, samplers_for
 from infoflow_jax.sweep import buckets as bk
 from infoflow_jax.core.devices import Placement
+from infoflow_jax.verification import lemma_checks as lc
+from infoflow_jax.verification import records
+from infoflow_jax.verification.construction import error_function
+from infoflow_jax.verification.records import Record
 from infoflow_jax.verification.store import ResultsStore
 from infoflow_jax.sweep.spec import Config, SweepSpec, expand
 
@@ -103,150 +105,53 @@ class _TraceCounter:
             self.traces += 1
 
 
-# ----------------------------------------------------------------------------- error functions
-@functools.lru_cache(maxsize=64)
-def construction_error_fn(graphdef, task, dtype: str) -> Callable:
-    """err(state, X) = |Ĥ(X) − H(X)|; in float32 the model runs in float32, the target in float64."""
-    if dtype == "float64":
-        def err(state, X):
-            return jnp.abs(apply(graphdef, state, X) - task.target(X))
-    else:
-        def err(state, X):
-            y = apply(graphdef, state, X.astype(jnp.float32)).astype(jnp.float64)
-            return jnp.abs(y - task.target(X))
-    return err
-
-
-def _lemma_fns():
-    from infoflow_jax.verification import lemma_checks as lc
-
-    return {"L1-softmax-max": lc.softmax_max_gap, "L2-margin": lc.margin_defect}
-
-
+# ----------------------------------------------------------------------------- lemma checks
 @functools.lru_cache(maxsize=16)
 def lemma_error_fn(name: str, dtype: str) -> Callable:
-    fn = _lemma_fns()[name]
+    """The lemma's gap function (β, X) ↦ gap, run in ``dtype``."""
+    fn = lc.GAP_FUNCTIONS[name]
     if dtype == "float64":
         return fn
     return lambda beta, X: fn(beta.astype(jnp.float32), X.astype(jnp.float32)).astype(jnp.float64)
 
 
-def lemma_domain(name: str, gamma: float | None = None):
-    from infoflow_jax.verification.lemma_checks import L2_GAMMA
-
-    return Cube() if name == "L1-softmax-max" else Margin(L2_GAMMA if gamma is None else gamma, 2)
-
-
-def lemma_record(cfg: Config, est: Estimate) -> dict:
-    """The record ``run_l1`` / ``run_l2`` would write for this configuration (seconds set later)."""
-    from infoflow_jax.verification import lemma_checks as lc
-    from infoflow_jax.core.lemmas import e_max, l1_attained, margin_weight_defect
-
-    T, beta, t0 = cfg.T, cfg.beta, time.perf_counter()
-    if cfg.name == "L1-softmax-max":
-        rec = lc._record(cfg.name, T, beta, e_max(T, beta), l1_attained(T, beta)[0], est, cfg.mutant, t0)
-    else:
-        gamma = lc.L2_GAMMA
-        q = (T - 1) * math.exp(-beta * gamma)
-        rec = lc._record(cfg.name, T, beta, margin_weight_defect(T, beta, gamma), 2 * q / (1 + q), est,
-                         cfg.mutant, t0, {"gamma": gamma})
-    rec["dtype"] = cfg.dtype
-    rec.setdefault("seed", cfg.seed)
-    return rec
+def lemma_record(cfg: Config, est: Estimate) -> Record:
+    """The record ``lemma_checks.run_check`` writes for this configuration (seconds set later)."""
+    bound, attained = lc.claim(cfg.name, cfg.T, cfg.beta)
+    return records.lemma_record(cfg.name, T=cfg.T, beta=cfg.beta, bound=bound, attained=attained, est=est,
+                                mutant=cfg.mutant, seed=cfg.seed, dtype=cfg.dtype,
+                                gamma=None if cfg.name == "L1-softmax-max" else lc.L2_GAMMA)
 
 
 # ----------------------------------------------------------------------------- the program
-def candidate_names(domain, T: int, d: int, budget: Budget, probe_names: tuple[str, ...]) -> list[str]:
-    n_grid = int(math.floor(budget.grid_points ** (1.0 / (T * d)) + 1e-9))  # as estimators.grid_inputs
-    names = ["grid"] if n_grid >= 3 else []
-    names += samplers_for(domain) + list(probe_names)
-    if budget.starts > 0 and budget.steps > 0:
-        names.append("adversarial")
-    return names
-
-
-def evaluations_per_config(domain, T: int, d: int, budget: Budget, probe_sizes: tuple[int, ...],
-                           ascent_factor: int = 1) -> int:
-    """Forward evaluations of |Ĥ − H| per configuration (an ascent step counts ``ascent_factor``)."""
-    n_grid = int(math.floor(budget.grid_points ** (1.0 / (T * d)) + 1e-9))
-    n = n_grid ** (T * d) if n_grid >= 3 else 0
-    n += len(samplers_for(domain)) * budget.samples + sum(probe_sizes)
-    if budget.starts > 0 and budget.steps > 0:
-        n += budget.starts * (budget.steps + 2) * ascent_factor
-    return n
-
-
-def make_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, probe_names: tuple[str, ...],
-                 has_grid: bool, shared_key: bool, counter: _TraceCounter):
+def make_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, has_grid: bool, shared_key: bool,
+                 counter: _TraceCounter):
     """The jitted bucket program: (params[B], keys, grid, probes[B]) → per-candidate maxima.
 
-    ``keys`` is one PRNG key shared by the batch (``shared_key``: every
-    configuration of the bucket has one seed, so the sampled inputs are drawn
-    once and evaluated under every weight pytree) or one key per configuration
-    (B, 2) (inputs drawn per configuration, ``jax.vmap`` over keys; this
-    compiles markedly slower, as vmapped threefry does).
+    It is :func:`~infoflow_jax.verification.estimators.draw` and
+    :func:`~infoflow_jax.verification.estimators.evaluate` — the single-configuration
+    estimator — with ``jax.vmap`` applied from outside over the batch of weight pytrees
+    (and probes). ``keys`` is one PRNG key shared by the batch (``shared_key``: every
+    configuration of the bucket has one seed, so the sampled inputs are drawn once and
+    evaluated under every weight pytree) or one key per configuration (B, 2) (inputs drawn
+    per configuration, ``jax.vmap`` over keys; this compiles markedly slower, as vmapped
+    threefry does).
 
-    Returns ``(values (B, n_cand), inputs (B, n_cand, T, d))``: for each
-    configuration and each estimator, the largest |Ĥ − H| found (NaN read as
-    +inf, as ``estimate_sup_error`` does) and the input attaining it.
+    Returns ``(values (B, n_cand), inputs (B, n_cand, T, d))``.
     """
-    sampler_names = samplers_for(domain)
-    retract = domain  # a domain is its own retraction, hashable by value: jit caches on it
-    ascent = budget.starts > 0 and budget.steps > 0
-    n_best = (budget.starts + 1) // 2
+    def drawn(key, grid):
+        return draw(key, grid if has_grid else None, domain=domain, T=T, d=d, budget=budget)
 
-    def errs(params, Xs):
-        return jax.lax.map(lambda X: err_fn(params, X), Xs, batch_size=max(1, min(chunk, Xs.shape[0])))
-
-    def draw(key, grid):
-        """Inputs that depend on the key only: grid, one batch per sampler, fresh ascent starts."""
-        keys = jax.random.split(key, len(sampler_names) + 1)
-        Xs = [retract(grid)] if has_grid else []
-        Xs += [sample(name, k, budget.samples, T, d, domain) for name, k in zip(sampler_names, keys[1:])]
-        fresh = sample("uniform", keys[0], budget.starts - n_best, T, d, domain) if ascent else None
-        return Xs, fresh
-
-    def evaluate(params, drawn, probes):
-        Xs, fresh = drawn
-        cands = [(X, errs(params, X)) for X in Xs]
-        for P in probes:
-            P = retract(P)
-            cands.append((P, errs(params, P)))
-        if ascent:
-            pool = jnp.concatenate([c[0] for c in cands])
-            vals = jnp.concatenate([c[1] for c in cands])
-            best_idx = jnp.argsort(-jnp.nan_to_num(vals, nan=jnp.inf))[:n_best]
-            X0 = jnp.concatenate([pool[best_idx], fresh])
-            vals_adv, X_adv = _ascend(err_fn, retract, params, X0, budget.steps, budget.lr)
-            cands.append((X_adv, vals_adv))
-        best_v, best_X = [], []
-        for X, vals in cands:
-            safe = jnp.where(jnp.isnan(vals), jnp.inf, vals)
-            i = jnp.argmax(safe)
-            best_v.append(safe[i])
-            best_X.append(X[i])
-        return jnp.stack(best_v), jnp.stack(best_X)
+    def one(params, drawn_inputs, probes):
+        return evaluate(err_fn, params, drawn_inputs, probes, domain=domain, budget=budget, chunk=chunk)
 
     def sweep_bucket_program(params, keys, grid, probes):
         counter.hit()  # runs once per trace, i.e. once per compilation
         if shared_key:
-            drawn = draw(keys, grid)
-            return jax.vmap(evaluate, in_axes=(0, None, 0))(params, drawn, probes)
-        drawn = jax.vmap(draw, in_axes=(0, None))(keys, grid)
-        return jax.vmap(evaluate, in_axes=(0, 0, 0))(params, drawn, probes)
+            return jax.vmap(one, in_axes=(0, None, 0))(params, drawn(keys, grid), probes)
+        return jax.vmap(one, in_axes=(0, 0, 0))(params, jax.vmap(drawn, in_axes=(0, None))(keys, grid), probes)
 
     return jax.jit(sweep_bucket_program)
-
-
-def to_estimate(names: list[str], values: np.ndarray, inputs: np.ndarray) -> Estimate:
-    """Per-candidate maxima → the Estimate ``estimate_sup_error`` would return (first maximum wins)."""
-    per, best = {}, None
-    for j, name in enumerate(names):
-        v = float(values[j])
-        per[name] = v
-        if best is None or v > best[0]:
-            best = (v, np.asarray(inputs[j]), name)
-    return Estimate(value=best[0], worst_input=best[1], estimator=best[2], per_estimator=per)
 
 
 # ----------------------------------------------------------------------------- preparation
@@ -275,7 +180,7 @@ def prepare(config: Config, entry) -> Prepared:
     p = Prepared(config=config, entry=entry)
     t0 = time.perf_counter()
     if config.kind == "lemma":
-        p.params = np.asarray(config.beta / 10 if config.mutant == "temperature-off" else config.beta, np.float64)
+        p.params = np.asarray(lc.beta_used(config.beta, config.mutant), np.float64)
         return p
     kw = dict(config.options)
     if entry.uses_k:
@@ -300,27 +205,22 @@ def prepare(config: Config, entry) -> Prepared:
     return p
 
 
-def run_direct(p: Prepared) -> dict:
+def run_direct(p: Prepared) -> Record:
     """A lemma check without a batched form in this engine: its registry ``run`` (compiles its own programs)."""
     c = p.config
     t0 = time.perf_counter()
     rec = p.entry.run(T=c.T, beta=c.beta, mutant=c.mutant, seed=c.seed, budget=c.budget)
-    rec.setdefault("seed", c.seed)
-    rec.update(config_hash=c.hash, bucket=f"direct:{c.name}/T{c.T}", compile_seconds=None,
-               seconds=time.perf_counter() - t0)
+    rec.config_hash, rec.bucket, rec.compile_seconds = c.hash, f"direct:{c.name}/T{c.T}", None
+    rec.seconds = time.perf_counter() - t0
     return rec
 
 
-def failed_record(p: Prepared) -> dict:
+def failed_record(p: Prepared) -> Record:
     """A configuration that could not be built: a failed row with the reason in ``error``."""
     c = p.config
-    return {
-        "name": c.name, "task": getattr(p.entry, "task_id", None), "T": c.T, "k": c.k, "eps": c.eps,
-        "beta": None if c.beta is None else [float(c.beta)], "params_total": None, "params_nonzero": None,
-        "params_theorem": None, "bound": None, "err_estimate": None, "estimator": None, "passed": False,
-        "worst_input": None, "mutant": c.mutant, "dtype": c.dtype, "seed": c.seed,
-        "seconds": p.build_seconds, "error": p.error,
-    }
+    return records.failure_record(c.name, task=getattr(p.entry, "task_id", None), T=c.T, eps=c.eps, k=c.k,
+                                  beta=c.beta, mutant=c.mutant, dtype=c.dtype, seed=c.seed,
+                                  seconds=p.build_seconds, error=p.error)
 
 
 # ----------------------------------------------------------------------------- buckets
@@ -389,7 +289,7 @@ def make_buckets(group: list[Prepared], policy: str, platform: str = "cpu") -> l
     out: dict[Any, Bucket] = {}
     first = group[0].config
     if first.kind == "lemma":
-        domain = lemma_domain(first.name)
+        domain = lc.domain_of(first.name)
         b = Bucket(label=_label(group[0], None), members=list(group), kind="lemma", T=first.T, d=1,
                    dtype=first.dtype, budget=first.budget, domain=domain,
                    err_fn=lemma_error_fn(first.name, first.dtype))
@@ -414,7 +314,7 @@ def make_buckets(group: list[Prepared], policy: str, platform: str = "cpu") -> l
                 graphdef, _ = nnx.split(bk.Transformer(tcfg, dtype=dtype, rngs=None))
                 out[key] = Bucket(label=_label(p, tcfg), members=[], kind="construction", T=first.T,
                                   d=task.d, dtype=first.dtype, budget=first.budget, domain=task.domain,
-                                  err_fn=construction_error_fn(graphdef, task, first.dtype), graphdef=graphdef,
+                                  err_fn=error_function(graphdef, task, first.dtype), graphdef=graphdef,
                                   target_cfg=tcfg, probe_names=probe_names,
                                   probe_sizes=tuple(s[0] for s in probe_shapes))
             out[key].members.append(p)
@@ -479,7 +379,7 @@ def _compile(bucket: Bucket, rows: list[Prepared], placement: Placement, counter
     t0 = time.perf_counter()
     args = _call_args(bucket, rows, placement)
     fn = make_program(bucket.err_fn, bucket.domain, bucket.T, bucket.d, bucket.budget, bucket.chunk,
-                      bucket.probe_names, bucket.names[0] == "grid", bucket.shared_key, counter)
+                      bucket.names[0] == "grid", bucket.shared_key, counter)
     lowered = fn.lower(*args)
     t1 = time.perf_counter()
     compiled = lowered.compile()
@@ -502,11 +402,11 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from infoflow_jax.verification.construction import load_all
+    from infoflow_jax.catalog import catalog
 
     require_float64("a sweep")
     t_wall = time.perf_counter()
-    registry = load_all()
+    registry = catalog()
     placement = placement or Placement()
     configs = expand(spec, registry=registry)
     store = ResultsStore(out_dir)
@@ -571,7 +471,7 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
             prepared = [prepare(c, registry[c.name]) for c in group]
             stats.build_seconds += time.perf_counter() - t_build
             queue.extend((p, None) for p in prepared if p.error is not None and p.config.hash not in done)
-            direct = [p for p in prepared if p.config.kind == "lemma" and p.config.name not in _lemma_fns()]
+            direct = [p for p in prepared if p.config.kind == "lemma" and p.config.name not in lc.GAP_FUNCTIONS]
             queue.extend((p, "direct") for p in direct if p.config.hash not in done)
             prepared = [p for p in prepared if p not in direct]
             if not prepared:
@@ -642,17 +542,15 @@ def _run_bucket(bucket: Bucket, compiled, first_args, store: ResultsStore, done:
     return written
 
 
-def _record(p: Prepared, est: Estimate, bucket: Bucket, eval_seconds: float) -> dict:
+def _record(p: Prepared, est: Estimate, bucket: Bucket, eval_seconds: float) -> Record:
     c = p.config
     if c.kind == "lemma":
         rec = lemma_record(c, est)
     else:
-        from infoflow_jax.verification.verify import construction_record
-
-        rec = construction_record(p.entry, p.built, est, T=c.T, eps=c.eps, mutant=c.mutant, seed=c.seed,
-                                  dtype=c.dtype)
-    rec["seconds"] = p.build_seconds + eval_seconds
-    rec["config_hash"] = c.hash
-    rec["bucket"] = bucket.label
-    rec["compile_seconds"] = bucket.compile_seconds
+        rec = records.construction_record(p.built, est, T=c.T, eps=c.eps, seed=c.seed, dtype=c.dtype,
+                                          name=p.entry.name)
+    rec.seconds = p.build_seconds + eval_seconds
+    rec.config_hash = c.hash
+    rec.bucket = bucket.label
+    rec.compile_seconds = bucket.compile_seconds
     return rec

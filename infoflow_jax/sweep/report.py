@@ -17,7 +17,7 @@ import numpy as np
 from infoflow_jax.core.errors import InputError
 from infoflow_jax.sweep.rates import LEVEL, TOLERANCE, fit_rates
 from infoflow_jax.verification.store import read_manifest, read_results
-from infoflow_jax.verification.verify import expected_outcome
+from infoflow_jax.verification.records import expected_outcome
 
 REPORT = "report.md"
 FIGURES = {
@@ -265,10 +265,10 @@ def write_report(out_dir, *, figures: bool = True) -> Path:
     records = read_results(out_dir)
     if manifest is None and not records:
         raise InputError("DIR", str(out_dir), "a folder holding manifest.json and results.jsonl (from infoflow sweep)")
-    from infoflow_jax.verification.construction import load_all
+    from infoflow_jax.catalog import catalog
 
     try:
-        registry = load_all()
+        registry = catalog()
     except Exception:  # the report must not depend on every construction importing
         registry = {}
     rate_rows = fit_rates(records, registry)

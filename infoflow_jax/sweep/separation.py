@@ -72,17 +72,19 @@ def plan(quick: bool = False) -> list[Series]:
 
 
 def formula_row(s: Series, eps: float) -> dict:
-    from constructions.c5_memorizer import cells_for, formula_params, make_task
+    """A row whose parameter count comes from the construction's formula (``spec.formula``), not a build."""
+    from infoflow_jax.catalog import lookup
 
-    n = cells_for(s.T, make_task(s.T, "max", s.options.get("F", IDENTITY)).lipschitz, eps)
-    return {"name": s.name, "task": "T1", "T": s.T, "d": 1, "L": 1, "h": 1, "k": None, "r": None, "D": None,
-            "gamma": None, "eps": eps, "params_theorem": formula_params(s.T, eps, **s.options),
-            "choices": {"n": n}, "measured": False, "passed": None, "mutant": None,
-            "note": "formula (kuhn_param_formula + embedding + readout), not built"}
+    spec = lookup(s.name)
+    counts = spec.formula(s.T, eps, **s.options)
+    return {"name": s.name, "task": spec.task_id, "T": s.T, "d": 1, "L": spec.layers(s.k), "h": 1, "k": None,
+            "r": None, "D": None, "gamma": None, "eps": eps, "params_theorem": counts["params_theorem"],
+            "choices": counts["choices"], "measured": False, "passed": None, "mutant": None,
+            "note": counts["note"]}
 
 
 def run_series(s: Series, budget: Budget = SWEEP_BUDGET) -> list[dict]:
-    from infoflow_jax.verification.construction import lookup
+    from infoflow_jax.catalog import lookup
     from infoflow_jax.verification.verify import verify_construction
 
     rows = []
@@ -90,7 +92,7 @@ def run_series(s: Series, budget: Budget = SWEEP_BUDGET) -> list[dict]:
         if not s.measured:
             row = formula_row(s, eps)
         else:
-            row = verify_construction(lookup(s.name), T=s.T, eps=eps, k=s.k, budget=budget, **s.options)
+            row = verify_construction(lookup(s.name), T=s.T, eps=eps, k=s.k, budget=budget, **s.options).to_json()
             row.pop("worst_input", None)
         row["series"] = s.label
         row["figure"] = s.figure

@@ -227,9 +227,9 @@ def _check_keys(where: str, table: dict, known) -> None:
 def parse_spec(data: dict, *, registry: dict | None = None) -> SweepSpec:
     """Validate a spec table (from TOML or :meth:`SweepSpec.to_dict`) into a :class:`SweepSpec`."""
     if registry is None:
-        from infoflow_jax.verification.construction import load_all
+        from infoflow_jax.catalog import catalog
 
-        registry = load_all()
+        registry = catalog()
     if not isinstance(data, dict):
         raise InputError("spec", type(data).__name__, "a table")
     _check_keys("", data, TOP_KEYS)
@@ -357,9 +357,9 @@ def expand(spec: SweepSpec, *, registry: dict | None = None) -> list[Config]:
     from infoflow_jax.verification.construction import LemmaCheckSpec
 
     if registry is None:
-        from infoflow_jax.verification.construction import load_all
+        from infoflow_jax.catalog import catalog
 
-        registry = load_all()
+        registry = catalog()
     out: dict[str, Config] = {}
     for run in spec.runs:
         entry = registry[run.name]

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import platform
@@ -63,6 +62,8 @@ from infoflow_jax.core.params import count_params
 from infoflow_jax.core.precision import dtype_named, use_float64
 from infoflow_jax.core.samplers import sample
 from infoflow_jax.training.spec import TrainConfig, TrainSpec
+from infoflow_jax.verification.construction import error_function
+from infoflow_jax.verification.store import ResultsStore, read_jsonl
 
 __all__ = [
     "EVAL_SEED",
@@ -72,12 +73,10 @@ __all__ = [
     "make_task",
     "TrainResult",
     "train_one",
-    "make_err_fn",
     "cast_state",
     "save_checkpoint",
     "load_checkpoint",
     "read_records",
-    "append_record",
     "run_protocol",
 ]
 
@@ -232,15 +231,6 @@ def _make_sampler(task, cfg: TrainConfig, n: int) -> Callable:
     return _sampler_fn(task, tuple(_split_counts(n, cfg.samplers)), cfg.T, cfg.d)
 
 
-def make_err_fn(graphdef, task) -> Callable:
-    """``err_fn(state, X) = |model(X) − target(X)|`` for one input X (T, d): pure in the state."""
-
-    def err_fn(state, X):
-        return jnp.abs(apply(graphdef, state, X) - task.target(X))
-
-    return err_fn
-
-
 @dataclass
 class TrainResult:
     """One trained configuration: the JSON record plus what tests and reports may inspect."""
@@ -369,7 +359,7 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
     if sup_error:
         budget = Budget(samples=cfg.sup_samples, grid_points=cfg.sup_grid_points,
                         starts=cfg.sup_starts, steps=cfg.sup_steps, chunk=256)
-        est = estimate_sup_error(make_err_fn(graphdef, task), best64, domain=task.domain, T=cfg.T,
+        est = estimate_sup_error(error_function(graphdef, task), best64, domain=task.domain, T=cfg.T,
                                  d=cfg.d, key=jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2),
                                  budget=budget)
         sup, sup_estimator = float(est.value), est.estimator
@@ -410,72 +400,10 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
 
 
 # ---------------------------------------------------------------------------- records
-
-
-def read_records(path: str | Path, *, repair: bool = False) -> list[dict]:
-    """The records of a ``train.jsonl``.
-
-    A last line without its newline or that does not parse is a write cut short
-    (the run was killed): it is dropped, and with ``repair=True`` cut off the
-    file. A bad line *before* the last is corruption, not a truncation: error.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    records: list[dict] = []
-    good_end = 0  # byte offset just after the last good line
-    pos = 0
-    lines = data.split(b"\n")  # the last element is what follows the last newline
-    for i, line in enumerate(lines):
-        is_tail = i == len(lines) - 1
-        if is_tail:  # b"" when the file ends with a newline, else an unfinished write
-            break
-        end = pos + len(line) + 1
-        if line.strip():
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError:
-                later = any(l.strip() for l in lines[i + 1:])
-                if later:
-                    raise InputError(str(path), f"line {i + 1}",
-                                     "valid JSON lines (only the last may be truncated)") from None
-                break
-            records.append(rec)
-        good_end = end
-        pos = end
-    if repair and good_end < len(data):
-        with path.open("r+b") as fh:
-            fh.truncate(good_end)
-    return records
-
-
-def append_record(path: str | Path, record: dict) -> None:
-    """Append one JSON line and make it durable before returning."""
-    line = json.dumps(record, sort_keys=False, default=_json_default) + "\n"
-    with Path(path).open("a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _versions() -> dict:
-    import flax
-
-    return {"python": sys.version.split()[0], "jax": jax.__version__, "flax": flax.__version__,
-            "optax": optax.__version__, "numpy": np.__version__}
+def read_records(path: str | Path) -> list[dict]:
+    """The records of a ``train.jsonl`` (the shared store's reader: a torn last line is
+    skipped; a bad line before the last is an InputError)."""
+    return read_jsonl(path)
 
 
 def _device() -> dict:
@@ -483,26 +411,6 @@ def _device() -> dict:
     return {"platform": dev.platform, "device_kind": getattr(dev, "device_kind", str(dev)),
             "count": jax.device_count(), "cpu_count": os.cpu_count(),
             "machine": platform.machine(), "node": platform.node()}
-
-
-def write_manifest(out_dir: Path, spec: TrainSpec, spec_path: str | None) -> Path:
-    manifest = {
-        "kind": "train",
-        "name": spec.name,
-        "spec": spec.raw,
-        "spec_path": spec_path,
-        "n_configs": len(spec.configs),
-        "config_hashes": [c.config_hash() for c in spec.configs],
-        "versions": _versions(),
-        "device": _device(),
-        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "records": RECORDS_FILE,
-    }
-    path = out_dir / MANIFEST_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 def run_protocol(spec: TrainSpec, out_dir: str | Path, *, spec_path: str | None = None,
@@ -516,10 +424,11 @@ def run_protocol(spec: TrainSpec, out_dir: str | Path, *, spec_path: str | None 
     from tqdm import tqdm
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_manifest(out, spec, spec_path)
-    rec_path = out / RECORDS_FILE
-    existing = read_records(rec_path, repair=True)
+    store = ResultsStore(out, kind="train", results=RECORDS_FILE, same_spec=False).open(spec.raw, spec_path=spec_path)
+    store.manifest.update(name=spec.name, n_configs=len(spec.configs),
+                          config_hashes=[c.config_hash() for c in spec.configs], device=_device())
+    store.write_manifest()
+    existing = store.records
     done = {r.get("config_hash") for r in existing}
     todo = [c for c in spec.configs if c.config_hash() not in done]
     if max_configs is not None:
@@ -527,16 +436,22 @@ def run_protocol(spec: TrainSpec, out_dir: str | Path, *, spec_path: str | None 
     n_done = len(spec.configs) - len([c for c in spec.configs if c.config_hash() not in done])
     bar = tqdm(total=len(spec.configs), initial=n_done, unit="cfg", desc="train",
                disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    status = "interrupted"
     try:
         for cfg in todo:
             bar.set_postfix_str(cfg.label(), refresh=True)
             ckpt = out / CHECKPOINT_DIR / f"{cfg.config_hash()}.npz" if checkpoints else None
             res = train_one(cfg, checkpoint_path=ckpt, log=bar.write)
-            append_record(rec_path, res.record)
+            store.append(res.record)
             existing.append(res.record)
             bar.update(1)
+        status = "complete"
+    except BaseException:
+        status = "interrupted"
+        raise
     finally:
         bar.close()
+        store.finish({"configs_total": len(spec.configs)}, status)
     wanted = {c.config_hash(): i for i, c in enumerate(spec.configs)}
     mine = [r for r in existing if r.get("config_hash") in wanted]
     return sorted(mine, key=lambda r: wanted[r["config_hash"]])

@@ -1,4 +1,4 @@
-"""What a construction is, and the registry of constructions and lemma checks.
+"""What a construction is: :class:`Built` (weights + claim), :class:`ConstructionSpec`, and its error function.
 
 A construction is a function ``(T, eps, *, k, mutant, beta, **options) -> Built``:
 hand-built weights for a task, the bound it claims as a formula of the
@@ -9,7 +9,11 @@ verifier; a user-given β may break it, and the row then fails).
 A *mutant* is a deliberately broken build of the same construction (β too
 small, a flag dropped, a knot dropped, a sign flipped) that keeps the original
 claim. The verifier must report it as failing: that is what shows the verifier
-can fail at all.
+can fail at all (shared kinds of defect: :mod:`infoflow_jax.verification.mutants`).
+
+Which constructions exist is not decided here: the built-in ones are listed in
+``constructions.CATALOG``, and :mod:`infoflow_jax.catalog` joins them with the
+lemma checks and with whatever a user registers.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Callable
 
 import jax.numpy as jnp
 
-from infoflow_jax.core.errors import InputError, check_choice
+from infoflow_jax.core.errors import check_choice
 from infoflow_jax.core.model import apply
 from infoflow_jax.core.params import ParamCount, count_params
 from infoflow_jax.core.slots import CompiledProgram
@@ -29,7 +33,13 @@ from infoflow_jax.core.tasks import Task
 
 @dataclass
 class Built:
-    """A constructed model with its claim."""
+    """A constructed model with its claim.
+
+    ``bound`` is the claimed sup-norm error, ``bound_terms`` its named terms (they sum to
+    ``bound``), ``betas`` the inverse temperature per layer, ``choices`` what the construction
+    chose (N, γ, K, …). ``probes`` (name → array (B, T, d)) are inputs the construction's
+    proof singles out as likely worst cases; the verifier evaluates them beside its own.
+    """
 
     name: str
     task: Task
@@ -40,6 +50,7 @@ class Built:
     betas: list[float | None]
     choices: dict = field(default_factory=dict)
     mutant: str | None = None
+    probes: dict = field(default_factory=dict)
 
     @property
     def params(self) -> ParamCount:
@@ -54,24 +65,28 @@ class Built:
 
 
 @functools.lru_cache(maxsize=256)
-def error_function(graphdef, task: Task):
+def error_function(graphdef, task: Task, dtype: str = "float64"):
     """err(state, X) = |Ĥ(X) − H(X)| for one input; pure, jit/vmap-ready.
 
-    Cached on (graphdef, task), both compared by value (a task is a frozen
-    dataclass), so that builds of one shape and task (every mutant of a
-    configuration, every ε of a padded bucket) share one compiled program.
+    In ``"float32"`` the model runs in float32 and the target in float64 (a throughput run
+    whose error floor is then measured, not assumed). Cached on (graphdef, task, dtype), all
+    compared by value (a task is a frozen dataclass), so that builds of one shape and task
+    (every mutant of a configuration, every ε of a padded bucket) share one compiled program.
     """
     target = task.target
-
-    def err(state, X):
-        return jnp.abs(apply(graphdef, state, X) - target(X))
-
+    if dtype == "float64":
+        def err(state, X):
+            return jnp.abs(apply(graphdef, state, X) - target(X))
+    else:
+        def err(state, X):
+            y = apply(graphdef, state, X.astype(jnp.float32)).astype(jnp.float64)
+            return jnp.abs(y - target(X))
     return err
 
 
 @dataclass(frozen=True)
 class ConstructionSpec:
-    """A registry entry: how to build, which task, which mutants, which grid to run by default."""
+    """A catalog entry: how to build, which task, which mutants, which grid to run by default."""
 
     name: str
     task_id: str
@@ -85,43 +100,21 @@ class ConstructionSpec:
     default_k: tuple[int | None, ...] = (None,)
     # the parameter exponent b it claims: a number, or a callable taking any of T, k, r, D by name
     expected_exponent: float | Callable | None = None
+    # counts without building, for sizes too large to instantiate: (T, eps, **options) →
+    # {"params_theorem": int, "choices": dict, "note": str}; reported as a formula, never as measured
+    formula: Callable[..., dict] | None = None
 
 
 @dataclass(frozen=True)
 class LemmaCheckSpec:
-    """A lemma check: a function (T, beta, seed, budget) -> record fields."""
+    """A lemma check: a function (T, beta, seed, budget) -> record."""
 
     name: str
     summary: str
-    run: Callable[..., dict]
-    mutants: dict = field(default_factory=lambda: {"temperature-off": "softmax evaluated at β/10 against the bound for β"})
+    run: Callable[..., object]
+    mutants: dict = field(default_factory=dict)
     default_T: tuple[int, ...] = (2, 16, 256)
     default_beta: tuple[float, ...] = (10.0, 1e3)
-
-
-REGISTRY: dict[str, ConstructionSpec | LemmaCheckSpec] = {}
-
-
-def register(spec):
-    if spec.name in REGISTRY:
-        raise ValueError(f"duplicate registry name {spec.name}")
-    REGISTRY[spec.name] = spec
-    return spec
-
-
-def load_all() -> dict:
-    """Import every construction module and lemma check, so they register themselves."""
-    import constructions  # noqa: F401  (its __init__ imports each module)
-    import infoflow_jax.verification.lemma_checks  # noqa: F401
-
-    return REGISTRY
-
-
-def lookup(name: str):
-    load_all()
-    if name not in REGISTRY:
-        raise InputError("name", name, "one of " + ", ".join(REGISTRY))
-    return REGISTRY[name]
 
 
 def check_mutant(spec: ConstructionSpec, mutant: str | None) -> str | None:

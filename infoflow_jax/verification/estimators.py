@@ -1,21 +1,40 @@
-"""Sup-error estimators (THEORY §6): grid, domain samplers, adversarial ascent.
+"""The sup-error estimator engine (THEORY §6): grid, domain samplers, probes, adversarial ascent.
 
-All are *lower* estimates of err(Ĥ, H; Ω) = sup_{X∈Ω} |Ĥ(X) − H(X)|; the
-reported estimate is the max over estimators, with the input that attains it
+Every estimator gives a *lower* estimate of
+
+    err(Ĥ, H; Ω) = sup_{X∈Ω} |Ĥ(X) − H(X)|;
+
+the reported estimate is the max over estimators, with the input attaining it
 and the name of the estimator that found it.
 
-Everything here is a pure function of ``(err_fn, params, ...)`` where
-``err_fn(params, X) -> |Ĥ(X) − H(X)|`` for one input X of shape (T, d); the
-batching (``jax.lax.map`` in chunks over inputs, ``jax.vmap`` over starts) is
-applied here, from outside.
+There is exactly one implementation, written for ONE configuration:
+
+* :func:`draw` — the inputs that depend on the PRNG key only: the exhaustive
+  grid (retracted onto the domain), one batch per domain sampler, and fresh
+  uniform starts for the ascent. Key splits: ``split(key, n_samplers + 1)``;
+  sampler i uses split i + 1, the fresh starts use split 0.
+* :func:`evaluate` — given the weights: |Ĥ − H| on every drawn input and every
+  probe (one vectorised ``lax.map`` over all of them, in chunks), then
+  projected Adam ascent (:func:`ascend`) from the best half of those inputs
+  and the fresh starts; returns, per candidate estimator, the largest error
+  and the input attaining it (NaN counts as +∞: a NaN output is a failure).
+
+:func:`estimate_sup_error` jit-compiles ``evaluate ∘ draw`` for one
+configuration; the sweep engine (:mod:`infoflow_jax.sweep.engine`) applies
+``jax.vmap`` to the same two functions from outside to run a batch of
+configurations in one compiled program. So ``verify`` of one configuration is
+a sweep of one: same estimators, same PRNG splits, same budget.
+
+``err_fn(params, X) -> |Ĥ(X) − H(X)|`` is a pure function of one input X of
+shape (T, d) (:func:`infoflow_jax.verification.construction.error_function`).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +46,8 @@ from infoflow_jax.core.samplers import sample, samplers_for
 
 @dataclass(frozen=True)
 class Budget:
-    """How hard to look. Defaults fit a 2-core CPU at T ≤ 256."""
+    """How hard to look. The field defaults are the library's sweep/training budget; what
+    ``infoflow verify`` and :func:`infoflow_jax.verify` use by default is :data:`DEFAULT_BUDGET`."""
 
     samples: int = 1024  # per sampler
     grid_points: int = 8192  # the exhaustive grid runs only if ≥ 3 points per axis fit
@@ -35,6 +55,15 @@ class Budget:
     steps: int = 150  # adversarial ascent steps per start
     lr: float = 1e-2  # initial step; decays ×1e-4 over the run (fine structure ~ 1/β)
     chunk: int = 256  # inputs per vectorised evaluation
+
+
+# What `infoflow verify` and `infoflow_jax.verify` use by default: every sampler and the
+# adversarial search at half the sweep budget's samples (compilation, not evaluation, dominates
+# a verification run except for the widest models, whose cost is proportional to the budget).
+# Cost: (5 samplers × 512 + grid ≤ 8192 + probes) forward evaluations and 16 × 120 ascent steps
+# (forward + backward) per configuration. QUICK_BUDGET is for tests and smoke runs.
+DEFAULT_BUDGET = Budget(samples=512, starts=16, steps=120)
+QUICK_BUDGET = Budget(samples=256, starts=8, steps=60)
 
 
 @dataclass
@@ -45,29 +74,63 @@ class Estimate:
     per_estimator: dict = field(default_factory=dict)
 
 
-@partial(jax.jit, static_argnums=(0, 3))
-def _errors(err_fn, params, Xs, chunk):
-    return jax.lax.map(lambda X: err_fn(params, X), Xs, batch_size=chunk)
-
-
-def batch_errors(err_fn, params, Xs, chunk: int = 256):
-    """|Ĥ − H| on a batch (B, T, d), evaluated in vectorised chunks."""
-    return _errors(err_fn, params, Xs, min(chunk, Xs.shape[0]))
+# ----------------------------------------------------------------------------- the candidates
+def grid_side(T: int, d: int, max_points: int) -> int:
+    """Points per axis of the exhaustive grid: the largest n with n^(T·d) ≤ max_points (used only if ≥ 3)."""
+    return int(math.floor(max_points ** (1.0 / (T * d)) + 1e-9))
 
 
 def grid_inputs(T: int, d: int, max_points: int):
     """The full grid {0, 1/(n−1), …, 1}^{T·d} with the largest n ≥ 3 that fits, or None."""
-    n = int(math.floor(max_points ** (1.0 / (T * d)) + 1e-9))
+    n = grid_side(T, d, max_points)
     if n < 3:
         return None
     axis = np.linspace(0.0, 1.0, n)
     pts = np.array(list(itertools.product(axis, repeat=T * d)))
-    return jnp.asarray(pts.reshape(-1, T, d))
+    return pts.reshape(-1, T, d)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 4, 5))
-def _ascend(err_fn, retract, params, X0, steps, lr):
-    """Projected gradient ascent on err from each start in X0 (S, T, d); best value/input per start."""
+def ascent_on(budget: Budget) -> bool:
+    return budget.starts > 0 and budget.steps > 0
+
+
+def candidate_names(domain, T: int, d: int, budget: Budget, probe_names: tuple[str, ...] = ()) -> list[str]:
+    """The estimators, in the order :func:`evaluate` returns them."""
+    names = ["grid"] if grid_side(T, d, budget.grid_points) >= 3 else []
+    names += list(samplers_for(domain)) + list(probe_names)
+    if ascent_on(budget):
+        names.append("adversarial")
+    return names
+
+
+def evaluations_per_config(domain, T: int, d: int, budget: Budget, probe_sizes: tuple[int, ...] = (),
+                           ascent_factor: int = 1) -> int:
+    """Forward evaluations of |Ĥ − H| per configuration (an ascent step counts ``ascent_factor``)."""
+    n_grid = grid_side(T, d, budget.grid_points)
+    n = n_grid ** (T * d) if n_grid >= 3 else 0
+    n += len(samplers_for(domain)) * budget.samples + sum(probe_sizes)
+    if ascent_on(budget):
+        n += budget.starts * (budget.steps + 2) * ascent_factor
+    return n
+
+
+def draw(key, grid, *, domain, T: int, d: int, budget: Budget):
+    """Inputs that depend on the key only: ``([grid?, sampler_1, …], fresh ascent starts or None)``."""
+    names = samplers_for(domain)
+    keys = jax.random.split(key, len(names) + 1)
+    Xs = [domain.retract(grid)] if grid is not None else []
+    Xs += [sample(name, k, budget.samples, T, d, domain) for name, k in zip(names, keys[1:])]
+    n_best = (budget.starts + 1) // 2
+    fresh = sample("uniform", keys[0], budget.starts - n_best, T, d, domain) if ascent_on(budget) else None
+    return Xs, fresh
+
+
+def ascend(err_fn, retract, params, X0, steps: int, lr: float):
+    """Projected Adam ascent on err from each start in X0 (S, T, d); best value and input per start.
+
+    Step size lr decays exponentially to lr·1e-4 over the run; after each step the input is
+    retracted onto the domain; non-finite gradients count as 0.
+    """
     opt = optax.adam(optax.exponential_decay(lr, steps, 1e-4))
 
     def one(X):
@@ -93,43 +156,76 @@ def _ascend(err_fn, retract, params, X0, steps, lr):
     return jax.vmap(one)(X0)
 
 
-def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, key, budget: Budget = Budget(),
-                       extra_inputs: dict | None = None) -> Estimate:
-    """Max over estimators of |Ĥ − H| on ``domain``.
+def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: int):
+    """Per candidate estimator: (largest |Ĥ − H| (NaN → +∞), the input attaining it).
 
-    ``extra_inputs`` (name → (B, T, d)) adds user or construction-specific probes
-    (e.g. configurations a proof identifies as worst cases).
+    Returns ``(values (n_cand,), inputs (n_cand, T, d))`` in :func:`candidate_names` order.
+    Every fixed input (grid, samplers, probes) goes through ONE vectorised map, so the
+    forward pass is traced and compiled once per program.
     """
-    candidates: dict[str, tuple[jnp.ndarray, jnp.ndarray]] = {}
-    grid = grid_inputs(T, d, budget.grid_points)
-    if grid is not None:
-        grid = domain.retract(grid)
-        candidates["grid"] = (grid, batch_errors(err_fn, params, grid, budget.chunk))
-    keys = jax.random.split(key, len(samplers_for(domain)) + 1)
-    for name, k in zip(samplers_for(domain), keys[1:]):
-        Xs = sample(name, k, budget.samples, T, d, domain)
-        candidates[name] = (Xs, batch_errors(err_fn, params, Xs, budget.chunk))
-    for name, Xs in (extra_inputs or {}).items():
-        Xs = domain.retract(jnp.asarray(Xs))
-        candidates[name] = (Xs, batch_errors(err_fn, params, Xs, budget.chunk))
-
-    if budget.starts > 0 and budget.steps > 0:
-        # start from the best sampled inputs (half) and from fresh uniform ones
-        pool = jnp.concatenate([c[0] for c in candidates.values()])
-        vals = jnp.concatenate([c[1] for c in candidates.values()])
+    Xs, fresh = drawn
+    Xs = list(Xs) + [domain.retract(P) for P in probes]
+    sizes = [X.shape[0] for X in Xs]
+    pool = jnp.concatenate(Xs)
+    vals = jax.lax.map(lambda X: err_fn(params, X), pool, batch_size=max(1, min(chunk, pool.shape[0])))
+    safe = jnp.where(jnp.isnan(vals), jnp.inf, vals)
+    best_v, best_X = [], []
+    start = 0
+    for n in sizes:
+        i = start + jnp.argmax(safe[start:start + n])
+        best_v.append(safe[i])
+        best_X.append(pool[i])
+        start += n
+    if fresh is not None:
         n_best = (budget.starts + 1) // 2
-        best_idx = jnp.argsort(-jnp.nan_to_num(vals, nan=jnp.inf))[:n_best]
-        fresh = sample("uniform", keys[0], budget.starts - n_best, T, d, domain)
-        X0 = jnp.concatenate([pool[best_idx], fresh])
-        vals_adv, X_adv = _ascend(err_fn, domain, params, X0, budget.steps, budget.lr)  # domain ≡ its retraction
-        candidates["adversarial"] = (X_adv, vals_adv)
+        top = jnp.argsort(-safe)[:n_best]
+        X0 = jnp.concatenate([pool[top], fresh])
+        v_adv, X_adv = ascend(err_fn, domain, params, X0, budget.steps, budget.lr)  # a domain is its retraction
+        v_adv = jnp.where(jnp.isnan(v_adv), jnp.inf, v_adv)
+        i = jnp.argmax(v_adv)
+        best_v.append(v_adv[i])
+        best_X.append(X_adv[i])
+    return jnp.stack(best_v), jnp.stack(best_X)
 
+
+def to_estimate(names: list[str], values, inputs) -> Estimate:
+    """Per-candidate maxima → an :class:`Estimate` (the first maximum wins)."""
     per, best = {}, None
-    for name, (Xs, vals) in candidates.items():
-        vals = np.asarray(vals)
-        i = int(np.argmax(np.where(np.isnan(vals), np.inf, vals)))
-        v = float(vals[i]) if not np.isnan(vals[i]) else math.inf
+    for j, name in enumerate(names):
+        v = float(values[j])
         per[name] = v
         if best is None or v > best[0]:
-            best = (v, np.asarray(Xs[i]), name)
+            best = (v, np.asarray(inputs[j]), name)
     return Estimate(value=best[0], worst_input=best[1], estimator=best[2], per_estimator=per)
+
+
+# ----------------------------------------------------------------------------- one configuration
+@functools.lru_cache(maxsize=128)
+def single_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, has_grid: bool):
+    """``jit(evaluate ∘ draw)`` for one configuration: (params, key, grid, probes) → (values, inputs).
+
+    Cached on its static arguments (an error function is cached on (graphdef, task), a domain
+    and a budget compare by value), so every build of one shape — a construction and its
+    mutants of equal widths — shares one compiled program.
+    """
+    def program(params, key, grid, probes):
+        drawn = draw(key, grid if has_grid else None, domain=domain, T=T, d=d, budget=budget)
+        return evaluate(err_fn, params, drawn, probes, domain=domain, budget=budget, chunk=chunk)
+
+    return jax.jit(program)
+
+
+def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, key, budget: Budget = DEFAULT_BUDGET,
+                       extra_inputs: dict | None = None) -> Estimate:
+    """Max over estimators of |Ĥ − H| on ``domain`` for one configuration.
+
+    ``extra_inputs`` (name → (B, T, d)) adds probes: inputs a proof or a construction
+    identifies as likely worst cases; they are retracted onto the domain first.
+    """
+    probes = dict(extra_inputs or {})
+    grid = grid_inputs(T, d, budget.grid_points)
+    fn = single_program(err_fn, domain, T, d, budget, budget.chunk, grid is not None)
+    values, inputs = fn(params, key, None if grid is None else jnp.asarray(grid),
+                        tuple(jnp.asarray(P) for P in probes.values()))
+    names = candidate_names(domain, T, d, budget, tuple(probes))
+    return to_estimate(names, np.asarray(values), np.asarray(inputs))

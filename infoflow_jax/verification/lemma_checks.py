@@ -19,16 +19,17 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from infoflow_jax.verification.construction import LemmaCheckSpec, register
+from infoflow_jax.verification.construction import LemmaCheckSpec
+from infoflow_jax.verification.mutants import TEMPERATURE_OFF
 from infoflow_jax.core.domains import Cube, Margin
 from infoflow_jax.core.errors import check_choice, check_int_range, check_positive
-from infoflow_jax.verification.estimators import Budget, estimate_sup_error
+from infoflow_jax.verification.estimators import DEFAULT_BUDGET, Budget, estimate_sup_error
+from infoflow_jax.verification.records import Record, lemma_record
 from infoflow_jax.core.lemmas import e_max, l1_attained, margin_weight_defect
-from infoflow_jax.core.precision import require_float64, within_bound
+from infoflow_jax.core.precision import require_float64
 
-LEMMA_MUTANTS = {"temperature-off": "softmax evaluated at β/10 against the bound for β"}
+LEMMA_MUTANTS = {"temperature-off": TEMPERATURE_OFF.description}
 L2_GAMMA = 0.1
 
 
@@ -45,53 +46,58 @@ def margin_defect(beta, X):
     return 2.0 * jnp.sum(jnp.where(jnp.arange(a.shape[0]) == jnp.argmax(a), 0.0, p))
 
 
-def _record(name, T, beta, bound, attained, est, mutant, t0, extra=None):
-    passed = bool(0.99 * attained <= est.value and within_bound(est.value, bound))
-    return {
-        "name": name, "task": None, "T": T, "d": 1, "L": None, "h": None, "k": None, "r": None, "D": None,
-        "gamma": None, "eps": None, "beta": [float(beta)],
-        "params_total": None, "params_nonzero": None, "params_theorem": None,
-        "bound": float(bound), "attained": float(attained), "err_estimate": float(est.value),
-        "estimator": est.estimator, "estimates": est.per_estimator, "passed": passed,
-        "worst_input": np.asarray(est.worst_input).tolist(), "mutant": mutant, "measured": True,
-        "dtype": "float64", **(extra or {}), "seconds": time.perf_counter() - t0,
-    }
+def claim(name: str, T: int, beta: float, gamma: float = L2_GAMMA) -> tuple[float, float]:
+    """(the lemma's bound, the value known to be attained) for check ``name`` at (T, β)."""
+    if name == "L1-softmax-max":
+        return e_max(T, beta), l1_attained(T, beta)[0]
+    q = (T - 1) * math.exp(-beta * gamma)
+    return margin_weight_defect(T, beta, gamma), 2 * q / (1 + q)
 
 
-def _estimate(check: str, gap_fn, domain, *, T: int, beta: float, mutant: str | None, seed: int, budget: Budget):
-    """Validate, then estimate sup of ``gap_fn(β_used, X)`` over ``domain`` (β_used = β/10 for the mutant)."""
-    require_float64(check)
+GAP_FUNCTIONS = {"L1-softmax-max": softmax_max_gap, "L2-margin": margin_defect}
+
+
+def domain_of(name: str, gamma: float = L2_GAMMA):
+    return Cube() if name == "L1-softmax-max" else Margin(gamma, 2)
+
+
+def beta_used(beta: float, mutant: str | None) -> float:
+    """The β the softmax is evaluated at: β, or β/10 for the ``temperature-off`` mutant."""
+    return TEMPERATURE_OFF(beta) if mutant == "temperature-off" else beta
+
+
+def run_check(name: str, *, T: int, beta: float, mutant: str | None = None, seed: int = 0,
+              budget: Budget = DEFAULT_BUDGET, gamma: float = L2_GAMMA) -> Record:
+    """Validate, estimate sup of the lemma's gap over its domain, and judge it."""
+    require_float64(name)
     check_int_range("T", T, 2)
     check_positive("beta", beta)
     if mutant is not None:
         check_choice("mutant", mutant, LEMMA_MUTANTS)
-    used = beta / 10 if mutant == "temperature-off" else beta
-    return estimate_sup_error(gap_fn, jnp.asarray(used), domain=domain, T=T, d=1,
-                              key=jax.random.PRNGKey(seed), budget=budget)
-
-
-def run_l1(*, T: int, beta: float, mutant: str | None = None, seed: int = 0, budget: Budget = Budget()) -> dict:
     t0 = time.perf_counter()
-    est = _estimate("L1-softmax-max", softmax_max_gap, Cube(), T=T, beta=beta, mutant=mutant, seed=seed,
-                    budget=budget)
-    W, _ = l1_attained(T, beta)
-    return _record("L1-softmax-max", T, beta, e_max(T, beta), W, est, mutant, t0)
+    est = estimate_sup_error(GAP_FUNCTIONS[name], jnp.asarray(beta_used(beta, mutant)), domain=domain_of(name, gamma),
+                             T=T, d=1, key=jax.random.PRNGKey(seed), budget=budget)
+    bound, attained = claim(name, T, beta, gamma)
+    rec = lemma_record(name, T=T, beta=beta, bound=bound, attained=attained, est=est, mutant=mutant, seed=seed,
+                       gamma=None if name == "L1-softmax-max" else gamma)
+    rec.seconds = time.perf_counter() - t0
+    return rec
 
 
-def run_l2(*, T: int, beta: float, mutant: str | None = None, seed: int = 0, budget: Budget = Budget(),
-           gamma: float = L2_GAMMA) -> dict:
-    t0 = time.perf_counter()
-    est = _estimate("L2-margin", margin_defect, Margin(gamma, 2), T=T, beta=beta, mutant=mutant, seed=seed,
-                    budget=budget)
-    q = (T - 1) * math.exp(-beta * gamma)
-    return _record("L2-margin", T, beta, margin_weight_defect(T, beta, gamma), 2 * q / (1 + q), est, mutant, t0,
-                   {"gamma": gamma})
+def run_l1(*, T: int, beta: float, mutant: str | None = None, seed: int = 0, budget: Budget = DEFAULT_BUDGET) -> Record:
+    return run_check("L1-softmax-max", T=T, beta=beta, mutant=mutant, seed=seed, budget=budget)
 
 
-L1_SPEC = register(LemmaCheckSpec(name="L1-softmax-max", summary="L1: softmax average vs max, in [0.99·W, e_max]",
-                                  run=run_l1))
+def run_l2(*, T: int, beta: float, mutant: str | None = None, seed: int = 0, budget: Budget = DEFAULT_BUDGET,
+           gamma: float = L2_GAMMA) -> Record:
+    return run_check("L2-margin", T=T, beta=beta, mutant=mutant, seed=seed, budget=budget, gamma=gamma)
+
+
+L1_SPEC = LemmaCheckSpec(name="L1-softmax-max", summary="L1: softmax average vs max, in [0.99·W, e_max]",
+                         run=run_l1, mutants=LEMMA_MUTANTS)
 # β = 10 would make L2's bound 2(T−1)e^{−1} ≥ 2 = the trivial bound on an ℓ1 distance of
 # distributions: vacuous, and no mutant could fail it. β ≥ 100 keeps it informative.
-L2_SPEC = register(LemmaCheckSpec(name="L2-margin", summary="L2: softmax weight defect under margin γ = 0.1",
-                                  run=run_l2, default_beta=(100.0, 1e3)))
+L2_SPEC = LemmaCheckSpec(name="L2-margin", summary="L2: softmax weight defect under margin γ = 0.1",
+                         run=run_l2, mutants=LEMMA_MUTANTS, default_beta=(100.0, 1e3))
+LEMMA_CHECKS = (L1_SPEC, L2_SPEC)
 

@@ -1,16 +1,24 @@
-"""Results that survive: ``DIR/results.jsonl`` (one record per line) and ``DIR/manifest.json``.
+"""The one results store: JSON lines that survive interruption, and a manifest.
 
-* Every finished configuration is appended at once: one ``os.write`` of the
-  whole line (``O_APPEND``), then ``fsync``. A kill can at worst leave the last
-  line half-written; :func:`repair` detects it (no trailing newline, or a line
-  that is not JSON) and discards it before anything else is read or appended.
-* Rerunning the same spec into the same folder skips every configuration whose
-  ``config_hash`` is already in ``results.jsonl``.
-* ``manifest.json`` (written atomically: temp file, fsync, rename) says what
-  produced the folder: ``kind: "sweep"``, the package and jax/jaxlib/flax/optax
-  versions, device kinds and count, the git commit (if any), the spec, and one
-  entry per invocation (``runs``) with its statistics. A folder holding a
-  different spec (or another kind) is refused.
+Used by sweeps (``DIR/results.jsonl``), training (``DIR/train.jsonl``) and ``infoflow
+verify --out FILE``.
+
+* :class:`JsonlFile` — one record per line. Every record is appended at once: one
+  ``os.write`` of the whole line (``O_APPEND``), then ``fsync``. A kill can at worst leave
+  the last line half-written; opening the file (:func:`repair`) cuts such a torn tail
+  (no trailing newline, or a last line that is not JSON) before anything else is read or
+  appended. A bad line *before* the last is corruption, not an interruption: an
+  :class:`~infoflow_jax.core.errors.InputError` naming the file and the line.
+* :class:`ResultsStore` — a run folder: a :class:`JsonlFile` of records and
+  ``manifest.json`` (written atomically: temp file, fsync, rename) saying what produced
+  it: ``kind`` (``"sweep"`` or ``"train"``), the package and jax/jaxlib/flax/optax
+  versions, device kinds and count, the git commit (if any), the spec, and one entry per
+  invocation (``runs``) with its statistics. A folder holding a different spec (or
+  another kind) is refused. A rerun skips every record whose ``config_hash`` is present.
+
+Records may be :class:`~infoflow_jax.verification.records.Record` objects (written as
+``to_json()``) or plain dicts; numpy values become JSON numbers and lists
+(:func:`dumps`, the one JSON encoder of the package).
 """
 
 from __future__ import annotations
@@ -41,45 +49,70 @@ def _json_default(o):
     return str(o)
 
 
-def dumps(record: dict) -> str:
-    return json.dumps(record, default=_json_default)
+def as_json(record) -> dict:
+    """A record as a JSON-ready dict (a :class:`Record` via ``to_json()``; a dict as it is)."""
+    return record.to_json() if hasattr(record, "to_json") else record
+
+
+def dumps(record, **kw) -> str:
+    """One record (or any JSON-able value) as JSON text; numpy values become numbers and lists."""
+    return json.dumps(as_json(record), default=_json_default, **kw)
+
+
+def _scan(path: Path, data: bytes) -> tuple[list[dict], int, int]:
+    """(records, byte offset after the last good line, torn lines) of JSON-lines ``data``."""
+    lines = data.split(b"\n")  # the last element is what follows the last newline (b"" if none)
+    records: list[dict] = []
+    good_end = pos = torn = 0
+    for i, line in enumerate(lines[:-1]):
+        pos += len(line) + 1
+        rec = _parse(line) if line.strip() else {}
+        if rec is None:
+            if any(l.strip() for l in lines[i + 1:]):
+                raise InputError(str(path), f"line {i + 1}", "valid JSON lines (only the last may be torn)")
+            torn += 1
+            break
+        if rec:
+            records.append(rec)
+        good_end = pos
+    if lines[-1].strip():  # an unfinished write: no newline after it
+        torn += 1
+    return records, good_end, torn
 
 
 def repair(path: Path) -> tuple[list[dict], int]:
-    """Read a JSONL file; drop a half-written last line and any unparsable line (rewriting the file).
+    """Read a JSON-lines file and cut a torn last line off it. Returns ``(records, discarded)``.
 
-    Returns ``(records, discarded)``.
+    A line before the last that does not parse is corruption: InputError naming file and line.
     """
     path = Path(path)
     if not path.exists():
         return [], 0
     data = path.read_bytes()
-    discarded = 0
-    if data and not data.endswith(b"\n"):  # a kill mid-write: the tail has no newline
-        cut = data.rfind(b"\n") + 1
+    records, good_end, torn = _scan(path, data)
+    if good_end < len(data):
         with open(path, "r+b") as f:
-            f.truncate(cut)
+            f.truncate(good_end)
             f.flush()
             os.fsync(f.fileno())
-        data = data[:cut]
-        discarded += 1
-    records, good, bad = [], [], 0
-    for line in data.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict):
-                raise ValueError
-        except ValueError:
-            bad += 1
-            continue
-        records.append(rec)
-        good.append(line)
-    if bad:
-        _atomic_write(path, b"".join(g + b"\n" for g in good))
-        discarded += bad
-    return records, discarded
+    return records, torn
+
+
+def read_jsonl(path) -> list[dict]:
+    """The complete records of a JSON-lines file, read only (a torn last line is skipped, the file
+    left alone; a corrupt line before the last is an InputError)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return _scan(path, path.read_bytes())[0]
+
+
+def _parse(line: bytes) -> dict | None:
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -100,19 +133,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def read_results(out_dir) -> list[dict]:
-    """The records of a sweep folder (a half-written last line is ignored, the file left alone)."""
-    path = Path(out_dir) / RESULTS
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_bytes().split(b"\n"):
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+    """The records of a sweep folder."""
+    return read_jsonl(Path(out_dir) / RESULTS)
 
 
 def read_manifest(out_dir) -> dict | None:
@@ -166,75 +188,114 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-class ResultsStore:
-    """The two files of a sweep folder."""
+class JsonlFile:
+    """An append-only JSON-lines file of records (repaired on open, each append durable)."""
 
-    def __init__(self, out_dir):
-        self.dir = Path(out_dir)
-        self.results_path = self.dir / RESULTS
-        self.manifest_path = self.dir / MANIFEST
-        self.manifest: dict | None = None
+    def __init__(self, path):
+        self.path = Path(path)
+        self.records: list[dict] = []
         self.discarded = 0
-        self._records: list[dict] = []
         self._fd: int | None = None
 
+    def open(self) -> "JsonlFile":
+        """Repair the file (cut a torn tail), read its records, open it for appending."""
+        if self.path.is_dir():
+            raise InputError("out", str(self.path), "a file (a folder of that name exists)")
+        try:
+            self.records, self.discarded = repair(self.path)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InputError("out", str(self.path), f"a writable file ({exc.strerror})") from None
+        return self
+
+    def append(self, record) -> None:
+        """Append one record as one line, durably (write + fsync) before returning."""
+        data = as_json(record)
+        view = memoryview((dumps(data) + "\n").encode())
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        os.fsync(self._fd)
+        self.records.append(data)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class ResultsStore:
+    """A run folder: ``manifest.json`` and a :class:`JsonlFile` of records (``results.jsonl`` for
+    a sweep, ``train.jsonl`` for training)."""
+
+    def __init__(self, out_dir, *, kind: str = "sweep", results: str = RESULTS, same_spec: bool = True):
+        self.dir = Path(out_dir)
+        self.kind = kind
+        self.same_spec = same_spec  # refuse a folder of another spec (sweeps); else the manifest takes the new one
+        self.file = JsonlFile(self.dir / results)
+        self.results_path = self.file.path
+        self.manifest_path = self.dir / MANIFEST
+        self.manifest: dict | None = None
+
     # -- setup
-    def open(self, spec, *, spec_path: str | None = None) -> None:
-        """Create or reopen the folder for ``spec``; refuse a folder holding something else."""
+    def open(self, spec, *, spec_path: str | None = None) -> "ResultsStore":
+        """Create or reopen the folder for ``spec`` (an object with ``to_dict()``, or a dict);
+        refuse a folder holding something else."""
         if self.dir.exists() and not self.dir.is_dir():
             raise InputError("out", str(self.dir), "a folder (a file of that name exists)")
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError("out", str(self.dir), f"a folder that can be created ({exc.strerror})") from None
-        spec_dict = json.loads(dumps(spec.to_dict()))
+        spec_dict = json.loads(dumps(spec.to_dict() if hasattr(spec, "to_dict") else spec))
         old = read_manifest(self.dir)
+        what = f"a new folder or a {self.kind} folder"
         if old is not None:
-            if old.get("kind") != "sweep":
-                raise InputError("out", str(self.dir), f"a new folder or a sweep folder (this one holds kind "
-                                 f"{old.get('kind')!r})")
-            if old.get("spec") != spec_dict:
-                raise InputError("out", str(self.dir), "a new folder, or the folder of a sweep with the same spec "
-                                 "(this one holds a different spec; see its manifest.json)")
-            self.manifest = old
+            if old.get("kind") != self.kind:
+                raise InputError("out", str(self.dir), f"{what} (this one holds kind {old.get('kind')!r})")
+            if old.get("spec") != spec_dict and self.same_spec:
+                raise InputError("out", str(self.dir), f"a new folder, or the folder of a {self.kind} with the same "
+                                 "spec (this one holds a different spec; see its manifest.json)")
+            self.manifest = {**old, "spec": spec_dict, "spec_path": spec_path or old.get("spec_path")}
         elif self.results_path.exists() and self.results_path.stat().st_size > 0:
-            raise InputError("out", str(self.dir), "a new folder or a sweep folder (results.jsonl without "
-                             "manifest.json)")
+            raise InputError("out", str(self.dir), f"{what} ({self.results_path.name} without manifest.json)")
         else:
-            self.manifest = {"kind": "sweep", "created": _now(), **environment(), "spec": spec_dict,
+            self.manifest = {"kind": self.kind, "created": _now(), **environment(), "spec": spec_dict,
                              "spec_path": spec_path, "runs": []}
-        self._records, self.discarded = repair(self.results_path)
+        self.file.open()
         run = {"started": _now(), "finished": None, "status": "running", "argv": sys.argv,
-               "devices": environment()["devices"], "git": git_commit(), "discarded_lines": self.discarded}
+               "devices": environment()["devices"], "git": git_commit(), "discarded_lines": self.file.discarded}
         self.manifest.setdefault("runs", []).append(run)
         self.write_manifest()
-        self._fd = os.open(self.results_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self
+
+    @property
+    def discarded(self) -> int:
+        return self.file.discarded
 
     def done_hashes(self) -> set[str]:
-        return {r["config_hash"] for r in self._records if "config_hash" in r}
+        return {r["config_hash"] for r in self.file.records if "config_hash" in r}
 
     @property
     def records(self) -> list[dict]:
-        return list(self._records)
+        return list(self.file.records)
 
     # -- writing
-    def append(self, record: dict) -> None:
+    def append(self, record) -> None:
         """Append one record as one line, durably (write + fsync) before returning."""
-        line = (dumps(record) + "\n").encode()
-        view = memoryview(line)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        os.fsync(self._fd)
-        self._records.append(record)
+        self.file.append(record)
 
     def write_manifest(self) -> None:
-        _atomic_write(self.manifest_path, (json.dumps(self.manifest, indent=2, default=_json_default) + "\n").encode())
+        _atomic_write(self.manifest_path, (dumps(self.manifest, indent=2) + "\n").encode())
 
     def finish(self, stats: dict, status: str | None = None) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self.file.close()
         run = self.manifest["runs"][-1]
         run["finished"] = _now()
         run["status"] = status or ("complete" if stats.get("configs_total") is not None else "stopped")

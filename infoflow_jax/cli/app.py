@@ -119,5 +119,5 @@ def main(argv: list[str] | None = None) -> int:
     return int(status or 0)
 
 
-if __name__ == "__main__":  # python -m infoflow_jax.cli.main
+if __name__ == "__main__":  # python -m infoflow_jax.cli.app
     sys.exit(main())

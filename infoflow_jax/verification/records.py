@@ -1,0 +1,157 @@
+"""The record type: one row of a verification, and the verdicts that judge it.
+
+Every verification — a construction at (T, ε, k), a lemma check at (T, β), a row that
+could not be verified — is one :class:`Record`; ``infoflow verify --json/--out``, sweeps
+and the separation sweep write ``record.to_json()`` as one JSON line. The documented key
+list :data:`RECORD_KEYS` is generated from the dataclass fields; every record carries
+``schema`` (:data:`SCHEMA`), bumped whenever a key changes meaning or goes away.
+
+Verdicts (THEORY §6):
+
+* construction: ``err_estimate ≤ bound ≤ ε`` (the first up to float64 rounding,
+  :func:`~infoflow_jax.core.precision.within_bound`, since some bounds are attained exactly);
+* lemma check: ``0.99·attained ≤ err_estimate ≤ bound`` (the search found the known worst
+  case, and nothing exceeds the lemma);
+* a row is *as expected* when a real row passes and a mutant row fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from infoflow_jax.core.precision import within_bound
+
+SCHEMA = 2  # 1: the untyped dicts of the first release (no `schema`, `kind`)
+KINDS = ("construction", "lemma", "failure")
+
+
+@dataclass
+class Record:
+    """One verification row. Fields that do not apply to a kind are ``None``."""
+
+    kind: str  # "construction" | "lemma" | "failure" (could not be verified; see `error`)
+    name: str  # catalog name (C1, L1-softmax-max, a user's construction)
+    task: str | None  # task id (T1 …), None for lemma checks
+    T: int
+    eps: float | None = None  # target precision ε (None for lemma checks)
+    d: int | None = None
+    L: int | None = None  # layers
+    h: int | None = None  # heads per layer (max over layers)
+    k: int | None = None
+    r: int | None = None
+    D: int | None = None
+    gamma: float | None = None
+    beta: list | None = None  # inverse temperature per layer
+    params_total: int | None = None  # dense entries
+    params_nonzero: int | None = None
+    params_theorem: int | None = None  # nonzero entries of embedding + FFNs + readout
+    bound: float | None = None  # the claimed sup-norm bound (a lemma's bound for lemma checks)
+    bound_terms: dict | None = None  # its named terms
+    choices: dict | None = None  # what the construction chose (N, γ, K, …)
+    attained: float | None = None  # lemma checks: the known attained value
+    err_estimate: float | None = None  # max over estimators of |Ĥ − H| (a lower estimate of the sup)
+    estimator: str | None = None  # which estimator attained it
+    estimates: dict | None = None  # every estimator's value
+    passed: bool = False
+    worst_input: list | None = None  # the input (T × d) attaining the estimate
+    mutant: str | None = None  # None for the real construction
+    expected: bool | None = None  # real row passed, or mutant row failed
+    error: str | None = None  # why the row could not be verified (kind "failure")
+    measured: bool = True  # measured, not a formula
+    dtype: str = "float64"
+    seed: int | None = None
+    seconds: float | None = None  # wall time of the row
+    config_hash: str | None = None  # sweeps: identity of the configuration (resume key)
+    bucket: str | None = None  # sweeps: the compiled program's bucket
+    compile_seconds: float | None = None  # sweeps: that bucket's trace + compile time
+    schema: int = SCHEMA
+
+    def __post_init__(self):
+        self.expected = expected_outcome(self)
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict (numpy scalars and arrays become Python numbers and lists)."""
+        self.expected = expected_outcome(self)
+        return {k: _plain(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Record":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known and k != "expected"})
+
+    # read access by key, as for the dicts records used to be (notebooks, old scripts)
+    def __getitem__(self, key: str):
+        return getattr(self, key)
+
+    def get(self, key: str, default=None):
+        return getattr(self, key, default)
+
+
+RECORD_KEYS = tuple(f.name for f in fields(Record))
+
+
+def _plain(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+# ----------------------------------------------------------------------------- verdicts
+def construction_passes(err_estimate: float, bound: float, eps: float) -> bool:
+    """err_estimate ≤ bound ≤ ε (the first up to float64 rounding)."""
+    return bool(np.isfinite(err_estimate) and within_bound(err_estimate, bound) and bound <= eps)
+
+
+def lemma_passes(err_estimate: float, bound: float, attained: float) -> bool:
+    """0.99·attained ≤ err_estimate ≤ bound (the second up to float64 rounding)."""
+    return bool(0.99 * attained <= err_estimate and within_bound(err_estimate, bound))
+
+
+def expected_outcome(record) -> bool:
+    """A row is as expected when a real construction passes and a mutant fails."""
+    return bool(record["passed"] if record["mutant"] is None else not record["passed"])
+
+
+# ----------------------------------------------------------------------------- constructors
+def construction_record(built, est, *, T: int, eps: float, seed: int, dtype: str = "float64",
+                        name: str | None = None) -> Record:
+    """The record of one built configuration and its :class:`~infoflow_jax.verification.estimators.Estimate`."""
+    cfg = built.compiled.model.cfg
+    tp = built.task.params()
+    return Record(
+        kind="construction", name=name or built.name, task=built.task.id, T=T, eps=eps, d=built.task.d,
+        L=cfg.L, h=max(l.heads for l in cfg.layers), k=tp.get("k"), r=tp.get("r"), D=tp.get("D"),
+        gamma=tp.get("gamma"), beta=[None if b is None else float(b) for b in built.betas],
+        **built.params.as_record(), bound=float(built.bound),
+        bound_terms={k_: float(v) for k_, v in built.bound_terms.items()}, choices=dict(built.choices),
+        err_estimate=float(est.value), estimator=est.estimator, estimates=dict(est.per_estimator),
+        passed=construction_passes(est.value, built.bound, eps), worst_input=np.asarray(est.worst_input).tolist(),
+        mutant=built.mutant, dtype=dtype, seed=seed,
+    )
+
+
+def lemma_record(name: str, *, T: int, beta: float, bound: float, attained: float, est, mutant: str | None,
+                 seed: int, gamma: float | None = None, dtype: str = "float64") -> Record:
+    return Record(
+        kind="lemma", name=name, task=None, T=T, d=1, gamma=gamma, beta=[float(beta)], bound=float(bound),
+        attained=float(attained), err_estimate=float(est.value), estimator=est.estimator,
+        estimates=dict(est.per_estimator), passed=lemma_passes(est.value, bound, attained),
+        worst_input=np.asarray(est.worst_input).tolist(), mutant=mutant, dtype=dtype, seed=seed,
+    )
+
+
+def failure_record(name: str, *, task: str | None, T: int, error: str, eps: float | None = None,
+                   k: int | None = None, beta: float | None = None, mutant: str | None = None,
+                   seed: int | None = None, seconds: float | None = None, dtype: str = "float64") -> Record:
+    """A row that could not be verified: it fails, and ``error`` says why."""
+    return Record(kind="failure", name=name, task=task, T=T, eps=eps, k=k,
+                  beta=None if beta is None else [float(beta)], passed=False, mutant=mutant, error=error,
+                  measured=False, dtype=dtype, seed=seed, seconds=seconds)
