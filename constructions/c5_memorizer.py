@@ -27,7 +27,8 @@ from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
 from infoflow_jax.core.kuhn import kuhn_decoder, kuhn_error_constant, kuhn_param_formula
 from infoflow_jax.core.slots import FFNBlock, Head, Program
 from infoflow_jax.core.tasks import KthLargest, MaxRetrieval, TwoHop
-from constructions.l4 import kuhn_ffn, shift_vertex
+from infoflow_jax.core.kuhn import kuhn_ffn
+from infoflow_jax.verification.mutants import vertex_shifted
 
 MAX_VERTICES = 2_000_000  # refuse to instantiate beyond this; use formula_params
 
@@ -99,7 +100,7 @@ def build(T: int, eps: float, *, target: str = "max", F: LipschitzFn = DEFAULT_F
     l1.attend(Head(score=score, values=values, note="z_j ← uniform average of T·x_s⊗e_s = x_j at CLS (β = 0)"))
     net = kuhn_ffn(dec)
     if mutant == "vertex-shifted":
-        net = shift_vertex(dec, 1.0, int(sum((n // 2) * (n + 1) ** i for i in range(T))))
+        net = vertex_shifted(dec, 1.0, int(sum((n // 2) * (n + 1) ** i for i in range(T))))
     l1.ffn(FFNBlock(tuple(prog[f"z{j + 1}"] for j in range(T)), net, ("y",),
                     note=f"y ← Ĥ(z_1..z_{T}), L4 Kuhn decoder on [0,1]^{T}, n={n}"))
     prog.readout(prog["y"])

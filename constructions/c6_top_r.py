@@ -40,7 +40,8 @@ from infoflow_jax.core.lemmas import (beta_for_margin, beta_for_soft_max, e_max,
 from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
 from infoflow_jax.core.tasks import CoupledTopR, DecoupledTopR
 from constructions.exclusion import SCORE_RANGE, exclusion_layers
-from constructions.l4 import kuhn_ffn, shift_vertex
+from infoflow_jax.core.kuhn import kuhn_ffn
+from infoflow_jax.verification.mutants import vertex_shifted
 
 DECODE_SHARE = 0.75  # of ε; the retrievals get the rest
 
@@ -121,7 +122,7 @@ def _build(T: int, eps: float, *, coupled: bool, k: int = 2, gamma: float | None
     if coupled:
         net = kuhn_ffn(dec)
         if mutant == "vertex-shifted":
-            net = shift_vertex(dec, 1.0, nearest_vertex(typical_point(T, r, gamma), n))
+            net = vertex_shifted(dec, 1.0, nearest_vertex(typical_point(T, r, gamma), n))
         last.ffn(FFNBlock(tuple(retrieved), net, ("y",),
                           note=f"y ← Ĝ(m1..m{r - 1}, z), L4 Kuhn decoder on [0,1]^{r}, n={n}"))
         prog.readout(prog["y"])

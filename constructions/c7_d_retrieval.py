@@ -28,7 +28,8 @@ from infoflow_jax.core.kuhn import kuhn_decoder, kuhn_error_constant
 from infoflow_jax.core.lemmas import beta_for_soft_max, e_max
 from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
 from infoflow_jax.core.tasks import DRetrieval, LinearFeature
-from constructions.l4 import kuhn_ffn, shift_vertex
+from infoflow_jax.core.kuhn import kuhn_ffn
+from infoflow_jax.verification.mutants import vertex_shifted
 
 MUTANTS = {
     "head-dropped": "the last head writes 0 instead of max_s g_D(x_s)",
@@ -73,7 +74,7 @@ def build(T: int, eps: float, *, D: int = 2, d: int = 2, gs=None, G=None, beta: 
                                 note=f"{slots[i]} ← soft-max over tokens of g_{i + 1}(x) = {key} (β={beta:.4g})"))
     net = kuhn_ffn(dec)
     if mutant == "vertex-shifted":
-        net = shift_vertex(dec, 1.0, int(sum(round(0.8 * n) * (n + 1) ** i for i in range(D))))
+        net = vertex_shifted(dec, 1.0, int(sum(round(0.8 * n) * (n + 1) ** i for i in range(D))))
     l1.ffn(FFNBlock(tuple(prog[f"z{i + 1}"] for i in range(D)), net, ("y",),
                     note=f"y ← Ĝ(z_1..z_{D}), L4 Kuhn decoder on [0,1]^{D}, n={n}"))
     prog.readout(prog["y"])

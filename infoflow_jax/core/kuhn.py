@@ -553,3 +553,28 @@ def kuhn_decoder(
     # 7. output
     layers.append(Dense(values, np.zeros(values.shape[1])))
     return KuhnDecoder(tuple(layers), D, n, m, values, scalar)
+
+
+def densify(layer) -> Dense:
+    """A Grouped layer as the equivalent (block-diagonal) Dense layer (same function, same nonzeros)."""
+    if isinstance(layer, Dense):
+        return layer
+    G, g_in, g_out = layer.W.shape
+    W = np.zeros((G * g_in, G * g_out))
+    for g in range(G):
+        W[g * g_in:(g + 1) * g_in, g * g_out:(g + 1) * g_out] = layer.W[g]
+    return Dense(W, np.asarray(layer.b).reshape(-1))
+
+
+def kuhn_ffn(dec: KuhnDecoder) -> tuple:
+    """The L4 decoder as an FFN network for :class:`~infoflow_jax.core.slots.FFNBlock`.
+
+    ``kuhn_decoder`` starts with a Grouped(D, 1, 2) clamp layer; an FFN block must start
+    with a Dense layer (it reads the residual stream through forms), so the clamp is
+    rewritten as the equivalent block-diagonal Dense (D → 2D) layer.
+    """
+    layers = list(dec.layers)
+    if isinstance(layers[0], Grouped):
+        layers[0] = densify(layers[0])
+    return tuple(layers)
+

@@ -7,6 +7,7 @@ the Lipschitz constant of H in the sup-norm on X (used by memorizing decoders).
 from __future__ import annotations
 
 import functools
+from typing import Callable
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -303,3 +304,49 @@ class DRetrieval(Task):
 
     def params(self) -> dict:
         return {"k": None, "r": None, "D": self.D, "gamma": None}
+
+
+@dataclass(frozen=True)
+class FunctionTask(Task):
+    """A user's task: H(X) = fn(X), with X of shape (..., T, d) → (...), on a given domain.
+
+    ``fn`` must be a vectorised jax function, exact in float64 (the verifier differentiates
+    through it and trusts it as the truth). ``lipschitz`` is H's Lipschitz constant in the
+    sup-norm on X (used by memorizing decoders; ``nan`` if unknown). ``task_id`` and
+    ``title`` name it in records.
+
+        task = FunctionTask(T=8, fn=lambda X: jnp.max(X[..., 0], -1) ** 2, lipschitz=2.0)
+    """
+
+    fn: Callable = None
+    lipschitz_constant: float = float("nan")
+    d: int = 1
+    on: object = Cube()
+    task_id: str = "user"
+    title: str = "user task"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int_range("d", self.d, 1)
+        if not callable(self.fn):
+            from infoflow_jax.core.errors import InputError
+            raise InputError("fn", self.fn, "a callable X (..., T, d) -> (...)")
+
+    @property
+    def id(self) -> str:
+        return self.task_id
+
+    @property
+    def name(self) -> str:
+        return self.title
+
+    @property
+    def domain(self):
+        return self.on
+
+    @property
+    def lipschitz(self) -> float:
+        return float(self.lipschitz_constant)
+
+    def target(self, X):
+        return self.fn(X)
