@@ -400,7 +400,8 @@ def _worker_init() -> None:
 
 def _run_group(items: list[tuple], seed: int, budget_kw: dict) -> list[tuple[str, Any]]:
     """Worker: run one group of rows given as plain tuples; InputErrors travel back as data."""
-    from infoflow_jax.verification.construction import LemmaCheckSpec, load_all
+    from infoflow_jax.catalog import catalog
+    from infoflow_jax.verification.construction import LemmaCheckSpec
     from infoflow_jax.verification.estimators import Budget
 
     registry = catalog()
