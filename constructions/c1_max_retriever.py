@@ -9,7 +9,6 @@ Parameters (theorem convention): 2N + O(1), independent of T; exponent b = 1.
 
 from __future__ import annotations
 
-import numpy as np
 
 from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant

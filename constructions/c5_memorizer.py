@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.errors import InputError, check_choice, check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
-from infoflow_jax.core.kuhn import kuhn_decoder, kuhn_error_constant, kuhn_param_formula
+from infoflow_jax.core.kuhn import kuhn_cells_for, kuhn_decoder, kuhn_error_constant, kuhn_param_formula
 from infoflow_jax.core.slots import FFNBlock, Head, Program
 from infoflow_jax.core.tasks import KthLargest, MaxRetrieval, TwoHop
 from infoflow_jax.core.kuhn import kuhn_ffn
@@ -51,7 +51,7 @@ def make_task(T: int, target: str, F: LipschitzFn):
 
 def cells_for(T: int, L: float, eps: float) -> int:
     """n = ⌈C_T·L_∞/ε⌉: the least n with C_T·L_∞/n ≤ ε."""
-    return max(1, math.ceil(kuhn_error_constant(T) * L / eps - 1e-12))
+    return kuhn_cells_for(T, L, eps, max_vertices=math.inf)  # counted, not built: no vertex cap here
 
 
 def formula_params(T: int, eps: float, *, target: str = "max", F: LipschitzFn = DEFAULT_F) -> int:

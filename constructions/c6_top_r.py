@@ -34,7 +34,7 @@ from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import check_int_range, check_open_interval
-from infoflow_jax.core.kuhn import kuhn_decoder, kuhn_error_constant
+from infoflow_jax.core.kuhn import kuhn_cells_for, kuhn_decoder, kuhn_error_constant
 from infoflow_jax.core.lemmas import (beta_for_margin, beta_for_soft_max, e_max, e_max_holds_beyond_unit_range,
                                  knots_for, margin_retrieval_error, pl_decoder_error)
 from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
@@ -98,7 +98,7 @@ def _build(T: int, eps: float, *, coupled: bool, k: int = 2, gamma: float | None
     assert eta <= gamma / 4
     delta = max(eta, e_max(T, beta_last))
     if coupled:
-        n = max(1, int(np.ceil(kuhn_error_constant(r) * L / eps_dec - 1e-12)))
+        n = kuhn_cells_for(r, L, eps_dec)
         dec = kuhn_decoder(task.G, r, n)
         terms = {"decoder C_r·L/n": dec.error_bound(L), "retrieval L·max(η, e_max(T,β))": L * delta}
         choices = {"n": n, "C_r": kuhn_error_constant(r), "split": dec.split}

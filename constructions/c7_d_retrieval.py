@@ -19,12 +19,11 @@ exponent D (coupled decode), not T·d. With h < D heads a single layer cannot do
 
 from __future__ import annotations
 
-import math
 
 
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
-from infoflow_jax.core.kuhn import kuhn_decoder, kuhn_error_constant
+from infoflow_jax.core.kuhn import kuhn_cells_for, kuhn_decoder, kuhn_error_constant
 from infoflow_jax.core.lemmas import beta_for_soft_max, e_max
 from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
 from infoflow_jax.core.tasks import DRetrieval, LinearFeature
@@ -52,7 +51,7 @@ def build(T: int, eps: float, *, D: int = 2, d: int = 2, gs=None, G=None, beta: 
         if not isinstance(g, LinearFeature):
             raise InputError("gs", g, "LinearFeature (one attention head scores linearly in the embedding)")
     L_G = float(task.G.lipschitz)
-    n = max(1, math.ceil(kuhn_error_constant(D) * L_G / (eps / 2) - 1e-12))
+    n = kuhn_cells_for(D, L_G, eps / 2)
     beta = beta if beta is not None else beta_for_soft_max(T, eps / (2 * L_G))
     dec = kuhn_decoder(task.G, D, n)
     terms = {"decoder C_D·L_G/n": dec.error_bound(L_G), "attention L_G·e_max(T,β)": L_G * e_max(T, beta)}

@@ -29,7 +29,6 @@ Exit status: 0 iff every row is as expected (real rows pass, mutant rows fail;
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -228,12 +227,26 @@ def plan_rows(specs, *, T=None, eps=None, k=None, beta=None, mutant=None) -> lis
             mutants_at = lambda p: []
         else:  # default: every mutant at the representative point only
             mutants_at = lambda p: list(spec.mutants) if p == rep else []
+        if not points:  # e.g. C3 at T = 1: every k it uses exceeds every T asked for — nothing to verify
+            raise InputError("k", ",".join(map(str, spec.default_k if not k else k)),
+                             f"an integer with 1 <= k <= T for {spec.name} (here T = {','.join(map(str, Ts))}; "
+                             f"pass --T >= {min(x for x in (k or spec.default_k))} or --k)")
         if rep not in points:  # e.g. every default k exceeds the representative T
-            rep = points[0] if points else None
+            rep = points[0]
         for p in points:
             rows.append(Row(spec, lemma, **p))
             rows += [Row(spec, lemma, **p, mutant=m) for m in mutants_at(p)]
     return rows
+
+
+def check_inputs_fit(rows: list[Row], budget) -> None:
+    """Refuse up front a T whose sampled inputs alone cannot fit in memory (before anything is built)."""
+    from infoflow_jax.verification import memory as mem
+
+    plan = mem.memory_budget()
+    for T in sorted({r.T for r in rows}, reverse=True):
+        mem.check_fits(T=T, eps=None, per_input=mem.bytes_per_input(None, T),
+                       fixed=mem.fixed_input_bytes(T, 1, budget.samples, 2), budget=plan)
 
 
 def _budget(quick: bool):
@@ -497,6 +510,7 @@ def run(args) -> int:
         return list_specs(specs, args.json)
     rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
     budget = _budget(args.quick)
+    check_inputs_fit(rows, budget)
     jobs = min(jobs, len(_groups(rows)))
 
     out = None

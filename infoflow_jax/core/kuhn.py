@@ -578,3 +578,25 @@ def kuhn_ffn(dec: KuhnDecoder) -> tuple:
         layers[0] = densify(layers[0])
     return tuple(layers)
 
+
+MAX_VERTICES = 2_000_000  # an L4 decoder with more vertices than this is refused up front
+
+
+def kuhn_cells_for(D: int, lipschitz: float, target: float, *, max_vertices: int = MAX_VERTICES) -> int:
+    """Least n with C_D·L/n ≤ target (the L4 error bound), n ≥ 1.
+
+    The target is a share of the user's ε: when (n+1)^D would exceed ``max_vertices`` the
+    decoder cannot be built, and the InputError names ``eps``.
+    """
+    import math
+
+    from infoflow_jax.core.errors import InputError, check_positive
+
+    check_positive("eps", target)
+    n = max(1, math.ceil(kuhn_error_constant(D) * lipschitz / target - 1e-12))
+    if (n + 1) ** D > max_vertices:
+        raise InputError("eps", f"{target:.3g} (an L4 decoder's share of eps)",
+                         f"large enough that its {D}-D decoder needs at most {max_vertices:,} vertices "
+                         f"(n = {n} cells per axis gives {(n + 1) ** D:,})")
+    return n
+

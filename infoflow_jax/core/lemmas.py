@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from infoflow_jax.core.errors import check_int_range, check_positive
+from infoflow_jax.core.errors import InputError, check_int_range, check_positive
 
 
 # ----------------------------------------------------------------------------- L1
@@ -47,12 +47,15 @@ def e_max_holds_beyond_unit_range(T: int, beta: float) -> bool:
 
 def beta_for_soft_max(T: int, target: float) -> float:
     """Smallest β (to 1e-9 relative) with e_max(T, β) ≤ target. e_max is decreasing in β."""
-    check_positive("target", target)
+    check_positive("eps", target)
     if T == 1:
         return 1.0
     lo, hi = 1e-9, 1.0
     while e_max(T, hi) > target:
         hi *= 2.0
+        if hi > MAX_BETA:  # the target is a share of the user's ε: name that
+            raise InputError("eps", f"{target:.3g} (an attention step's share of eps)",
+                             f"large enough that beta <= {MAX_BETA:.0e} meets it (e_max(T={T}, beta) <= share)")
     # bisection on the monotone e_max; then round up so the bound is met strictly
     for _ in range(200):
         mid = math.sqrt(lo * hi)
@@ -116,7 +119,17 @@ def pl_decoder_error(lipschitz: float, N: int) -> float:
     return lipschitz / (2.0 * N)
 
 
+MAX_KNOTS = 10_000_000  # an L3 decoder wider than this (≥ 240 MB of weights) is refused up front
+MAX_BETA = 1e15  # beyond, β·x loses every digit of x in float64 and scores overflow
+
+
 def knots_for(lipschitz: float, target: float) -> int:
-    """Least N with L/(2N) ≤ target."""
-    check_positive("target", target)
-    return max(1, math.ceil(lipschitz / (2.0 * target) - 1e-12))
+    """Least N with L/(2N) ≤ target. The target is a share of the user's ε, so a target too small
+    for N ≤ :data:`MAX_KNOTS` is an InputError naming ``eps``."""
+    check_positive("eps", target)
+    N = max(1, math.ceil(lipschitz / (2.0 * target) - 1e-12))
+    if N > MAX_KNOTS:
+        raise InputError("eps", f"{target:.3g} (a decoder's share of eps)",
+                         f">= {lipschitz / (2.0 * MAX_KNOTS):.3g}, so that the decoder needs at most "
+                         f"{MAX_KNOTS:,} knots (N = ceil(L/(2·share)) = {N:,} here)")
+    return N

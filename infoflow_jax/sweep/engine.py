@@ -38,7 +38,6 @@ this against JAX's own compile log.
 from __future__ import annotations
 
 import functools
-import math
 import sys
 import time
 import traceback
@@ -334,8 +333,6 @@ def _stack(trees: list):
 
 def _batch_inputs(bucket: Bucket, rows: list[Prepared]):
     """Host arrays for one call: stacked params, keys, the grid and stacked probes."""
-    from flax import nnx
-
     if bucket.kind == "lemma":
         params = np.stack([p.params for p in rows])
     else:

@@ -57,7 +57,7 @@ from flax import nnx
 from infoflow_jax.core import tasks as _tasks
 from infoflow_jax.core.errors import InputError, check_int_range
 from infoflow_jax.verification.estimators import Budget, estimate_sup_error
-from infoflow_jax.core.model import TFConfig, Transformer, apply, batched_apply
+from infoflow_jax.core.model import TFConfig, Transformer, batched_apply
 from infoflow_jax.core.params import count_params
 from infoflow_jax.core.precision import dtype_named, use_float64
 from infoflow_jax.core.samplers import sample

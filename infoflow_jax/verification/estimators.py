@@ -125,11 +125,12 @@ def draw(key, grid, *, domain, T: int, d: int, budget: Budget):
     return Xs, fresh
 
 
-def ascend(err_fn, retract, params, X0, steps: int, lr: float):
+def ascend(err_fn, retract, params, X0, steps: int, lr: float, chunk: int | None = None):
     """Projected Adam ascent on err from each start in X0 (S, T, d); best value and input per start.
 
     Step size lr decays exponentially to lr·1e-4 over the run; after each step the input is
-    retracted onto the domain; non-finite gradients count as 0.
+    retracted onto the domain; non-finite gradients count as 0. Starts run vectorised,
+    ``chunk`` at a time when given (memory), all at once otherwise.
     """
     opt = optax.adam(optax.exponential_decay(lr, steps, 1e-4))
 
@@ -153,10 +154,12 @@ def ascend(err_fn, retract, params, X0, steps: int, lr: float):
         last = err_fn(params, X)
         return jnp.where(last > best, last, best), jnp.where(last > best, X, best_X)
 
-    return jax.vmap(one)(X0)
+    if chunk is None or chunk >= X0.shape[0]:
+        return jax.vmap(one)(X0)
+    return jax.lax.map(one, X0, batch_size=chunk)
 
 
-def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: int):
+def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: int, ascent_chunk: int | None = None):
     """Per candidate estimator: (largest |Ĥ − H| (NaN → +∞), the input attaining it).
 
     Returns ``(values (n_cand,), inputs (n_cand, T, d))`` in :func:`candidate_names` order.
@@ -180,7 +183,7 @@ def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: in
         n_best = (budget.starts + 1) // 2
         top = jnp.argsort(-safe)[:n_best]
         X0 = jnp.concatenate([pool[top], fresh])
-        v_adv, X_adv = ascend(err_fn, domain, params, X0, budget.steps, budget.lr)  # a domain is its retraction
+        v_adv, X_adv = ascend(err_fn, domain, params, X0, budget.steps, budget.lr, ascent_chunk)  # domain ≡ retraction
         v_adv = jnp.where(jnp.isnan(v_adv), jnp.inf, v_adv)
         i = jnp.argmax(v_adv)
         best_v.append(v_adv[i])
@@ -201,7 +204,8 @@ def to_estimate(names: list[str], values, inputs) -> Estimate:
 
 # ----------------------------------------------------------------------------- one configuration
 @functools.lru_cache(maxsize=128)
-def single_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, has_grid: bool):
+def single_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, has_grid: bool,
+                   ascent_chunk: int | None = None):
     """``jit(evaluate ∘ draw)`` for one configuration: (params, key, grid, probes) → (values, inputs).
 
     Cached on its static arguments (an error function is cached on (graphdef, task), a domain
@@ -210,21 +214,28 @@ def single_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, h
     """
     def program(params, key, grid, probes):
         drawn = draw(key, grid if has_grid else None, domain=domain, T=T, d=d, budget=budget)
-        return evaluate(err_fn, params, drawn, probes, domain=domain, budget=budget, chunk=chunk)
+        return evaluate(err_fn, params, drawn, probes, domain=domain, budget=budget, chunk=chunk,
+                        ascent_chunk=ascent_chunk)
 
     return jax.jit(program)
 
 
 def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, key, budget: Budget = DEFAULT_BUDGET,
-                       extra_inputs: dict | None = None) -> Estimate:
+                       extra_inputs: dict | None = None, chunk: int | None = None,
+                       ascent_chunk: int | None = None) -> Estimate:
     """Max over estimators of |Ĥ − H| on ``domain`` for one configuration.
 
     ``extra_inputs`` (name → (B, T, d)) adds probes: inputs a proof or a construction
-    identifies as likely worst cases; they are retracted onto the domain first.
+    identifies as likely worst cases; they are retracted onto the domain first. ``chunk``
+    (inputs per vectorised step, default ``budget.chunk``) and ``ascent_chunk`` (ascent starts
+    at once, default all) come from the memory plan (:mod:`~infoflow_jax.verification.memory`).
     """
     probes = dict(extra_inputs or {})
     grid = grid_inputs(T, d, budget.grid_points)
-    fn = single_program(err_fn, domain, T, d, budget, budget.chunk, grid is not None)
+    chunk = budget.chunk if chunk is None else min(chunk, budget.chunk)
+    if ascent_chunk is not None and ascent_chunk >= budget.starts:
+        ascent_chunk = None  # all at once: the same program as without a plan
+    fn = single_program(err_fn, domain, T, d, budget, chunk, grid is not None, ascent_chunk)
     values, inputs = fn(params, key, None if grid is None else jnp.asarray(grid),
                         tuple(jnp.asarray(P) for P in probes.values()))
     names = candidate_names(domain, T, d, budget, tuple(probes))
