@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import constructions
-from infoflow_jax.intervals import (EXP_ULPS, kth_largest_bounds, output_bounds, softmax_bounds,
+from infoflow_jax.intervals import (EXP_ULPS, bound_plan, kth_largest_bounds, output_bounds, softmax_bounds,
                                     weighted_average_bounds)
 from infoflow_jax.model import TFConfig, Transformer, batched_apply
 
@@ -32,9 +32,14 @@ def random_model(cfg, seed, noise, shared_directions=False):
     if shared_directions:
         model = nnx.merge(graphdef, state)
         W1 = np.asarray(model.blocks[0].ffn.W[0][...])
-        scales = np.random.default_rng(seed).normal(size=W1.shape[1])
-        W1 = np.where(np.arange(W1.shape[1]) % 2 == 0, W1[:, :1], W1[:, 1:2]) * scales
+        # powers of two scale exactly, so the columns stay proportional bit for bit
+        scales = np.random.default_rng(seed).choice([-4.0, -1.0, -0.5, 0.25, 1.0, 2.0], size=W1.shape[1])
+        W2 = np.asarray(model.blocks[0].ffn.W[1][...])
+        even = np.arange(W1.shape[1]) % 2 == 0
+        W1 = np.where(even, W1[:, :1], W1[:, 1:2]) * scales
+        W2 = np.where(even[:, None], W2[:1], W2[1:2]) * np.abs(scales)[:, None]
         model.blocks[0].ffn.W[0].set_value(jnp.asarray(W1))
+        model.blocks[0].ffn.W[1].set_value(jnp.asarray(W2))
         graphdef, state = nnx.split(model)
     return graphdef, state
 
@@ -89,6 +94,7 @@ def test_bounds_hold_with_positions_and_a_deeper_ffn(seed, width):
 @given(seed=st.integers(0, 10_000), width=st.sampled_from([1e-3, 0.2]))
 def test_bounds_hold_through_the_piecewise_linear_path(seed, width):
     g, s = random_model(SHAPES["plain"], seed, 0.3, shared_directions=True)
+    assert bound_plan(g, s).ffn[0].pl.n_units.shape == (2,)  # two one-input groups
     assert_contains(g, s, *sample_boxes(seed, 4, (T, 1), width))
 
 
