@@ -51,6 +51,12 @@ Stages
   deeper FFNs by plain IBP. Dead units (zero output row) add exactly 0.
 * readout: affine.
 
+Tightness, measured: on a degenerate box (lo = hi) only the margins remain, ~4e-13 wide
+for one random layer and ~1e-11 after two (each layer multiplies earlier margins by
+its interval gain); C1 / C2 at T = 2: ~2e-12 / ~1e-11. On C2 (T = 2) a box of width
+1e-3 gets a bound ~8e-3 wide (≈ its Lipschitz constant × width, as issue #10 expects);
+deep Kuhn FFNs (C5, C6-coupled, C7) go through plain IBP and are far looser.
+
 The decomposition reads concrete weights (NumPy). ``output_bounds`` is jit- and
 vmap-compatible in the box; when the *state* itself is traced (under jit over
 weights), the FFNs fall back to plain IBP, still sound, looser.
