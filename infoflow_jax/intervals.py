@@ -19,7 +19,8 @@ or dot product of n terms, in any order, with or without FMA, errs by at most
 mag an upper bound of Σ|terms| over the box, n the length of the sums, η = 2⁻¹⁰⁰⁰
 for underflow — 4 = 1 (ours) + 1 (the model's) + 2 (the rounding of the centre,
 radius, margin and final add/subtract, each ≤ u·mag) — and then steps both ends
-one float outward (np.nextafter toward ∓inf). A relative+absolute margin rather
+outward by a further 4u·|end| + η (:func:`widen`; worth at least one float, like
+np.nextafter toward ∓inf, in a few arithmetic ops). A relative+absolute margin rather
 than directed rounding, because XLA exposes no rounding modes; the margin is
 ~1e-15 relative, far below any bound it protects.
 
@@ -114,8 +115,12 @@ class Interval:
 
 
 def widen(lo, hi, err) -> Interval:
-    """[lo − err, hi + err], then one float further out on each side."""
-    return Interval(jnp.nextafter(lo - err, -jnp.inf), jnp.nextafter(hi + err, jnp.inf))
+    """[lo − err', hi + err'] with err' = err(1 + 4u) + 4u|end| + η, so that the rounded
+    subtraction (error ≤ u·|lo − err'|) still lands at or below lo − err: an outward
+    step of ≥ 2u|end| on top of err. (Arithmetic rather than np.nextafter: the same
+    guarantee, a fraction of the ops, and a program XLA compiles several times faster.)"""
+    grow = 1 + 4 * U
+    return Interval(lo - (err * grow + 4 * U * jnp.abs(lo) + ETA), hi + (err * grow + 4 * U * jnp.abs(hi) + ETA))
 
 
 def margin(n_terms, mag):

@@ -113,10 +113,11 @@ class PiecewiseLinear:
         )
 
     # -- evaluation (jnp, traceable)
-    def evaluate(self, z):
-        """PL(z) by one binary search and a linear interpolation; any shape of z."""
+    def evaluate(self, z, method: str = "scan"):
+        """PL(z) by one binary search and a linear interpolation; any shape of z.
+        ``method`` is jnp.searchsorted's ("compare_all": O(K), loop-free)."""
         t = self.breakpoints
-        i = jnp.searchsorted(t, z, side="right") - 1  # −1 .. K−1
+        i = jnp.searchsorted(t, z, side="right", method=method) - 1  # −1 .. K−1
         k = jnp.maximum(i, 0)
         return self.values[k] + self.slopes[i + 1] * (z - t[k])
 
@@ -126,8 +127,9 @@ class PiecewiseLinear:
         """(min, max) of PL over [lo, hi] exactly: a continuous piecewise-linear function
         attains its extrema at the interval's ends or at a breakpoint inside it.
         lo, hi broadcast together; O(K) per interval (breakpoints masked, jit-friendly)."""
-        lo, hi = jnp.asarray(lo), jnp.asarray(hi)
-        ends = jnp.stack([self.evaluate(lo), self.evaluate(hi)])
+        lo, hi = jnp.broadcast_arrays(jnp.asarray(lo), jnp.asarray(hi))
+        # O(K) anyway (the mask below), so a loop-free search: a smaller program to compile
+        ends = self.evaluate(jnp.stack([lo, hi]), method="compare_all")
         t = self.breakpoints
         inside = (t >= lo[..., None]) & (t <= hi[..., None])
         vmin = jnp.min(jnp.where(inside, self.values, jnp.inf), axis=-1)

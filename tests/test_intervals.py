@@ -76,7 +76,7 @@ def test_jnp_exp_is_within_the_assumed_ulps_of_numpy_exp():
     assert np.max(ulps) <= EXP_ULPS - 1
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(seed=st.integers(0, 10_000), width=st.sampled_from([1e-6, 1e-2, 0.3]), noise=st.sampled_from([0.1, 0.5]))
 def test_no_sampled_output_of_a_random_model_leaves_its_box_bound(seed, width, noise):
     g, s = random_model(SHAPES["plain"], seed, noise)
@@ -109,28 +109,32 @@ def test_a_degenerate_box_bounds_a_one_layer_models_point_value_within_1e_12(sha
 
 
 @settings(max_examples=8, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.sampled_from([1, 2, 5]), scale=st.sampled_from([0.1, 3.0, 300.0]))
+@given(seed=st.integers(0, 10_000), n=st.sampled_from([1, 5]), scale=st.sampled_from([0.1, 3.0, 300.0]))
 def test_softmax_bounds_contain_every_sampled_softmax(seed, n, scale):
     rng = np.random.default_rng(seed)
     l = rng.normal(size=(16, n)) * scale
     u = l + rng.uniform(0, 1, size=l.shape) * scale * rng.uniform(0, 1, size=(16, 1))
-    wl, wu = (np.asarray(v) for v in softmax_bounds(jnp.asarray(l), jnp.asarray(u)))
+    wl, wu = (np.asarray(v) for v in jax.jit(softmax_bounds)(jnp.asarray(l), jnp.asarray(u)))
     s = l + (u - l) * rng.uniform(size=(256,) + l.shape)
     s[0], s[1] = l, u
     w = np.asarray(jax.nn.softmax(jnp.asarray(s), axis=-1))
     assert np.all(wl <= w) and np.all(w <= wu)
 
 
+@jax.jit
+def _average_of_softmax(l, u, vl, vu):
+    return weighted_average_bounds(*softmax_bounds(l, u), vl, vu)
+
+
 @settings(max_examples=8, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.sampled_from([1, 2, 5]))
+@given(seed=st.integers(0, 10_000), n=st.sampled_from([1, 5]))
 def test_weighted_average_bounds_contain_every_sampled_average(seed, n):
     rng = np.random.default_rng(seed)
     l = rng.normal(size=(16, n)) * 3
     u = l + rng.uniform(0, 2, size=l.shape)
     vl = rng.normal(size=l.shape)
     vu = vl + rng.uniform(0, 1, size=l.shape)
-    wl, wu = softmax_bounds(jnp.asarray(l), jnp.asarray(u))
-    box = weighted_average_bounds(wl, wu, jnp.asarray(vl), jnp.asarray(vu))
+    box = _average_of_softmax(jnp.asarray(l), jnp.asarray(u), jnp.asarray(vl), jnp.asarray(vu))
     s = l + (u - l) * rng.uniform(size=(1000,) + l.shape)
     w = np.asarray(jax.nn.softmax(jnp.asarray(s), axis=-1))
     v = vl + (vu - vl) * rng.integers(0, 2, size=(1000,) + l.shape)  # value corners: the extremes are there
