@@ -5,7 +5,7 @@
 The block is an L3 decoder of F(u) = sin(2πu)/2 + u with N units (N − 1 cells), as the
 constructions compile it. Dense: relu(z a + b)·s, O(N) per scalar, in chunks that keep
 each (chunk × N) activation matrix under ~64 MB (one jit, ``lax.map`` over chunks).
-Fast: :class:`infoflow_jax.pwl.PiecewiseLinear` built from the same weights, one
+Fast: :class:`infoflow_jax.core.pwl.PiecewiseLinear` built from the same weights, one
 ``searchsorted`` and an interpolation, O(log N) per scalar. Both jitted, compiled before
 timing; best of ``repeats`` wall times (30 for the millisecond fast path), measured side by side in one run, float64.
 Writes the machine (platform, CPU count, JAX device), times, ratios and the max
@@ -29,13 +29,13 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from infoflow_jax.precision import use_float64  # noqa: E402
+from infoflow_jax.core.precision import use_float64  # noqa: E402
 
 use_float64()
 
-from infoflow_jax.decoders import piecewise_linear_decoder  # noqa: E402
-from infoflow_jax.functions import DEFAULT_F  # noqa: E402
-from infoflow_jax.pwl import PiecewiseLinear  # noqa: E402
+from infoflow_jax.core.decoders import piecewise_linear_decoder  # noqa: E402
+from infoflow_jax.core.functions import DEFAULT_F  # noqa: E402
+from infoflow_jax.core.pwl import PiecewiseLinear  # noqa: E402
 
 UNITS = (415, 1657, 16568)
 

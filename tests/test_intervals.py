@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import constructions
-from infoflow_jax.intervals import (EXP_ULPS, bound_plan, kth_largest_bounds, output_bounds, softmax_bounds,
+from infoflow_jax.core.intervals import (EXP_ULPS, bound_plan, kth_largest_bounds, output_bounds, softmax_bounds,
                                     weighted_average_bounds)
-from infoflow_jax.model import TFConfig, Transformer, batched_apply
+from infoflow_jax.core.model import TFConfig, Transformer, batched_apply
 
 T = 3
 SHAPES = {

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import constructions
-from infoflow_jax.decoders import piecewise_linear_decoder
-from infoflow_jax.functions import DEFAULT_F
-from infoflow_jax.pwl import (FastFFN, PiecewiseLinear, decompose_ffn, decompose_layer, dense_ffn,
+from infoflow_jax.core.decoders import piecewise_linear_decoder
+from infoflow_jax.core.functions import DEFAULT_F
+from infoflow_jax.core.pwl import (FastFFN, PiecewiseLinear, decompose_ffn, decompose_layer, dense_ffn,
                               layer_ffn_weights)
 
 BUILDS = {

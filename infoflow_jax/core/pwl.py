@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infoflow_jax.errors import check_finite_array
+from infoflow_jax.core.errors import check_finite_array
 
 UNIT_ROUNDOFF = 2.0 ** -53
 EVAL_ULPS_OF_F = 64  # assumed accuracy of a user f evaluated in float64 (sup_deviation's margin)

@@ -46,7 +46,7 @@ Stages
   in exact arithmetic. The model's float weights sum to 1 + θ, |θ| ≤ τ (softmax's
   relative rounding); the LP value is max_s|v_s|-Lipschitz in the total mass, so
   every bound also widens by τ·max_s|v_s|.
-* FFN: through :mod:`infoflow_jax.pwl` — a one-input group contributes o_g·PL_g(u_g·h),
+* FFN: through :mod:`infoflow_jax.core.pwl` — a one-input group contributes o_g·PL_g(u_g·h),
   and PL_g's exact range on the interval of u_g·h is read at its ends and the
   breakpoints inside (no IBP through the decoder's units); the remaining units and
   deeper FFNs by plain IBP. Dead units (zero output row) add exactly 0.
@@ -73,9 +73,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from infoflow_jax.errors import InputError, check_int_range
-from infoflow_jax.model import positional_features
-from infoflow_jax.pwl import PiecewiseLinear, decompose_layer, range_stacked, stack
+from infoflow_jax.core.errors import InputError, check_int_range
+from infoflow_jax.core.model import positional_features
+from infoflow_jax.core.pwl import PiecewiseLinear, decompose_layer, range_stacked, stack
 
 U = 2.0 ** -53  # unit roundoff of float64
 ETA = 2.0 ** -1000  # absolute margin: covers underflow in any sum we form
@@ -145,7 +145,7 @@ def affine(x: Interval, W, b=None, n_terms=None) -> Interval:
 
 
 def grouped_affine(x: Interval, W, b) -> Interval:
-    """A block-diagonal layer (G, g_in, g_out), as :func:`infoflow_jax.relu_net.apply_layer`."""
+    """A block-diagonal layer (G, g_in, g_out), as :func:`infoflow_jax.core.relu_net.apply_layer`."""
     G, g_in, g_out = W.shape
     xs = Interval(x.lo.reshape(x.lo.shape[:-1] + (G, g_in)), x.hi.reshape(x.hi.shape[:-1] + (G, g_in)))
     c, r = xs.centre_radius()
@@ -269,7 +269,7 @@ def attention_bounds(attn: dict, H: Interval, queries: Interval) -> Interval:
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class PWLStage:
-    """One-hidden-layer FFN through its decomposition (arrays as in :class:`infoflow_jax.pwl.FastFFN`)."""
+    """One-hidden-layer FFN through its decomposition (arrays as in :class:`infoflow_jax.core.pwl.FastFFN`)."""
 
     U: Any
     O: Any
