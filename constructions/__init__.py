@@ -11,3 +11,4 @@ from constructions import c6_top_r  # noqa: F401
 from constructions import c4_second_largest  # noqa: F401
 from constructions import c5_memorizer  # noqa: F401
 from constructions import c7_d_retrieval  # noqa: F401
+from constructions import c8_soft_topk  # noqa: F401
