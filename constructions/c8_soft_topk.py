@@ -120,9 +120,11 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, v: Lips
         key = key + x
     b_u = beta_u / 100 if mutant == "beta-small" else beta_u
     last = prog.layer()
-    last.attend(max_retrieval(query=b_u * one, key=key, value=value, into="u",
-                              note=f"u ← Σ_s softmax(β·({key}))·{value} ≈ mean over the top {k} (β={b_u:.4g})"))
-    last.ffn(FFNBlock((prog["u"],), tuple(piecewise_linear_decoder(F, N)), ("y",), note=f"y ← F̂(u), L3 decoder, N={N}"))
+    last.attend(max_retrieval(
+        query=b_u * one, key=key, value=value, into="u",
+        note=f"u ← Σ_s softmax(β·({key}))·{value} ≈ mean over the top {k} (β={b_u:.4g})"))
+    last.ffn(FFNBlock((prog["u"],), tuple(piecewise_linear_decoder(F, N)), ("y",),
+                      note=f"y ← F̂(u), L3 decoder, N={N}"))
     prog.readout(prog["y"])
     return Built(name="C8", task=task, compiled=prog.compile(), eps=eps, bound=sum(terms.values()),
                  bound_terms=terms, betas=[beta_ex] * k + [beta_u],

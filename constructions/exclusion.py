@@ -34,7 +34,8 @@ def exclusion_layers(prog: Program, x: Form, one: Form, k: int, beta: float, gam
         layer = prog.layer()
         layer.attend(max_retrieval(query=beta * one, key=score, into=f"m{l}",
                                    note=f"m{l} ← soft-max over tokens of ({score}) = x_({l}) (β_ex={beta:.4g})"))
-        layer.ffn(FFNBlock((x - prog[f"m{l}"],), tuple(clip_unit_interval_net(2 / gamma, 1.0 + 2 * nudge.get(l, 0.0) / gamma)), (f"f{l}",),
+        shift = 1.0 + 2 * nudge.get(l, 0.0) / gamma  # (x − m + γ/2 + δ)/(γ/2) = (2/γ)(x − m) + shift
+        layer.ffn(FFNBlock((x - prog[f"m{l}"],), tuple(clip_unit_interval_net(2 / gamma, shift)), (f"f{l}",),
                            note=f"f{l} ← clip((x − m{l} + γ/2)/(γ/2), 0, 1): flags the top {l}"))
         score = x + sign * K_EXCLUDE * prog[f"f{l}"]
     return score

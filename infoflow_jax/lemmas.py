@@ -120,11 +120,13 @@ def flagged_set_leakage(T: int, k: int, score_gap: float) -> float:
     u − μ = Σ_s w_s (v_s − μ) = Σ_{unflagged} w_s (v_s − μ) (the flagged terms cancel)."""
     check_int_range("T", T, 1)
     check_int_range("k", k, 1, T)
-    return (T - k) / (k * math.exp(score_gap) + T - k)
+    q = (T - k) * math.exp(-score_gap)  # the stable form: no overflow for a huge user-given β
+    return q / (k + q)
 
 
 def score_gap_for_flagged_set(T: int, k: int, target: float, value_range: float = 1.0) -> float:
-    """Δ = βK with ρ(T, k, Δ)·D ≤ target: from (T−k)e^{−Δ}D/k ≤ target, Δ = ln((T−k)D/(k·target)) (≥ 1)."""
+    """Δ = βK with ρ(T, k, Δ)·D ≤ target:
+    from (T−k)e^{−Δ}D/k ≤ target, Δ = ln((T−k)D/(k·target)) (at least 1)."""
     check_positive("target", target)
     if T == k or value_range == 0:
         return 1.0

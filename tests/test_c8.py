@@ -21,7 +21,8 @@ from infoflow_jax.samplers import sample, samplers_for
 from infoflow_jax.tasks import TopKMean
 from infoflow_jax.verification import verify_construction
 
-SMALL = Budget(samples=128, grid_points=256, starts=0, steps=0, chunk=64)  # samplers + grid; `infoflow verify` runs the ascent
+# samplers + grid; `infoflow verify` runs the ascent
+SMALL = Budget(samples=128, grid_points=256, starts=0, steps=0, chunk=64)
 EPS_FIT = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)  # three decades
 
 

@@ -1,4 +1,4 @@
-"""The shipped task graphs T1–T6 of THEORY §2, and task lookup by id or name.
+"""The shipped task graphs T1–T7 of THEORY §2 (T7: issue 13), and task lookup by id or name.
 
 All tasks act on scalar inputs (d = 1) in THEORY; for d > 1, T1–T5 read a
 scalar linear feature of x_s (a key projection, free), so only the
