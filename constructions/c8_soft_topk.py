@@ -56,7 +56,8 @@ SHARES = {"F decoder": 0.5, "value decoder": 0.25, "leakage": 0.25}  # of ε
 MUTANTS = {
     "beta-small": "the uniform head's β a hundredfold too small (leakage to unflagged tokens)",
     "flag-dropped": "the uniform head keys on f_{k−1} instead of f_k (averages the top k−1 only)",
-    "score-depends-on-x": "the uniform head's score is β·(K·f_k + x): not uniform over the flagged set",
+    "score-depends-on-x": "the uniform head's score is β·K·(f_k − x): flagged weights ∝ e^{−βKx}, not uniform "
+                          "(and at k = 1 the flag's lead K(1 − x_(1) + x_s) can vanish)",
     "last-threshold-nudged": "layer k's flag threshold moved down by γ: fails only where x_(k) − x_(k+1) < 3γ/2",
     "first-threshold-nudged": "layer 1's flag threshold moved down by γ: fails only where x_(1) − x_(2) < 3γ/2",
 }
@@ -116,8 +117,8 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, v: Lips
     if mutant == "flag-dropped":
         flag = prog[f"f{k - 1}"] if k > 1 else Form(())
     key = K_UNIFORM * flag
-    if mutant == "score-depends-on-x":
-        key = key + x
+    if mutant == "score-depends-on-x":  # − x, not + x: with k = 1, β·(K·f + x) is still a correct max retrieval
+        key = key - K_UNIFORM * x
     b_u = beta_u / 100 if mutant == "beta-small" else beta_u
     last = prog.layer()
     last.attend(max_retrieval(
