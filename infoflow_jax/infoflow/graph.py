@@ -160,7 +160,7 @@ class TaskGraph:
         nodes: retrieval and decode nodes; each refers only to earlier nodes.
         output: name of the output decode (computed at CLS).
         params: task parameters as ``(("k", 3),)``; they are symbols in formulas.
-        task_id: "T1".."T6" for shipped tasks, else None.
+        task_id: "T1".."T7" for shipped tasks, else None.
         description: the target H(X).
         fallback_note: extra text for the reason when no schedule fits.
     """
