@@ -7,7 +7,7 @@ user registers).
 """
 
 from constructions import (c1_max_retriever, c2_two_hop_retriever, c3_kth_largest, c4_second_largest,
-                           c5_memorizer, c6_top_r, c7_d_retrieval)
+                           c5_memorizer, c6_top_r, c7_d_retrieval, c8_soft_topk)
 
 CATALOG = (
     c1_max_retriever.SPEC,
@@ -18,4 +18,5 @@ CATALOG = (
     c4_second_largest.SPEC,
     c5_memorizer.SPEC,
     c7_d_retrieval.SPEC,
+    c8_soft_topk.SPEC,
 )

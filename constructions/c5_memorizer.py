@@ -1,4 +1,4 @@
-"""C5 — the one-layer memorizer: any target on [0,1]^{T×d} (here d = 1; T1, T2 or T3).
+"""C5 — the one-layer memorizer: any target on [0,1]^{T×d} (here d = 1; T1, T2, T3 or T7 with k = 2).
 
 One layer, one head, one-hot product embedding (token s writes x_s into its own
 slot xs_s, THEORY's A·φ(x_s) + p(s) with φ(x_s, s) = x_s ⊗ e_s; see
@@ -26,7 +26,7 @@ from infoflow_jax.core.errors import InputError, check_choice, check_int_range, 
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
 from infoflow_jax.core.kuhn import kuhn_cells_for, kuhn_decoder, kuhn_error_constant, kuhn_param_formula
 from infoflow_jax.core.slots import FFNBlock, Head, Program
-from infoflow_jax.core.tasks import KthLargest, MaxRetrieval, TwoHop
+from infoflow_jax.core.tasks import KthLargest, MaxRetrieval, TopKMean, TwoHop
 from infoflow_jax.core.kuhn import kuhn_ffn
 from infoflow_jax.verification.mutants import vertex_shifted
 
@@ -37,7 +37,7 @@ MUTANTS = {
     "vertex-shifted": "one L4 vertex value (the one nearest (1/2, …, 1/2)) moved by 1",
     "position-dropped": "the value of the last position is left out (CLS sees x_T = 0)",
 }
-TARGETS = ("max", "two-hop", "second")
+TARGETS = ("max", "two-hop", "second", "top2-mean")
 
 
 def make_task(T: int, target: str, F: LipschitzFn):
@@ -46,6 +46,8 @@ def make_task(T: int, target: str, F: LipschitzFn):
         return MaxRetrieval(T, F)
     if target == "two-hop":
         return TwoHop(T, F)
+    if target == "top2-mean":  # T7 with k = 2 on the cube: F((x_(1) + x_(2))/2), L_∞ = L_F
+        return TopKMean(T, k=min(2, T), gaps="none", F=F)
     return KthLargest(T, k=min(2, T), gamma=None, F=F)
 
 

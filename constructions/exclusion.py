@@ -23,16 +23,19 @@ SCORE_RANGE = 1.0 + K_EXCLUDE  # scores x − K·f lie in [−K, 1]
 
 
 def exclusion_layers(prog: Program, x: Form, one: Form, k: int, beta: float, gamma: float, *,
-                     sign: float = -1.0) -> Form:
+                     sign: float = -1.0, nudge: dict[int, float] | None = None) -> Form:
     """Append the k−1 exclusion layers to ``prog``; return the score x − K·f_{k−1}.
 
-    ``sign`` = +1 is a negative control (scores x + K·f)."""
+    ``sign`` = +1 is a negative control (scores x + K·f); ``nudge`` {l: δ} is one too: layer l's
+    flag threshold moves down by δ, f_l = clip((x − m_l + γ/2 + δ)/(γ/2), 0, 1)."""
+    nudge = nudge or {}
     score = x  # x − K·f_{l−1}; no flags before layer 1
     for l in range(1, k):
         layer = prog.layer()
         layer.attend(max_retrieval(query=beta * one, key=score, into=f"m{l}",
                                    note=f"m{l} ← soft-max over tokens of ({score}) = x_({l}) (β_ex={beta:.4g})"))
-        layer.ffn(FFNBlock((x - prog[f"m{l}"],), tuple(clip_unit_interval_net(2 / gamma, 1.0)), (f"f{l}",),
+        shift = 1.0 + 2 * nudge.get(l, 0.0) / gamma  # (x − m + γ/2 + δ)/(γ/2) = (2/γ)(x − m) + shift
+        layer.ffn(FFNBlock((x - prog[f"m{l}"],), tuple(clip_unit_interval_net(2 / gamma, shift)), (f"f{l}",),
                            note=f"f{l} ← clip((x − m{l} + γ/2)/(γ/2), 0, 1): flags the top {l}"))
         score = x + sign * K_EXCLUDE * prog[f"f{l}"]
     return score

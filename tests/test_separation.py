@@ -42,3 +42,10 @@ def test_cli_registers_separation():
     parser, _ = build_parser(["separation"])
     args = parser.parse_args(["separation", "--quick", "--out", "x"])
     assert args.quick and args.out == "x"
+
+
+def test_plan_has_c8_at_several_T_beside_c5_on_the_same_task():
+    full = {(s.name, s.T, s.figure, s.options.get("target")) for s in plan()}
+    assert {T for n, T, fig, _ in full if n == "C8" and fig == "topk"} == {4, 16, 64}
+    assert ("C5", 3, "topk", "top2-mean") in full
+    assert len({s.T for s in plan(quick=True) if s.name == "C8"}) >= 2

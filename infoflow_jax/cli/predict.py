@@ -6,8 +6,8 @@ Usage::
                           [--k 2,3] [--r 2] [--D 2] [--json] [--plot FILE]
     infoflow predict --against DIR
 
-TASK is T1..T6 (case-insensitive) or a name (max, two-hop, kth-largest,
-coupled-top-r, decoupled-top-r, d-retrieval).  Exit status: 0 on success (with
+TASK is T1..T7 (case-insensitive) or a name (max, two-hop, kth-largest,
+coupled-top-r, decoupled-top-r, d-retrieval, top-k-mean).  Exit status: 0 on success (with
 ``--against``: iff every group agrees), 1 if some group disagrees, 2 on bad input.
 """
 
@@ -40,9 +40,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             f"predictions with fitted exponents (--against). Tasks: {names}."
         ),
     )
-    p.add_argument("task", nargs="?", help="T1..T6 or a task name (case-insensitive)")
+    p.add_argument("task", nargs="?", help="T1..T7 or a task name (case-insensitive)")
     for name, what in [("L", "layers"), ("h", "heads per layer"), ("T", "sequence lengths"),
-                       ("d", "input dimensions"), ("k", "rank for T3"),
+                       ("d", "input dimensions"), ("k", "rank for T3, set size for T7"),
                        ("r", "number of retrieved values for T4/T5"),
                        ("D", "number of retrievals for T6")]:
         p.add_argument(f"--{name}", default=_DEFAULTS[name], metavar="LIST",
@@ -128,7 +128,7 @@ def run(args) -> int:
                 return 1
             return 0 if all(c.agree for c in comparisons) else 1
         if not args.task:
-            raise InputError("TASK", None, "one of T1..T6 (or use --against DIR)")
+            raise InputError("TASK", None, "one of T1..T7 (or use --against DIR)")
         plans = _predict_grid(args)
         if args.json:
             for p in plans:

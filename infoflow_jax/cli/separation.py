@@ -2,6 +2,7 @@
 
 Writes DIR/separation.jsonl (every row; formula rows have "measured": false; fit
 rows have "fit": true), DIR/depth_separation.{png,pdf}, DIR/coupled_vs_decoupled.{png,pdf},
+DIR/soft_top_k.{png,pdf},
 and prints the table of fitted slopes with 95% intervals. Exit 0 iff every measured
 row passes and every slope is within tolerance of its prediction.
 """
@@ -26,5 +27,5 @@ def run(args) -> int:
     print(f"infoflow separation → {args.out}{' (quick)' if args.quick else ''}")
     rows, fits = run_sweep(Path(args.out), quick=args.quick)
     print(table(fits))
-    print(f"wrote {Path(args.out) / 'separation.jsonl'}, depth_separation.png/pdf, coupled_vs_decoupled.png/pdf")
+    print(f"wrote {Path(args.out) / 'separation.jsonl'}, depth_separation.png/pdf, coupled_vs_decoupled.png/pdf, soft_top_k.png/pdf")
     return 0 if all_ok(fits) else 1

@@ -77,3 +77,50 @@ class Margin:
 
     def describe(self) -> str:
         return f"margin Ω_(γ={self.gamma:g}, k={self.k})"
+
+
+@dataclass(frozen=True)
+class TopSetMargin:
+    """Ω^set_{γ,k} = {X ∈ [0,1]^T : x_(k) − x_(k+1) ≥ γ} (d = 1): only the gap at k.
+
+    This is the margin that makes the *top-k set* well separated, and all that
+    T7 (top-k aggregation) needs to be well posed; ties *inside* the top k and
+    inside the rest are allowed. (:class:`Margin` (γ, k+1) demands every gap
+    j = 1..k, which the exclusion layers of C3/C6/C8 need.) Needs T ≥ k+1.
+    """
+
+    gamma: float
+    k: int
+
+    name = "top-set margin"
+
+    def __call__(self, X):
+        return self.retract(X)
+
+    def __post_init__(self):
+        check_int_range("k", self.k, 1)
+        if not (isinstance(self.gamma, (int, float)) and 0 < self.gamma < 1):
+            raise InputError("gamma", self.gamma, "a number with 0 < gamma < 1")
+
+    def retract(self, X):
+        """Clip to the cube; with a = x_(k), b = x_(k+1) and c = clip((a+b)/2, γ/2, 1 − γ/2),
+        raise the top k to ≥ c + γ/2 and lower the rest to ≤ c − γ/2. Identity on Ω
+        (there c + γ/2 ≤ a and c − γ/2 ≥ b); the order of tokens is kept."""
+        X = jnp.clip(X, 0.0, 1.0)
+        x = X[..., 0]
+        s = -jnp.sort(-x, axis=-1)
+        a, b = s[..., self.k - 1 : self.k], s[..., self.k : self.k + 1]
+        c = jnp.clip((a + b) / 2, self.gamma / 2, 1.0 - self.gamma / 2)
+        # ties at x_(k) = x_(k+1) put both groups on one value; rank decides, as a stable sort would
+        rank = jnp.argsort(jnp.argsort(-x, axis=-1, stable=True), axis=-1)
+        top = rank < self.k
+        x_new = jnp.where(top, jnp.maximum(x, c + self.gamma / 2), jnp.minimum(x, c - self.gamma / 2))
+        return x_new[..., None]
+
+    def contains(self, X, tol: float = 1e-12):
+        s = -jnp.sort(-X[..., 0], axis=-1)
+        in_cube = jnp.all((X >= -tol) & (X <= 1 + tol), axis=(-2, -1))
+        return in_cube & (s[..., self.k - 1] - s[..., self.k] >= self.gamma - tol)
+
+    def describe(self) -> str:
+        return f"top-set margin Ω^set_(γ={self.gamma:g}, k={self.k}) (gap at k only)"

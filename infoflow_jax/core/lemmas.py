@@ -112,6 +112,30 @@ def beta_for_margin(T: int, gamma: float, target: float, value_range: float = 1.
     return max(1.0, math.log((T - 1) * value_range / target) / gamma) * (1 + 1e-12)
 
 
+def flagged_set_leakage(T: int, k: int, score_gap: float) -> float:
+    """L2 for a flagged set: scores a on k flagged tokens, a − Δ on the T−k others (Δ = βK).
+    The unflagged tokens together get softmax weight
+
+        ρ(T, k, Δ) = (T−k) / (k·e^{Δ} + T − k) ≤ (T−k)·e^{−Δ}/k,
+
+    and the flagged ones 1/k − ρ/k each (equal scores, equal weights). So the attention output
+    Σ_s w_s v_s is within ρ·D of the flagged mean (1/k)Σ_{flagged} v_s for values of range D:
+    u − μ = Σ_s w_s (v_s − μ) = Σ_{unflagged} w_s (v_s − μ) (the flagged terms cancel)."""
+    check_int_range("T", T, 1)
+    check_int_range("k", k, 1, T)
+    q = (T - k) * math.exp(-score_gap)  # the stable form: no overflow for a huge user-given β
+    return q / (k + q)
+
+
+def score_gap_for_flagged_set(T: int, k: int, target: float, value_range: float = 1.0) -> float:
+    """Δ = βK with ρ(T, k, Δ)·D ≤ target:
+    from (T−k)e^{−Δ}D/k ≤ target, Δ = ln((T−k)D/(k·target)) (at least 1)."""
+    check_positive("target", target)
+    if T == k or value_range == 0:
+        return 1.0
+    return max(1.0, math.log((T - k) * value_range / (k * target))) * (1 + 1e-12)
+
+
 # ----------------------------------------------------------------------------- L3
 def pl_decoder_error(lipschitz: float, N: int) -> float:
     """L3: the interpolant of an L-Lipschitz F at N+1 uniform knots on [0,1] errs by ≤ L/(2N)."""

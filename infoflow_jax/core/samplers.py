@@ -12,7 +12,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from infoflow_jax.core.domains import Margin
+from infoflow_jax.core.domains import Margin, TopSetMargin
 
 
 def _log_uniform(key, shape, lo, hi):
@@ -70,6 +70,23 @@ def margin_boundary(key, n, T, d, *, gamma: float, k: int):
     return jnp.take_along_axis(x, perm, axis=1)[..., None]
 
 
+def top_set_boundary(key, n, T, d, *, gamma: float, k: int):
+    """Ω^set_{γ,k} on its boundary: x_(k) − x_(k+1) = γ exactly; the top k in [x_(k), 1]
+    with half of them tied with x_(k) to within 1e-6 (ties inside the top set are allowed),
+    the rest in [0, x_(k+1)] with half of them tied with x_(k+1)."""
+    k1, k2, k3, k4, k5, k6 = jax.random.split(key, 6)
+    b = jax.random.uniform(k1, (n, 1), minval=0.0, maxval=1.0 - gamma)  # x_(k+1)
+    a = b + gamma  # x_(k)
+    top = a + (1.0 - a) * jax.random.uniform(k2, (n, k))
+    top = jnp.where(jax.random.bernoulli(k3, 0.5, (n, k)), a + 1e-6 * jax.random.uniform(k4, (n, k)), top)
+    top = jnp.clip(top.at[:, :1].set(a), 0.0, 1.0)
+    rest = b * jax.random.uniform(k5, (n, T - k))
+    rest = jnp.where(jax.random.bernoulli(k6, 0.5, (n, T - k)), b, rest).at[:, :1].set(b)
+    x = jnp.concatenate([top, rest], axis=1)
+    perm = jnp.argsort(jax.random.uniform(jax.random.fold_in(key, 3), (n, T)), axis=1)
+    return jnp.take_along_axis(x, perm, axis=1)[..., None]
+
+
 SAMPLERS: dict[str, Callable] = {
     "uniform": uniform,
     "near_tie": near_tie,
@@ -82,6 +99,8 @@ def samplers_for(domain) -> list[str]:
     names = list(SAMPLERS)
     if isinstance(domain, Margin):
         names.append("margin_boundary")
+    if isinstance(domain, TopSetMargin):
+        names.append("top_set_boundary")
     return names
 
 
@@ -91,4 +110,8 @@ def sample(name: str, key, n: int, T: int, d: int, domain):
         if not isinstance(domain, Margin):
             raise ValueError("margin_boundary needs a Margin domain")
         return margin_boundary(key, n, T, d, gamma=domain.gamma, k=domain.k)
+    if name == "top_set_boundary":
+        if not isinstance(domain, TopSetMargin):
+            raise ValueError("top_set_boundary needs a TopSetMargin domain")
+        return top_set_boundary(key, n, T, d, gamma=domain.gamma, k=domain.k)
     return domain.retract(SAMPLERS[name](key, n, T, d))

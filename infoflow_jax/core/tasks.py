@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
-from infoflow_jax.core.domains import Cube, Margin
+from infoflow_jax.core.domains import Cube, Margin, TopSetMargin
 from infoflow_jax.core.errors import check_int_range
-from infoflow_jax.core.functions import DEFAULT_F, TENT, LipschitzFn
+from infoflow_jax.core.functions import DEFAULT_F, IDENTITY, TENT, LipschitzFn
 
 
 def kth_largest(X, k: int):
@@ -350,3 +350,64 @@ class FunctionTask(Task):
 
     def target(self, X):
         return self.fn(X)
+
+
+# ----------------------------------------------------------------------------- T7
+TOPK_GAPS = ("all", "k", "none")
+
+
+def top_k_mean(X, k: int, v):
+    """(1/k)·Σ_{j≤k} v(x_(j)): X (..., T, 1) → (...). Ties at x_(k) = x_(k+1) do not matter
+    for the value (tied tokens have equal v)."""
+    top = -jnp.sort(-X[..., 0], axis=-1)[..., :k]
+    return jnp.mean(v(top), axis=-1)
+
+
+@dataclass(frozen=True)
+class TopKMean(Task):
+    """T7, top-k aggregation: H(X) = F((1/k)·Σ_{j≤k} v(x_(j))) (default v = identity, F = sin(2πu)/2 + u).
+
+    Well posed on the whole cube, and L_F·L_v-Lipschitz in ‖·‖_∞ there (each x_(j) is
+    1-Lipschitz, so each v(x_(j)) is L_v-Lipschitz; the mean keeps it). ``v`` maps [0,1] into
+    [0,1] (F is evaluated on [0,1]). The domain is chosen by ``gaps``:
+
+      "k"    Ω^set_{γ,k} (:class:`~infoflow_jax.core.domains.TopSetMargin`): x_(k) − x_(k+1) ≥ γ only —
+             the margin that makes the top-k *set* separated; all the task needs.
+      "all"  Ω_{γ,k+1} (:class:`~infoflow_jax.core.domains.Margin` (γ, k+1)): x_(j) − x_(j+1) ≥ γ for
+             j = 1..k — what C8's exclusion layers need (each flags one token by its own gap).
+      "none" the cube (γ unused; C5 memorizes the target there).
+    """
+
+    k: int = 2
+    gamma: float | None = None
+    v: LipschitzFn = IDENTITY
+    F: LipschitzFn = DEFAULT_F
+    gaps: str = "all"
+    id = "T7"
+    name = "top-k aggregation"
+
+    def __post_init__(self):
+        super().__post_init__()
+        from infoflow_jax.core.errors import InputError, check_choice
+        check_choice("gaps", self.gaps, TOPK_GAPS)
+        check_int_range("k", self.k, 1, self.T - 1 if self.gaps != "none" else self.T)
+        if self.gaps != "none":
+            if self.gamma is None:
+                raise InputError("gamma", None, "a number in (0, 1/(k+1)) for gaps='all', (0, 1) for gaps='k'")
+            self.domain  # validates γ
+
+    @property
+    def domain(self):
+        if self.gaps == "none":
+            return Cube()
+        return Margin(self.gamma, self.k + 1) if self.gaps == "all" else TopSetMargin(self.gamma, self.k)
+
+    @property
+    def lipschitz(self) -> float:
+        return self.F.lipschitz * self.v.lipschitz
+
+    def target(self, X):
+        return self.F(top_k_mean(X, self.k, self.v))
+
+    def params(self) -> dict:
+        return {"k": self.k, "r": None, "D": None, "gamma": self.gamma}

@@ -100,6 +100,8 @@ class Retrieval:
         dim: dimension of the retrieved value (formula, default "1").
         formula: human-readable definition.
         score: human-readable per-token score q_s (e.g. "ψ(m − x_s)").
+        over_set: the head averages a per-token value uniformly over the tokens whose
+            (exact) flag is set -- mode ``uniform-set`` (C8) -- instead of taking the max.
     """
 
     name: str
@@ -109,9 +111,12 @@ class Retrieval:
     dim: str = "1"
     formula: str = ""
     score: str = ""
+    over_set: bool = False
 
     @property
     def mode_key(self) -> str:
+        if self.over_set:
+            return "uniform-set"
         return "max" if self.rank == 1 else "kth"
 
 
@@ -155,7 +160,7 @@ class TaskGraph:
         nodes: retrieval and decode nodes; each refers only to earlier nodes.
         output: name of the output decode (computed at CLS).
         params: task parameters as ``(("k", 3),)``; they are symbols in formulas.
-        task_id: "T1".."T6" for shipped tasks, else None.
+        task_id: "T1".."T7" for shipped tasks, else None.
         description: the target H(X).
         fallback_note: extra text for the reason when no schedule fits.
     """
@@ -316,6 +321,7 @@ class TaskBuilder:
         dim: int | str = 1,
         formula: str = "",
         score: str = "",
+        over_set: bool = False,
     ) -> "TaskBuilder":
         """Add ``name = max_s q_s`` where q_s depends on x_s and ``uses``.
 
@@ -334,6 +340,7 @@ class TaskBuilder:
             dim=_formula(dim),
             formula=formula or (f"{name} = max_s {score}" if score else ""),
             score=score,
+            over_set=over_set,
         )
         return dataclasses.replace(self, nodes=self.nodes + (node,))
 

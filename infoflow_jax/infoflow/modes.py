@@ -14,7 +14,11 @@ k-th retrieval in one step, k ≥ 2       I_i ∪ I_{s*}                        
 uniform aggregation / memorization      I_i ∪ [T], needs E ≥ T·d              0 (*)
 decode, coupled over r scalars          --                                    r
 decode, decoupled into r parts          --                                    1 (count ×r)
+uniform over a flagged set (C8)         I_i ∪ ⋃_{s∈S} I_s                     0 (**)
 ======================================  ===================================  ==========
+
+(**) added with C8 (soft top-k attention), not in THEORY §5's table; it delivers
+one scalar (a mean over the set), so the decode after it is 1-D.
 
 (*) uniform aggregation is free as attention, but what it delivers is the whole
 sequence, so the decode that follows is coupled over r = T·d variables:
@@ -40,6 +44,7 @@ __all__ = [
     "UNIFORM_AGGREGATION",
     "DECODE_COUPLED",
     "DECODE_DECOUPLED",
+    "UNIFORM_OVER_SET",
     "LOCAL_INPUT_MODE",
     "MODES",
     "MEMORIZATION_FORMULA",
@@ -153,6 +158,21 @@ DECODE_DECOUPLED = Mode(
     ),
 )
 
+UNIFORM_OVER_SET = Mode(
+    key="uniform-set",
+    name="uniform over a flagged set (one head)",
+    effect="I_i ∪ ⋃_{s∈S} I_s, S = the tokens whose flag (computed before the layer) is set",
+    exponent_formula="0",
+    assumptions=(
+        "Every token holds an exact flag f_s ∈ {0, 1} before the layer (e.g. C3's exclusion flags, "
+        "a two-ReLU map of a retrieved threshold); one head with score β·K·f_s gives the |S| flagged "
+        "tokens equal weights and the rest total weight ρ ≤ (T−|S|)e^{−βK}/|S| (L2), so it delivers the "
+        "*mean* of a per-token value over S up to ρ·range -- one scalar, which the next decode reads "
+        "as one variable. Precision costs only β (THEORY C8). Not in THEORY §5's table: added with C8."
+    ),
+)
+"""The mode C8 adds (soft top-k attention); kept out of :data:`MODES`, which is THEORY §5's table."""
+
 MODES: tuple[Mode, ...] = (
     MAX_RETRIEVAL,
     KTH_RETRIEVAL_ONE_STEP,
@@ -169,7 +189,7 @@ decode coupled over r = T·d variables (:data:`DECODE_COUPLED` with r = T*d)."""
 
 def mode_by_key(key: str) -> Mode:
     """Return the mode with this key (including :data:`LOCAL_INPUT_MODE`)."""
-    for mode in MODES + (LOCAL_INPUT_MODE,):
+    for mode in MODES + (UNIFORM_OVER_SET, LOCAL_INPUT_MODE):
         if mode.key == key:
             return mode
     raise KeyError(f"unknown InfoFlow mode {key!r}")
@@ -185,7 +205,7 @@ def mode_table() -> list[dict[str, str]]:
             "exponent": m.exponent_formula,
             "count_factor": m.count_factor,
         }
-        for m in MODES
+        for m in MODES + (UNIFORM_OVER_SET,)
     ]
 
 

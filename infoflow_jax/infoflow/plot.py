@@ -28,6 +28,7 @@ __all__ = ["plot_flow", "MODE_STYLE"]
 MODE_STYLE = {
     "max": dict(color="#1f5fbf", linestyle="-", label="max retrieval (exponent 0)"),
     "kth": dict(color="#e07b00", linestyle="-", label="k-th retrieval in one step (T·d)"),
+    "uniform-set": dict(color="#2e7d32", linestyle="-", label="uniform over a flagged set (exponent 0)"),
     "uniform": dict(color="#c62828", linestyle="--",
                     label="uniform aggregation → memorization (T·d)"),
 }
@@ -110,7 +111,7 @@ def plot_flow(flow: InfoFlow, path: str | Path | None = None, *, n_tokens: int =
                 lx, ly = xs[CLS] + 1.25, (y0 + y1) / 2 + 0.15
             else:
                 node = graph.node(tr.node)
-                kind = "max" if tr.mode == "max" else f"rank-{node.rank}"
+                kind = {"max": "max", "uniform-set": "mean over set"}.get(tr.mode, f"rank-{node.rank}")
                 where = positions_label(graph, tr.node) if plan.fits else "tokens"
                 what = node.formula if node.formula and len(node.formula) <= 30 else tr.node
                 text = f"{kind} @{where}: {what}"

@@ -1,4 +1,4 @@
-"""The shipped task graphs T1–T6 of THEORY §2, and task lookup by id or name.
+"""The shipped task graphs T1–T7 of THEORY §2 (T7: issue 13), and task lookup by id or name.
 
 All tasks act on scalar inputs (d = 1) in THEORY; for d > 1, T1–T5 read a
 scalar linear feature of x_s (a key projection, free), so only the
@@ -25,6 +25,7 @@ __all__ = [
     "coupled_top_r",
     "decoupled_top_r",
     "d_retrieval",
+    "top_k_mean",
     "resolve_task_id",
     "build_task",
 ]
@@ -140,6 +141,35 @@ def d_retrieval(D: int, d: int = 1, *, nonlinear_scores: bool = False) -> TaskGr
     return b.build()
 
 
+def top_k_mean(k: int, d: int = 1, *, soft: bool = False) -> TaskGraph:
+    """T7: H(X) = F((1/k)·Σ_{j≤k} v(x_(j))) on the margin domain.
+
+    Default (the cheapest schedule): C6's chain of k exclusion retrievals, which
+    leaves x_(1), …, x_(k) at CLS after k layers, then the decode
+    F((1/k)·Σ_j v(m_j)) -- a sum of k one-variable parts (decoupled, exponent 1)
+    read by a 1-D F (exponent 1): needed L = k, b = 1.  Fewer layers cannot reach
+    x_(k) (each layer removes one rank), so L < k falls back to memorization, T·d.
+
+    ``soft=True``: C8's route, soft top-k attention -- the same chain, retrieved at
+    every token so that each token holds its flag f_s = [x_s ≥ x_(k)], then one
+    head uniform over the flagged set (mode ``uniform-set``) delivers the mean of
+    v(x_s) over the top k, and a 1-D decode F: needed L = k + 1, b = 1.
+    """
+    check_int_range("k", k, 1)
+    b = TaskBuilder("top-k aggregation", d=d, task_id="T7",
+                    description="F((1/k)·Σ_{j≤k} v(x_(j)))").with_params(k=k)
+    b = _exclusion_chain(b, k)
+    if not soft:
+        b = b.decode("s", [f"m{j}" for j in range(1, k + 1)], coupled=False, coupling="1",
+                     formula="s = (1/k)·Σ_j v(m_j)")
+        return b.decode("y", ["s"], formula="F(s)").build(fallback_note=_RANK_NOTE)
+    b = b.decode("v", ["x"], coupling="d", formula="v(x_s), per token")
+    b = b.retrieve("u", uses=[f"m{k}", "v"], score_coupling=0, over_set=True,
+                   score=f"β·K·f_s, f_s = clip((x_s − m{k} + γ/2)/(γ/2))",
+                   formula=f"u = mean of v(x_s) over f_s = 1 (the top {k})")
+    return b.decode("y", ["u"], formula="F(u)").build(fallback_note=_RANK_NOTE)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A shipped task: id, canonical name, aliases, parameter names, builder."""
@@ -164,6 +194,8 @@ TASKS: dict[str, TaskSpec] = {
                    decoupled_top_r),
     "T6": TaskSpec("T6", "d-retrieval", ("d-retrieval", "head-count", "heads"), ("D",),
                    d_retrieval),
+    "T7": TaskSpec("T7", "top-k-mean", ("top-k-mean", "top-k", "topk", "top-k-aggregation", "soft-top-k"),
+                   ("k",), top_k_mean),
 }
 
 
@@ -173,7 +205,7 @@ def resolve_task_id(task: str) -> str:
     for spec in TASKS.values():
         if key == spec.task_id.lower() or key in spec.aliases:
             return spec.task_id
-    allowed = "T1..T6 or one of " + ", ".join(s.name for s in TASKS.values())
+    allowed = "T1..T7 or one of " + ", ".join(s.name for s in TASKS.values())
     raise InputError("task", task, allowed)
 
 

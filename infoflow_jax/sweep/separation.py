@@ -6,6 +6,9 @@ C5 needs ∝ ε^{-T}: measured at T = 1, 2, 3 (built and verified), and beyond a
 formula (``constructions.c5_memorizer.formula_params``; rows flagged
 ``"measured": false``, never mixed into a measured fit).
 Mechanism 2: C6 with r = 1, 2, 3 — decoupled decode ∝ r·ε^{-1}, coupled ∝ ε^{-r}.
+Soft top-k attention: C8 (T7, k = 2, three layers) ∝ ε^{-1} with the same count at every
+T, beside C5 memorizing the same task (F = identity, k = 2) at T = 3, ∝ ε^{-3} (T7 needs
+T ≥ k + 1 = 3 to be a top-k task; full sweep only: C5's rows cost ~30 s each).
 
 Every measured row is a full :func:`~infoflow_jax.verification.verify.verify_construction`
 record with a reduced estimator budget (:data:`SWEEP_BUDGET`: domain samplers incl.
@@ -63,6 +66,11 @@ def plan(quick: bool = False) -> list[Series]:
     for T in (4, 5, 6):  # formula only: (n+1)^T vertices would not fit
         out.append(Series(f"C5 (1 layer) T={T}, formula (dense count)", "C5", T, (0.03, 0.02, 0.01, 0.005, 0.003), float(T),
                           0.15 * T, "depth", options={"F": IDENTITY}, measured=False))
+    for T in Ts:
+        out.append(Series(f"C8 k=2 (3 layers, T7) T={T}", "C8", T, lin, 1.0, 0.15, "topk", k=2))
+    if not quick:
+        out.append(Series("C5 (1 layer, T7 k=2) T=3", "C5", 3, c5_eps[3][:5], 3.0, 0.45, "topk",
+                          options={"F": IDENTITY, "target": "top2-mean"}))
     coupled_eps = {1: lin, 2: (0.1, 0.05, 0.03, 0.02, 0.01), 3: (0.15, 0.1, 0.07, 0.05, 0.03)}
     for r in (1, 2, 3):
         out.append(Series(f"C6 decoupled r={r}", "C6-decoupled", 8, lin, 1.0, 0.15, "coupled", k=r))
@@ -113,7 +121,8 @@ def fit_series(s: Series, rows: list[dict]) -> dict:
 
 
 def _style(s: Series):
-    colors = {"C2": "tab:blue", "C3": "tab:green", "C6-decoupled": "tab:blue", "C6-coupled": "tab:red"}
+    colors = {"C2": "tab:blue", "C3": "tab:green", "C6-decoupled": "tab:blue", "C6-coupled": "tab:red",
+              "C8": "tab:green"}
     c5 = {1: "tab:orange", 2: "tab:red", 3: "tab:purple", 4: "tab:brown", 5: "tab:pink", 6: "tab:gray", 8: "black"}
     color = c5.get(s.T, "k") if s.name == "C5" else colors[s.name]
     markers = {1: "o", 2: "s", 3: "^"}
@@ -133,7 +142,7 @@ def plot(series: list[Series], rows: list[dict], fits: list[dict], figure: str, 
     # C2 / C3 at several T: identical counts (params independent of T) → one legend entry per construction
     merged: dict[str, list] = {}
     for s, f in zip(series, fits):
-        if s.figure == figure and s.name in ("C2", "C3"):
+        if s.figure == figure and s.name in ("C2", "C3", "C8"):
             merged.setdefault(s.name, []).append((s, f))
     for s, f in zip(series, fits):
         if s.figure != figure:
@@ -210,6 +219,9 @@ def run(out: Path, *, quick: bool = False, budget: Budget = SWEEP_BUDGET, log=pr
     plot(series, rows, fits, "coupled", out / "coupled_vs_decoupled",
          "Mechanism 2 (C6, T = 8): top-r retrieval + coupled L4 decode (slope r)\n"
          "vs decoupled sum of r L3 decoders (slope 1)")
+    plot(series, rows, fits, "topk", out / "soft_top_k",
+         "Soft top-k attention C8 (T7, k = 2, 3 layers: slope 1, same counts at every T)\n"
+         "vs the 1-layer memorizer C5 on T7 at T = 3 (slope 3; full sweep only)")
     log(f"  total {time.perf_counter() - t0:.1f} s")
     return rows, fits
 
