@@ -30,6 +30,11 @@ BAD = {
     "seed-negative": (["C1", "--seed=-3"], "seed"),
     "jobs-zero": (["C1", "--jobs", "0"], "jobs"),
     "out-unwritable": (["C1", "--out", "/nonexistent-dir/records.jsonl"], "out"),
+    "every-default-k-above-T": (["C3", "--T", "1"], "k"),
+    "T-too-large-for-memory": (["C1", "--T", "1000000000"], "T"),
+    "eps-too-small-for-an-L3-decoder": (["C1", "--eps", "1e-9"], "eps"),
+    "eps-tiny-names-eps-not-beta": (["C1", "--eps", "1e-300"], "eps"),
+    "eps-too-small-for-an-L4-decoder": (["C7", "--T", "4", "--eps", "1e-6"], "eps"),
 }
 
 

@@ -524,8 +524,7 @@ def run(args) -> int:
     n_pass = n_caught = n_unexpected = 0
     t_start = time.perf_counter()
     try:
-        if not args.json:
-            _emit(TABLE.header())
+        header = not args.json  # printed before the first row: a bad input found while building prints one line only
         with tqdm(total=len(rows), desc=f"infoflow {NAME}", unit="row", file=sys.stderr,
                   disable=None, leave=False, dynamic_ncols=True) as bar:
             if jobs > 1:
@@ -538,6 +537,9 @@ def run(args) -> int:
                     out.append(rec)
                 line = to_json(rec) if args.json else TABLE.row(rec)
                 bar.clear()
+                if header:
+                    _emit(TABLE.header())
+                    header = False
                 _emit(line)
                 bar.refresh()
                 bar.update(1)

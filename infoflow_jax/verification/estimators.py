@@ -19,9 +19,10 @@ There is exactly one implementation, written for ONE configuration:
   and the fresh starts; returns, per candidate estimator, the largest error
   and the input attaining it (NaN counts as +∞: a NaN output is a failure).
 
-:func:`estimate_sup_error` jit-compiles ``evaluate ∘ draw`` for one
-configuration; the sweep engine (:mod:`infoflow_jax.sweep.engine`) applies
-``jax.vmap`` to the same two functions from outside to run a batch of
+:func:`estimate_sup_error` runs ``evaluate ∘ draw`` for one configuration,
+each jit-compiled on its own (:func:`draw_program` is shared by every model of
+one domain and shape); the sweep engine (:mod:`infoflow_jax.sweep.engine`)
+applies ``jax.vmap`` to the same two functions from outside to run a batch of
 configurations in one compiled program. So ``verify`` of one configuration is
 a sweep of one: same estimators, same PRNG splits, same budget.
 
@@ -203,17 +204,22 @@ def to_estimate(names: list[str], values, inputs) -> Estimate:
 
 
 # ----------------------------------------------------------------------------- one configuration
+@functools.lru_cache(maxsize=64)
+def draw_program(domain, T: int, d: int, budget: Budget, has_grid: bool):
+    """``jit(draw)``: (key, grid) → drawn inputs. It depends on the domain, shapes and budget only, so
+    every configuration of one (domain, T, d) shares one compiled sampler program."""
+    return jax.jit(lambda key, grid: draw(key, grid if has_grid else None, domain=domain, T=T, d=d, budget=budget))
+
+
 @functools.lru_cache(maxsize=128)
-def single_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, has_grid: bool,
-                   ascent_chunk: int | None = None):
-    """``jit(evaluate ∘ draw)`` for one configuration: (params, key, grid, probes) → (values, inputs).
+def evaluate_program(err_fn, domain, budget: Budget, chunk: int, ascent_chunk: int | None = None):
+    """``jit(evaluate)`` for one configuration: (params, drawn, probes) → (values, inputs).
 
     Cached on its static arguments (an error function is cached on (graphdef, task), a domain
     and a budget compare by value), so every build of one shape — a construction and its
     mutants of equal widths — shares one compiled program.
     """
-    def program(params, key, grid, probes):
-        drawn = draw(key, grid if has_grid else None, domain=domain, T=T, d=d, budget=budget)
+    def program(params, drawn, probes):
         return evaluate(err_fn, params, drawn, probes, domain=domain, budget=budget, chunk=chunk,
                         ascent_chunk=ascent_chunk)
 
@@ -235,8 +241,8 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, key, budget: B
     chunk = budget.chunk if chunk is None else min(chunk, budget.chunk)
     if ascent_chunk is not None and ascent_chunk >= budget.starts:
         ascent_chunk = None  # all at once: the same program as without a plan
-    fn = single_program(err_fn, domain, T, d, budget, chunk, grid is not None, ascent_chunk)
-    values, inputs = fn(params, key, None if grid is None else jnp.asarray(grid),
-                        tuple(jnp.asarray(P) for P in probes.values()))
+    drawn = draw_program(domain, T, d, budget, grid is not None)(key, None if grid is None else jnp.asarray(grid))
+    values, inputs = evaluate_program(err_fn, domain, budget, chunk, ascent_chunk)(
+        params, drawn, tuple(jnp.asarray(P) for P in probes.values()))
     names = candidate_names(domain, T, d, budget, tuple(probes))
     return to_estimate(names, np.asarray(values), np.asarray(inputs))
