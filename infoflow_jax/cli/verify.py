@@ -88,45 +88,38 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------- parsing
-def _split(name: str, text: str) -> list[str]:
+def _number(name: str, item: str, integer: bool):
+    """One list item as a finite float, or as an int (``4``, ``4.0`` and ``4e0`` are 4; ``4.5`` is refused)."""
+    try:
+        x = float(item)
+    except ValueError:
+        raise InputError(name, item, "an integer" if integer else "a number") from None
+    if not math.isfinite(x):
+        raise InputError(name, x, "a finite number")
+    if integer:
+        if x != int(x):
+            raise InputError(name, item, "an integer")
+        return int(item) if item.lstrip("+-").isdigit() else int(x)
+    return x
+
+
+def _parse_list(name: str, text: str | None, integer: bool):
+    if text is None:
+        return None
     items = [s.strip() for s in str(text).split(",")]
     if not items or any(s == "" for s in items):
         raise InputError(name, text, "a comma-separated list of numbers, e.g. 4,16")
-    return items
+    return [_number(name, s, integer) for s in items]
 
 
 def parse_floats(name: str, text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    out = []
-    for s in _split(name, text):
-        try:
-            x = float(s)
-        except ValueError:
-            raise InputError(name, s, "a number") from None
-        if not math.isfinite(x):
-            raise InputError(name, x, "a finite number")
-        out.append(x)
-    return out
+    """``"1e-1,1e-2"`` → [0.1, 0.01]; None stays None; anything else is an InputError naming ``name``."""
+    return _parse_list(name, text, integer=False)
 
 
 def parse_ints(name: str, text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    out = []
-    for s in _split(name, text):
-        try:
-            x = int(s)
-        except ValueError:
-            try:
-                f = float(s)
-            except ValueError:
-                raise InputError(name, s, "an integer") from None
-            if not (math.isfinite(f) and f == int(f)):
-                raise InputError(name, s, "an integer")
-            x = int(f)
-        out.append(x)
-    return out
+    """``"4,16"`` → [4, 16]; None stays None; anything else is an InputError naming ``name``."""
+    return _parse_list(name, text, integer=True)
 
 
 # ----------------------------------------------------------------------------- plan

@@ -19,12 +19,14 @@ Slopes come from :func:`infoflow_jax.infoflow.against.fit_exponent`.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from infoflow_jax.verification.estimators import Budget
+from infoflow_jax.verification.store import JsonlFile, dumps
+
+ROWS_FILE = "separation_rows.jsonl"  # the resumable rows; separation.jsonl is rewritten from it
 from infoflow_jax.core.functions import IDENTITY
 
 SWEEP_BUDGET = Budget(samples=128, grid_points=0, starts=0, steps=0, chunk=64)
@@ -198,21 +200,26 @@ def run(out: Path, *, quick: bool = False, budget: Budget = SWEEP_BUDGET, log=pr
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     series = plan(quick)
-    rows: list[dict] = []
     t0 = time.perf_counter()
-    with open(out / "separation.jsonl", "w") as fh:
+    # the rows go through the package's JSON-lines store: a rerun into the same folder keeps every
+    # row already measured (keyed by series and ε) and measures only the rest; the fits are derived
+    # data, rewritten at the end as DIR/separation.jsonl = rows + one "fit" line per series
+    with JsonlFile(out / ROWS_FILE) as store:
+        have = {(r["series"], r["eps"]): r for r in store.records}
+        rows: list[dict] = []
         for s in series:
             t = time.perf_counter()
-            new = run_series(s, budget)
+            todo = replace(s, eps=tuple(e for e in s.eps if (s.label, e) not in have))
+            new = run_series(todo, budget) if todo.eps else []
             for r in new:
-                fh.write(json.dumps(r, default=float) + "\n")
-            fh.flush()
-            rows += new
-            log(f"  {s.label:44s} {len(new)} rows  {time.perf_counter() - t:6.1f} s")
+                store.append(r)
+            got = {r["eps"]: r for r in new}
+            rows += [got[e] if e in got else have[(s.label, e)] for e in s.eps]
+            log(f"  {s.label:44s} {len(new)} rows measured, {len(s.eps) - len(new)} kept  "
+                f"{time.perf_counter() - t:6.1f} s")
     fits = [fit_series(s, rows) for s in series]
-    with open(out / "separation.jsonl", "a") as fh:
-        for f in fits:
-            fh.write(json.dumps({"fit": True, **f}, default=float) + "\n")
+    text = "".join(dumps(r) + "\n" for r in rows) + "".join(dumps({"fit": True, **f}) + "\n" for f in fits)
+    (out / "separation.jsonl").write_text(text)
     plot(series, rows, fits, "depth", out / "depth_separation",
          "Depth separation: 2-layer retrievers C2, C3 (slope 1 at every T)\n"
          "vs the 1-layer memorizer C5 (slope T; solid: built and verified, dashed: formula)")
