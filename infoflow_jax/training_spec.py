@@ -78,6 +78,7 @@ _DEFAULTS: dict[str, Any] = {
     "patience": 8,
     "eval_samples": 2048,
     "dtype": "float32",
+    "readout_init": "default",
 }
 
 _BUDGET_DEFAULTS = {"samples": 256, "grid_points": 4096, "starts": 8, "steps": 40}
@@ -117,6 +118,10 @@ class TrainConfig:
     sup_grid_points: int = 4096
     sup_starts: int = 8
     sup_steps: int = 40
+    #: "default": the model's own init; "centered": readout w = 0 and b = mean target of a
+    #: training batch, so the initial output is the mean predictor (no large initial offset;
+    #: see docs/training.md, "T1 collapse")
+    readout_init: str = "default"
 
     def __post_init__(self):
         check_choice("task", self.task, TASK_IDS)
@@ -135,6 +140,7 @@ class TrainConfig:
             raise InputError("warmup", self.warmup, f"an integer < steps = {self.steps}")
         check_choice("positional", self.positional, ("none", "onehot", "sinusoidal"))
         check_choice("dtype", self.dtype, ("float32", "float64"))
+        check_choice("readout_init", self.readout_init, ("default", "centered"))
         if self.task == "T3" and self.k is None:
             raise InputError("k", None, "an integer >= 1 (task T3 needs k)")
         if self.task in ("T4", "T5") and self.r is None:
@@ -162,6 +168,8 @@ class TrainConfig:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["samplers"] = {n: f for n, f in self.samplers}
+        if out["readout_init"] == "default":  # added later: keep the hashes of older records
+            del out["readout_init"]
         return out
 
     def config_hash(self) -> str:
