@@ -40,7 +40,8 @@ class PaperArch:
     h: int
     E: int
     W: int  # hidden width of the GELU readout MLP
-    d_head: int = 0  # 0: E // h
+    d_head: int = 0  # 0: E // (heads of the layer)
+    h_last: int = 0  # heads of the last layer when > 0 (the papers' (h₁, h₂)); 0: h
     residual: bool = False
     layer_norm: bool = False
     positional: str = "none"  # "none" | "onehot"
@@ -50,11 +51,16 @@ class PaperArch:
         for name in ("d", "T", "L", "h", "E", "W"):
             check_int_range(name, getattr(self, name), 1)
         check_int_range("d_head", self.d_head, 0)
+        check_int_range("h_last", self.h_last, 0)
         check_choice("positional", self.positional, ("none", "onehot"))
 
     @property
-    def head_width(self) -> int:
-        return self.d_head or max(1, self.E // self.h)
+    def layer_heads(self) -> tuple[int, ...]:
+        """Heads per layer: h everywhere, the last layer h_last if given."""
+        return (self.h,) * (self.L - 1) + (self.h_last or self.h,)
+
+    def head_width(self, heads: int) -> int:
+        return self.d_head or max(1, self.E // heads)
 
     @property
     def n_in(self) -> int:
@@ -67,10 +73,11 @@ def _normal(key, shape, fan_in, dtype):
 
 def init_params(arch: PaperArch, key, dtype=jnp.float32) -> dict:
     """Parameters of ``arch``: N(0, 1/fan_in) matrices, zero biases, LN scales 1."""
-    E, h, k = arch.E, arch.h, arch.head_width
+    E = arch.E
     keys = jax.random.split(key, 4 + 4 * arch.L)
     layers = []
-    for i in range(arch.L):
+    for i, h in enumerate(arch.layer_heads):
+        k = arch.head_width(h)
         kq, kk, kv, ko = keys[4 + 4 * i: 8 + 4 * i]
         layers.append({
             "Wq": _normal(kq, (h, E, k), E, dtype), "Wk": _normal(kk, (h, E, k), E, dtype),
@@ -144,6 +151,7 @@ def attention_readout_row(arch: PaperArch, params: dict, X):
 
 def count_params(arch: PaperArch) -> int:
     """Trainable parameters in use (LN parameters only with ``layer_norm``)."""
-    E, h, k = arch.E, arch.h, arch.head_width
-    per_layer = 4 * h * E * k + (2 * E if arch.layer_norm else 0)
-    return arch.n_in * E + E + E + arch.L * per_layer + E * arch.W + arch.W + arch.W + 1
+    E = arch.E
+    attn = sum(4 * h * E * arch.head_width(h) for h in arch.layer_heads)
+    ln = arch.L * 2 * E if arch.layer_norm else 0
+    return arch.n_in * E + E + E + attn + ln + E * arch.W + arch.W + arch.W + 1

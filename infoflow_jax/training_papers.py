@@ -60,7 +60,7 @@ __all__ = ["PaperConfig", "PaperSpec", "parse_paper_spec", "load_paper_spec", "i
 VAL_SEED = 4_242_000
 RECORDS_FILE = "train.jsonl"
 MANIFEST_FILE = "manifest.json"
-GRID_AXES = ("L", "h", "T", "D", "d", "E", "W", "d_head", "seeds")
+GRID_AXES = ("L", "h", "h_last", "T", "D", "d", "E", "W", "d_head", "seeds")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class PaperConfig:
     E: int = 32
     W: int = 64
     d_head: int = 0
+    h_last: int = 0  # heads of the last layer (the papers' h₂) when > 0; 0: h
     residual: bool = False
     layer_norm: bool = False
     positional: str = "none"
@@ -95,8 +96,10 @@ class PaperConfig:
         check_choice("task", self.task, list(PAPER_TASKS))
         for name in ("T", "L", "h", "E", "W", "n_train", "n_val", "steps", "batch", "eval_every"):
             check_int_range(name, getattr(self, name), 1)
-        for name in ("seed", "d_head", "warmup"):
+        for name in ("seed", "d_head", "h_last", "warmup"):
             check_int_range(name, getattr(self, name), 0)
+        if self.steps % self.eval_every:  # every chunk is eval_every steps long
+            raise InputError("eval_every", self.eval_every, f"a divisor of steps = {self.steps}")
         if self.warmup >= self.steps:
             raise InputError("warmup", self.warmup, f"an integer < steps = {self.steps}")
         check_positive("lr", self.lr)
@@ -119,11 +122,15 @@ class PaperConfig:
     def arch(self) -> PaperArch:
         task = self.make_task()
         return PaperArch(d=task.d, T=self.T, L=self.L, h=self.h, E=self.E, W=self.W,
-                         d_head=self.d_head, residual=self.residual, layer_norm=self.layer_norm,
+                         d_head=self.d_head, h_last=self.h_last, residual=self.residual, layer_norm=self.layer_norm,
                          positional=self.positional)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def layer_heads(self) -> tuple[int, ...]:
+        return (self.h,) * (self.L - 1) + (self.h_last or self.h,)
 
     def config_hash(self) -> str:
         blob = json.dumps({"protocol": "papers", **self.as_dict()}, sort_keys=True,
@@ -136,7 +143,8 @@ class PaperConfig:
 
     def label(self) -> str:
         extra = f" D={self.D}" if self.D is not None else ""
-        return f"{self.task}{extra} L={self.L} h={self.h} T={self.T} E={self.E} seed={self.seed}"
+        heads = ",".join(map(str, self.layer_heads))
+        return f"{self.task}{extra} L={self.L} h=({heads}) T={self.T} E={self.E} seed={self.seed}"
 
 
 _FIELDS = {f.name for f in fields(PaperConfig)}
@@ -259,6 +267,12 @@ def _compiled(arch: PaperArch, group: PaperConfig):
     return tx, chunk, mse, jax.jit(keep_best)
 
 
+@functools.lru_cache(maxsize=32)
+def _init_many(arch: PaperArch, dtype):
+    """Jitted keys (S,) ↦ S initial parameter sets (eager threefry is slow on CPU)."""
+    return jax.jit(jax.vmap(lambda k: init_params(arch, jax.random.fold_in(k, 1), dtype)))
+
+
 def _data(task, key, n, dtype):
     X = task.sample(key, n).astype(jnp.float64)
     return X.astype(dtype), task.target(X).astype(dtype), X, task.target(X)
@@ -283,7 +297,7 @@ def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
         jax.random.PRNGKey(VAL_SEED), group.T), group.n_val, dtype)
     var_val = float(jnp.var(y_val64))
 
-    params = jax.vmap(lambda k: init_params(arch, jax.random.fold_in(k, 1), dtype))(jnp.stack(base))
+    params = _init_many(arch, dtype)(jnp.stack(base))
     # start at the mean predictor: b2 = mean training target (w2 starts at out_scale = 0)
     params["b2"] = jnp.mean(y_tr, axis=1).astype(dtype)
     init = params
@@ -312,7 +326,7 @@ def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
     te = time.perf_counter()
     best64 = jax.tree.map(lambda a: a.astype(jnp.float64), best)
     final64 = jax.tree.map(lambda a: a.astype(jnp.float64), params)
-    mse64 = jax.vmap(lambda p: jnp.mean((forward_batch(arch, p, X_val64) - y_val64) ** 2))
+    mse64 = jax.jit(jax.vmap(lambda p: jnp.mean((forward_batch(arch, p, X_val64) - y_val64) ** 2)))
     best_mse, final_mse = np.asarray(mse64(best64)), np.asarray(mse64(final64))
     extra = [dict() for _ in seeds]
     if group.task == "maxpos":
@@ -326,7 +340,8 @@ def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
     for j, cfg in enumerate(cfgs):
         records.append({
             "protocol": "papers", "task": cfg.task, "L": cfg.L, "h": cfg.h, "T": cfg.T,
-            "D": cfg.D, "d": task.d, "E": cfg.E, "W": cfg.W, "d_head": arch.head_width,
+            "D": cfg.D, "d": task.d, "E": cfg.E, "W": cfg.W, "h_last": cfg.h_last,
+            "heads": list(arch.layer_heads), "d_head": cfg.d_head,
             "residual": cfg.residual, "layer_norm": cfg.layer_norm, "positional": cfg.positional,
             "seed": cfg.seed, "steps": cfg.steps, "steps_run": done,
             "best_step": int(best_step[j]), "stopped_early": False, "batch": cfg.batch,
