@@ -19,7 +19,7 @@ from infoflow_jax.infoflow.layer_heads import plan_with_heads
 from infoflow_jax.infoflow.tasks import build_task
 from infoflow_jax.training import read_records
 
-__all__ = ["PAPER_VALUES", "prediction", "summarize", "format_summary", "plot_headcount",
+__all__ = ["PAPER_VALUES", "ORDER_OF_MAGNITUDE", "paper_comparison", "prediction", "summarize", "format_summary", "plot_headcount",
            "plot_triangle", "write_paper_report"]
 
 #: (task, D, L, heads, T, E-note) → reported best validation NMSE, from the papers' summaries.
@@ -149,6 +149,7 @@ def plot_headcount(rows: list[dict], path: str | Path, D: int = 4) -> Path | Non
                        label=f"paper, L={L}" + (f" T={pT}" if pT else " (T not stated)")
                        + (f" {note}" if note else ""))
         ax.axvline(D - 0.5, color="grey", ls=":", lw=1)
+        ax.set_xticks(range(1, 7))
         ax.set_yscale("log")
         ax.set_xlabel("heads h (per layer)")
         ax.set_title(f"head count D={D}, T={T}")
@@ -217,3 +218,91 @@ def write_paper_report(run_dir: str | Path) -> Path:
     path = run_dir / "report_papers.md"
     path.write_text("\n".join(text) + "\n")
     return path
+
+
+#: a paper's number is an order of magnitude: ours "reproduces" it within this factor
+ORDER_OF_MAGNITUDE = 10.0
+
+
+def _matches(row: dict, key: tuple, exact_T: bool) -> bool:
+    task, D, L, heads, T, note = key
+    if row["task"] != task or row["L"] != L or (D is not None and row["D"] != D):
+        return False
+    if heads is not None and tuple(row["heads"]) != tuple(heads):
+        return False
+    if note.startswith("E=") and row["E"] != int(note[2:]):
+        return False
+    return (T is None or row["T"] == T) if exact_T else True
+
+
+def paper_comparison(rows: list[dict]) -> list[dict]:
+    """For each paper number: our matching cell (same task, D, L, heads, T, E-variant) if run,
+    else the nearest-T cell as a proxy; the InfoFlow prediction; the order-of-magnitude verdict.
+
+    Verdict: "reproduced" when our median is within ×10 of the paper's number, "not
+    reproduced" otherwise, "not run" when no cell of ours has the paper's T (a proxy at
+    another T is shown but not judged). Cells whose T the summary does not give are judged
+    against every T we ran (the worst and best of ours must both be within ×10).
+    """
+    out = []
+    for key, value in PAPER_VALUES.items():
+        exact = [r for r in rows if _matches(r, key, True)]
+        task, D, L, heads, T, note = key
+        proxy = [] if exact else sorted((r for r in rows if _matches(r, key, False)),
+                                        key=lambda r: abs(r["T"] - (T or 0)))
+        verdict, ours = "not run", None
+        if exact:
+            meds = [r["median"] for r in exact]
+            ours = exact
+            within = all(abs(np.log10(m / value)) <= np.log10(ORDER_OF_MAGNITUDE) for m in meds)
+            verdict = "reproduced" if within else "not reproduced"
+        out.append({"key": key, "paper": value, "ours": ours, "proxy": proxy[:1],
+                    "verdict": verdict})
+    return out
+
+
+def format_comparison(comp: list[dict]) -> str:
+    """Markdown: paper number, ours (median [range], seeds), InfoFlow, verdict."""
+    lines = ["| task | D | L | heads | T | variant | paper | ours: median [min, max] (seeds), ×ours/paper "
+             "| InfoFlow | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in comp:
+        task, D, L, heads, T, note = c["key"]
+        cells = c["ours"] or c["proxy"]
+        if cells:
+            tag = "" if c["ours"] else "proxy: "
+            ours = "; ".join(f"{tag}{r['median']:.2g} [{r['lo']:.2g}, {r['hi']:.2g}] ({r['n']}), "
+                             f"T={r['T']}, E={r['E']}, ×{r['median'] / c['paper']:.3g}"
+                             for r in cells)
+            pred = cells[0]["prediction"]["text"]
+        else:
+            ours, pred = "—", "—"
+        hd = "(" + ",".join(map(str, heads)) + ")" if heads else "all"
+        lines.append(f"| {task} | {D if D is not None else '–'} | {L} | {hd} | "
+                     f"{T if T is not None else 'not stated'} | {note or '–'} | {c['paper']:.2g} | "
+                     f"{ours} | {pred} | {c['verdict']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """``python -m infoflow_jax.paper_report RUN_DIR… [--figures DIR]``: comparison table and figures."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m infoflow_jax.paper_report")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--figures", metavar="DIR", default=None)
+    args = p.parse_args(argv)
+    records = [r for d in args.runs for r in read_records(Path(d) / "train.jsonl")]
+    rows = summarize(records)
+    print(format_summary(rows))
+    print()
+    print(format_comparison(paper_comparison(rows)))
+    if args.figures:
+        for f in (plot_headcount(rows, Path(args.figures) / "headcount_nmse_vs_h.png"),
+                  plot_triangle(rows, Path(args.figures) / "triangle_nmse_vs_T.png")):
+            if f is not None:
+                print(f"wrote {f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

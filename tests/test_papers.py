@@ -171,9 +171,12 @@ def test_fixedpos_fits_one_layer_one_head_with_exponent_one():
 # ---------------------------------------------------------------------------- model and specs
 
 
-def test_paper_model_without_residual_starts_at_the_constant_readout_bias():
+def test_paper_model_with_a_zero_last_readout_layer_outputs_the_readout_bias():
     arch = PaperArch(d=3, T=5, L=2, h=2, E=8, W=16)
-    p = jax.jit(init_params, static_argnums=(0, 2))(arch, jax.random.PRNGKey(0), jnp.float64)
+    shapes = jax.eval_shape(lambda k: init_params(arch, k, jnp.float64), jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
+    p = jax.tree.map(lambda a: jnp.asarray(rng.standard_normal(a.shape)), shapes)
+    p["w2"] = jnp.zeros_like(p["w2"])  # what init_params gives with out_scale = 0
     p["b2"] = jnp.asarray(0.7)
     X = jax.random.normal(jax.random.PRNGKey(1), (5, 3))
     y = jax.jit(forward, static_argnums=0)(arch, p, X)
@@ -195,7 +198,7 @@ def test_shipped_paper_specs_parse_and_have_the_issue_grids():
     cells = {(c.L, c.h, c.T) for c in hc.configs}
     assert cells == set(itertools.product((1, 2), range(1, 7), (8, 16, 32)))
     assert {c.seed for c in hc.configs} == {0, 1, 2} and {c.D for c in hc.configs} == {4}
-    assert all(not c.residual and not c.layer_norm for c in hc.configs)
+    assert all(c.residual == (c.L == 2) and not c.layer_norm for c in hc.configs)
     ifl = load_paper_spec(ROOT / "sweeps/infoflow_cpu.toml")
     assert {c.task for c in ifl.configs} >= {"intrinsic", "triangle", "maxpos"}
     for name in ("headcount_gpu.toml", "infoflow_gpu.toml"):
@@ -222,14 +225,16 @@ def test_paper_spec_expands_heads_of_the_last_layer_as_a_grid_axis():
 # ---------------------------------------------------------------------------- training
 
 
+TINY_SPEC = {"kind": "papers", "name": "tiny",
+             "defaults": {"n_train": 512, "n_val": 256, "E": 16, "W": 32, "steps": 300,
+                          "batch": 32, "lr": 3e-3, "eval_every": 100, "seeds": [0, 1]},
+             "grid": [{"task": "headcount", "D": 1, "d": 2, "T": 4, "L": 1, "h": 1}]}
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    raw = {"kind": "papers", "name": "tiny",
-           "defaults": {"n_train": 512, "n_val": 256, "E": 16, "W": 32, "steps": 300,
-                        "batch": 32, "lr": 3e-3, "eval_every": 100, "seeds": [0, 1]},
-           "grid": [{"task": "headcount", "D": 1, "d": 2, "T": 4, "L": 1, "h": 1}]}
     out = tmp_path_factory.mktemp("tiny")
-    return out, run_paper_protocol(parse_paper_spec(raw), out, progress=False)
+    return out, run_paper_protocol(parse_paper_spec(TINY_SPEC), out, progress=False)
 
 
 def test_tiny_headcount_run_learns_below_a_fifth_of_the_mean_predictor(tiny_run):
@@ -251,20 +256,35 @@ def test_records_keep_the_issue_fields(tiny_run):
 
 def test_rerun_into_the_same_directory_trains_nothing(tiny_run):
     out, recs = tiny_run
-    spec = parse_paper_spec({"kind": "papers", "name": "tiny",
-                             "defaults": {"n_train": 512, "n_val": 256, "E": 16, "W": 32,
-                                          "steps": 300, "batch": 32, "lr": 3e-3,
-                                          "eval_every": 100, "seeds": [0, 1]},
-                             "grid": [{"task": "headcount", "D": 1, "d": 2, "T": 4, "L": 1,
-                                       "h": 1}]})
-    again = run_paper_protocol(spec, out, progress=False)
+    again = run_paper_protocol(parse_paper_spec(TINY_SPEC), out, progress=False)
     assert [r["config_hash"] for r in again] == [r["config_hash"] for r in recs]
     assert len((out / "train.jsonl").read_text().splitlines()) == 2
 
 
-def test_seeds_trained_together_equal_seeds_trained_alone():
-    cfg = dict(task="headcount", D=1, d=2, T=4, L=1, h=1, E=8, W=8, n_train=64, n_val=16,
-               steps=20, batch=8, eval_every=10)
-    both = train_seeds([PaperConfig(seed=0, **cfg), PaperConfig(seed=1, **cfg)])
-    alone = train_seeds([PaperConfig(seed=1, **cfg)])
-    assert both[1]["best_test_nmse"] == pytest.approx(alone[0]["best_test_nmse"], rel=1e-5)
+def test_a_seed_trained_alone_equals_the_same_seed_trained_beside_another(tiny_run):
+    _, recs = tiny_run
+    seed1 = [c for c in parse_paper_spec(TINY_SPEC).configs if c.seed == 1]
+    alone = train_seeds(seed1)[0]
+    assert alone["best_test_nmse"] == pytest.approx(recs[1]["best_test_nmse"], rel=1e-4)
+
+
+def test_infoflow_train_lists_a_papers_spec(tmp_path, capsys):
+    from infoflow_jax.cli_train import main
+
+    assert main([str(ROOT / "sweeps/headcount_cpu.toml"), "--out", str(tmp_path), "--list"]) == 0
+    assert capsys.readouterr().out.strip().endswith("108 configurations")
+
+
+def test_infoflow_train_rejects_a_papers_spec_with_zero_heads_with_status_2(tmp_path, capsys):
+    from infoflow_jax.cli_train import main
+
+    spec = tmp_path / "bad.toml"
+    spec.write_text('kind = "papers"\n[[grid]]\ntask = "headcount"\nD = 2\nT = 4\nL = 1\nh = 0\n')
+    assert main([str(spec), "--out", str(tmp_path / "o"), "--list"]) == 2
+    assert "h" in capsys.readouterr().err
+
+
+def test_paper_model_initial_last_readout_layer_is_zero_by_default():
+    arch = PaperArch(d=3, T=5, L=1, h=2, E=8, W=16)
+    p = jax.jit(lambda k: init_params(arch, k))(jax.random.PRNGKey(0))
+    assert not np.any(np.asarray(p["w2"])) and np.any(np.asarray(p["W1"]))
