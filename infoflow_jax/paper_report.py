@@ -261,6 +261,17 @@ def paper_comparison(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _key_prediction(key: tuple) -> str:
+    """The planner's prediction at a paper cell, as a formula (T and d may not be stated)."""
+    task, D, L, heads, T, _ = key
+    heads = heads or (2,) * L  # triangle: every head count gives the same prediction
+    rec = {"task": task, "D": D, "d": {"headcount": 8, "intrinsic": 4}.get(task, 2),
+           "heads": list(heads), "L": L, "h": heads[0], "T": T or 8}
+    p = prediction(rec)
+    return (f"fits, b = {p['exponent_formula']}" if p["fits"] and p["exponent_formula"] != "T*d"
+            else "b = T·d" + ("" if p["fits"] else " (no schedule: memorization)"))
+
+
 def format_comparison(comp: list[dict]) -> str:
     """Markdown: paper number, ours (median [range], seeds), InfoFlow, verdict."""
     lines = ["| task | D | L | heads | T | variant | paper | ours: median [min, max] (seeds), ×ours/paper "
@@ -273,14 +284,32 @@ def format_comparison(comp: list[dict]) -> str:
             ours = "; ".join(f"{tag}{r['median']:.2g} [{r['lo']:.2g}, {r['hi']:.2g}] ({r['n']}), "
                              f"T={r['T']}, E={r['E']}, ×{r['median'] / c['paper']:.3g}"
                              for r in cells)
-            pred = cells[0]["prediction"]["text"]
         else:
-            ours, pred = "—", "—"
+            ours = "—"
+        pred = _key_prediction(c["key"])
         hd = "(" + ",".join(map(str, heads)) + ")" if heads else "all"
         lines.append(f"| {task} | {D if D is not None else '–'} | {L} | {hd} | "
                      f"{T if T is not None else 'not stated'} | {note or '–'} | {c['paper']:.2g} | "
                      f"{ours} | {pred} | {c['verdict']} |")
     return "\n".join(lines)
+
+
+def fill_cells(markdown_path: str | Path, comparison_table: str) -> None:
+    """Replace every ``<!-- cells:TASK -->…<!-- /cells -->`` block of a markdown file with
+    the header and TASK's rows of ``comparison_table``."""
+    import re
+
+    lines = comparison_table.splitlines()
+    head, rows = lines[:2], lines[2:]
+    path = Path(markdown_path)
+
+    def block(m):
+        task = m.group(1)
+        body = head + [r for r in rows if r.startswith(f"| {task} |")]
+        return f"<!-- cells:{task} -->\n" + "\n".join(body) + "\n<!-- /cells -->"
+
+    path.write_text(re.sub(r"<!-- cells:(\w+) -->.*?<!-- /cells -->", block, path.read_text(),
+                           flags=re.S))
 
 
 def main(argv=None) -> int:
@@ -290,12 +319,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m infoflow_jax.paper_report")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--figures", metavar="DIR", default=None)
+    p.add_argument("--fill", metavar="MARKDOWN", default=None,
+                   help="replace each <!-- cells:TASK --> … <!-- /cells --> block with TASK's rows")
     args = p.parse_args(argv)
     records = [r for d in args.runs for r in read_records(Path(d) / "train.jsonl")]
     rows = summarize(records)
     print(format_summary(rows))
     print()
     print(format_comparison(paper_comparison(rows)))
+    if args.fill:
+        fill_cells(args.fill, format_comparison(paper_comparison(rows)))
+        print(f"filled {args.fill}")
     if args.figures:
         for f in (plot_headcount(rows, Path(args.figures) / "headcount_nmse_vs_h.png"),
                   plot_triangle(rows, Path(args.figures) / "triangle_nmse_vs_T.png")):
