@@ -305,6 +305,9 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
         _, y0 = draw(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 3)[None])
         model.w.value = jnp.zeros_like(model.w.value)
         model.b.value = jnp.asarray(jnp.mean(y0), model.b.value.dtype)
+    if cfg.query_init == "zero":  # every head starts uniform; the gradient picks its score's sign
+        for block in model.blocks:
+            block.attn.Wq.value = jnp.zeros_like(block.attn.Wq.value)
     graphdef, state = nnx.split(model)
     # model.py's initial scales are numpy float64 scalars, which promote float32 weights to
     # float64 under jax_enable_x64: cast so that a float32 run really is float32.

@@ -79,6 +79,7 @@ _DEFAULTS: dict[str, Any] = {
     "eval_samples": 2048,
     "dtype": "float32",
     "readout_init": "default",
+    "query_init": "default",
 }
 
 _BUDGET_DEFAULTS = {"samples": 256, "grid_points": 4096, "starts": 8, "steps": 40}
@@ -122,6 +123,10 @@ class TrainConfig:
     #: training batch, so the initial output is the mean predictor (no large initial offset;
     #: see docs/training.md, "T1 collapse")
     readout_init: str = "default"
+    #: "default": the model's own init; "zero": every W_Q starts at 0, so every head starts
+    #: uniform and the task's gradient picks the sign of its score (a random sign can lock a
+    #: single head onto the minimum instead of the maximum; docs/training.md)
+    query_init: str = "default"
 
     def __post_init__(self):
         check_choice("task", self.task, TASK_IDS)
@@ -141,6 +146,7 @@ class TrainConfig:
         check_choice("positional", self.positional, ("none", "onehot", "sinusoidal"))
         check_choice("dtype", self.dtype, ("float32", "float64"))
         check_choice("readout_init", self.readout_init, ("default", "centered"))
+        check_choice("query_init", self.query_init, ("default", "zero"))
         if self.task == "T3" and self.k is None:
             raise InputError("k", None, "an integer >= 1 (task T3 needs k)")
         if self.task in ("T4", "T5") and self.r is None:
@@ -168,8 +174,9 @@ class TrainConfig:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["samplers"] = {n: f for n, f in self.samplers}
-        if out["readout_init"] == "default":  # added later: keep the hashes of older records
-            del out["readout_init"]
+        for late in ("readout_init", "query_init"):  # added later: keep older records' hashes
+            if out[late] == "default":
+                del out[late]
         return out
 
     def config_hash(self) -> str:
