@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import tomllib
 from pathlib import Path
 
 import jax
@@ -19,7 +18,7 @@ from infoflow_jax.paper_model import PaperArch, count_params, forward, init_para
 from infoflow_jax.paper_tasks import (FixedPositionSum, HeadCount, IntrinsicDim, MaxPosition,
                                       TriangleCentre, argmax_tokens, make_paper_task)
 from infoflow_jax.precision import use_float64
-from infoflow_jax.training_papers import (PaperConfig, is_paper_spec, load_paper_spec,
+from infoflow_jax.training_papers import (is_paper_spec, load_paper_spec,
                                           parse_paper_spec, run_paper_protocol, train_seeds)
 
 ROOT = Path(__file__).resolve().parents[1]
