@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from infoflow_jax.core.model import apply
 from infoflow_jax.training import harness as training
 from infoflow_jax.training import report as tr
 from infoflow_jax.core.errors import InputError
@@ -45,7 +46,7 @@ def test_best_weights_checkpoint_round_trips_through_npz(trained_t1, tmp_path):
     path = save_checkpoint(tmp_path / "best.npz", res.best_state)
     model = load_checkpoint(path, cfg)
     X = jax.random.uniform(jax.random.PRNGKey(3), (5, cfg.T, 1), dtype=jnp.float32)
-    ref = jax.vmap(lambda x: training.apply(res.graphdef, res.best_state, x))(X)
+    ref = jax.vmap(lambda x: apply(res.graphdef, res.best_state, x))(X)
     got = jax.vmap(model)(X)
     assert np.array_equal(np.asarray(ref), np.asarray(got))
 

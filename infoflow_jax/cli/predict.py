@@ -4,7 +4,7 @@ Usage::
 
     infoflow predict TASK [--L 1,2,3] [--h 1,2] [--T 4,16] [--d 1]
                           [--k 2,3] [--r 2] [--D 2] [--json] [--plot FILE]
-    infoflow predict --against DIR
+    infoflow predict --against DIR      # DIR/results.jsonl, or a papers' DIR/train.jsonl
 
 TASK is T1..T7 (case-insensitive) or a name (max, two-hop, kth-largest,
 coupled-top-r, decoupled-top-r, d-retrieval, top-k-mean).  Exit status: 0 on success (with
@@ -17,6 +17,7 @@ import argparse
 import itertools
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from infoflow_jax.core.errors import InputError
@@ -119,6 +120,18 @@ def _table(plans) -> str:
 def run(args) -> int:
     """Run ``infoflow predict``; returns the exit status."""
     try:
+        if args.against and (Path(args.against) / "train.jsonl").is_file() \
+                and not (Path(args.against) / "results.jsonl").is_file():
+            # a trained-network run of the papers' protocol: measurement beside prediction
+            from infoflow_jax.training.paper_report import format_summary, summarize
+            from .training import read_records
+
+            rows = summarize(read_records(Path(args.against) / "train.jsonl"))
+            if not rows:
+                raise InputError("--against", args.against,
+                                 "a directory with results.jsonl or a papers' train.jsonl")
+            print(format_summary(rows))
+            return 0
         if args.against:
             comparisons, skipped = compare_results(load_results(args.against))
             print(format_comparison(comparisons, skipped))

@@ -55,7 +55,7 @@ __all__ = [
     "positions_label",
 ]
 
-_EXACT_SEARCH_MAX_NODES = 24
+EXACT_SEARCH_MAX_NODES = 24
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def _exact_schedule(graph: TaskGraph, h: int, depth: int) -> tuple[tuple[str, ..
                 return (tuple(sorted(combo, key=order.__getitem__)),) + rest
         return None
 
-    if n_total > _EXACT_SEARCH_MAX_NODES:
+    if n_total > EXACT_SEARCH_MAX_NODES:
         return None
     return solve(frozenset(), depth)
 

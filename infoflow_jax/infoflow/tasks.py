@@ -199,13 +199,29 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
+from . import paper_graphs as _pg  # noqa: E402  (the papers' tasks, issue 12)
+
+TASKS.update({
+    "HC": TaskSpec("HC", "headcount", ("headcount", "head-count-sum", "hc"), ("D",), _pg.headcount),
+    "ID": TaskSpec("ID", "intrinsic", ("intrinsic", "intrinsic-dim", "intrinsic-dimension", "id"),
+                   ("D",), _pg.intrinsic_dim),
+    "TRI": TaskSpec("TRI", "triangle", ("triangle", "triangle-centre", "triangle-center", "tri"),
+                    (), _pg.triangle_centre),
+    "MAXPOS": TaskSpec("MAXPOS", "maxpos", ("maxpos", "max-position", "max-position-probe"), (),
+                       _pg.max_position),
+    "FIXPOS": TaskSpec("FIXPOS", "fixedpos", ("fixedpos", "fixed-position",
+                                              "fixed-position-aggregation"), (),
+                       _pg.fixed_position_sum),
+})
+
+
 def resolve_task_id(task: str) -> str:
     """``"t2"``, ``"two-hop"``, ``"Two_Hop"`` → ``"T2"``; InputError if unknown."""
     key = re.sub(r"[\s_]+", "-", str(task).strip().lower())
     for spec in TASKS.values():
         if key == spec.task_id.lower() or key in spec.aliases:
             return spec.task_id
-    allowed = "T1..T7 or one of " + ", ".join(s.name for s in TASKS.values())
+    allowed = "T1..T7, HC, ID, TRI, MAXPOS, FIXPOS or one of " + ", ".join(s.name for s in TASKS.values())
     raise InputError("task", task, allowed)
 
 

@@ -290,6 +290,14 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
     task = make_task(cfg.task, cfg.T, k=cfg.k, r=cfg.r, D=cfg.D, gamma=cfg.gamma, d=cfg.d)
 
     model = Transformer(_tf_config(cfg), rngs=nnx.Rngs(cfg.seed), dtype=dtype)
+    draw = _make_sampler(task, cfg, cfg.batch)
+    if cfg.readout_init == "centered":  # start at the mean predictor: w = 0, b = mean target
+        _, y0 = draw(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 3)[None])
+        model.w.value = jnp.zeros_like(model.w.value)
+        model.b.value = jnp.asarray(jnp.mean(y0), model.b.value.dtype)
+    if cfg.query_init == "zero":  # every head starts uniform; the gradient picks its score's sign
+        for block in model.blocks:
+            block.attn.Wq.value = jnp.zeros_like(block.attn.Wq.value)
     graphdef, state = nnx.split(model)
     # model.py's initial scales are numpy float64 scalars, which promote float32 weights to
     # float64 under jax_enable_x64: cast so that a float32 run really is float32.
@@ -300,7 +308,6 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
     opt_state = tx.init(state)
     mse_of = _mse_fn(graphdef)
 
-    draw = _make_sampler(task, cfg, cfg.batch)
     data_key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1)
 
     def batches(first: int, n: int):

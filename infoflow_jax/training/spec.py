@@ -78,6 +78,8 @@ _DEFAULTS: dict[str, Any] = {
     "patience": 8,
     "eval_samples": 2048,
     "dtype": "float32",
+    "readout_init": "default",
+    "query_init": "default",
 }
 
 _BUDGET_DEFAULTS = {"samples": 256, "grid_points": 4096, "starts": 8, "steps": 40}
@@ -117,6 +119,14 @@ class TrainConfig:
     sup_grid_points: int = 4096
     sup_starts: int = 8
     sup_steps: int = 40
+    #: "default": the model's own init; "centered": readout w = 0 and b = mean target of a
+    #: training batch, so the initial output is the mean predictor (no large initial offset;
+    #: see docs/training.md, "T1 collapse")
+    readout_init: str = "default"
+    #: "default": the model's own init; "zero": every W_Q starts at 0, so every head starts
+    #: uniform and the task's gradient picks the sign of its score (a random sign can lock a
+    #: single head onto the minimum instead of the maximum; docs/training.md)
+    query_init: str = "default"
 
     def __post_init__(self):
         check_choice("task", self.task, TASK_IDS)
@@ -135,6 +145,8 @@ class TrainConfig:
             raise InputError("warmup", self.warmup, f"an integer < steps = {self.steps}")
         check_choice("positional", self.positional, ("none", "onehot", "sinusoidal"))
         check_choice("dtype", self.dtype, ("float32", "float64"))
+        check_choice("readout_init", self.readout_init, ("default", "centered"))
+        check_choice("query_init", self.query_init, ("default", "zero"))
         if self.task == "T3" and self.k is None:
             raise InputError("k", None, "an integer >= 1 (task T3 needs k)")
         if self.task in ("T4", "T5") and self.r is None:
@@ -162,6 +174,9 @@ class TrainConfig:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["samplers"] = {n: f for n, f in self.samplers}
+        for late in ("readout_init", "query_init"):  # added later: keep older records' hashes
+            if out[late] == "default":
+                del out[late]
         return out
 
     def config_hash(self) -> str:

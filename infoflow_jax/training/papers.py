@@ -1,0 +1,442 @@
+"""The papers' training protocol (issue 12): fixed training set, validation NMSE, AdamW + cosine.
+
+Differences from :mod:`infoflow_jax.training.harness` (our own §7 protocol), following the two papers:
+
+* model: :mod:`infoflow_jax.training.paper_model` (attention-only layers, optional residual / layer
+  norm, two-layer GELU MLP readout);
+* data: a fixed training set of ``n_train`` samples drawn once per seed, minibatches of
+  ``batch`` indices drawn uniformly with replacement at every step; a fixed validation set
+  of ``n_val`` samples drawn from a key independent of the seed (every seed and architecture
+  is validated on the same inputs);
+* optimiser: ``optax.adamw(lr, weight_decay)`` with a cosine schedule to 0 over ``steps``
+  (linear warm-up of ``warmup`` steps when > 0), optional global-norm clipping;
+* metric: NMSE = MSE / Var(y_val) on the validation set every ``eval_every`` steps;
+  ``best_test_nmse`` is the lowest over the run (the papers' "best validation NMSE"),
+  re-evaluated in float64 on the best weights.
+
+Seeds of one configuration are trained side by side (``jax.vmap`` over the parameter
+pytree, the training set and the batch keys): one compilation for all seeds.
+
+After training, two task-specific measurements:
+
+* ``maxpos``: linear probes (ridge, fit on half of the validation set, scored on the
+  other half) from the readout token's last attention output to the argmax token x^(t*)
+  and to the second-largest x^(t₂); the record keeps the trained/initial error ratios
+  ``probe_ratio_argmax`` and ``probe_ratio_second`` (papers: ≈ 0.08 and ≈ 1).
+* ``fixedpos``: the readout token's mean attention on each position (``attn_by_position``,
+  papers: ≈ 1/3 on positions 1–3, ≈ 0 elsewhere).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from infoflow_jax.core.errors import InputError, check_choice, check_int_range, check_positive
+from infoflow_jax.training.paper_model import (PaperArch, attention_readout_row, count_params,
+                                      forward_batch, init_params)
+from infoflow_jax.training.paper_tasks import PAPER_TASKS, argmax_tokens, make_paper_task
+from infoflow_jax.core.precision import use_float64
+from infoflow_jax.verification.store import ResultsStore
+
+__all__ = ["PaperConfig", "PaperSpec", "parse_paper_spec", "load_paper_spec", "is_paper_spec",
+           "train_seeds", "run_paper_protocol", "VAL_SEED", "RECORDS_FILE"]
+
+VAL_SEED = 4_242_000
+RECORDS_FILE = "train.jsonl"
+MANIFEST_FILE = "manifest.json"
+GRID_AXES = ("L", "h", "h_last", "T", "D", "d", "E", "W", "d_head", "seeds")
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """One configuration of the papers' protocol (one seed)."""
+
+    task: str
+    T: int
+    L: int
+    h: int
+    seed: int
+    D: int | None = None
+    d: int | None = None  # None: the task's default token dimension
+    E: int = 32
+    W: int = 64
+    d_head: int = 0
+    h_last: int = 0  # heads of the last layer (the papers' h₂) when > 0; 0: h
+    residual: bool = False
+    layer_norm: bool = False
+    positional: str = "none"
+    n_train: int = 8000
+    n_val: int = 2000
+    steps: int = 2000
+    batch: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup: int = 0
+    clip: float = 0.0  # 0: no clipping
+    eval_every: int = 100
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        check_choice("task", self.task, list(PAPER_TASKS))
+        for name in ("T", "L", "h", "E", "W", "n_train", "n_val", "steps", "batch", "eval_every"):
+            check_int_range(name, getattr(self, name), 1)
+        for name in ("seed", "d_head", "h_last", "warmup"):
+            check_int_range(name, getattr(self, name), 0)
+        if self.steps % self.eval_every:  # every chunk is eval_every steps long
+            raise InputError("eval_every", self.eval_every, f"a divisor of steps = {self.steps}")
+        if self.warmup >= self.steps:
+            raise InputError("warmup", self.warmup, f"an integer < steps = {self.steps}")
+        check_positive("lr", self.lr)
+        for name in ("weight_decay", "clip"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise InputError(name, v, "a number >= 0")
+        check_choice("positional", self.positional, ("none", "onehot"))
+        check_choice("dtype", self.dtype, ("float32", "float64"))
+        for name in ("residual", "layer_norm"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(name, getattr(self, name), "true or false")
+        if self.n_val < 4:
+            raise InputError("n_val", self.n_val, "an integer >= 4")
+        make_paper_task(self.task, self.T, D=self.D, d=self.d)  # validates T, D, d
+
+    def make_task(self):
+        return make_paper_task(self.task, self.T, D=self.D, d=self.d)
+
+    def arch(self) -> PaperArch:
+        task = self.make_task()
+        return PaperArch(d=task.d, T=self.T, L=self.L, h=self.h, E=self.E, W=self.W,
+                         d_head=self.d_head, h_last=self.h_last, residual=self.residual, layer_norm=self.layer_norm,
+                         positional=self.positional)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def layer_heads(self) -> tuple[int, ...]:
+        return (self.h,) * (self.L - 1) + (self.h_last or self.h,)
+
+    def config_hash(self) -> str:
+        blob = json.dumps({"protocol": "papers", **self.as_dict()}, sort_keys=True,
+                          separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def group_key(self) -> "PaperConfig":
+        """The configuration with seed 0: configurations equal up to the seed train together."""
+        return replace(self, seed=0)
+
+    def label(self) -> str:
+        extra = f" D={self.D}" if self.D is not None else ""
+        heads = ",".join(map(str, self.layer_heads))
+        return f"{self.task}{extra} L={self.L} h=({heads}) T={self.T} E={self.E} seed={self.seed}"
+
+
+_FIELDS = {f.name for f in fields(PaperConfig)}
+_FLOAT_FIELDS = ("lr", "weight_decay", "clip")
+
+
+@dataclass(frozen=True)
+class PaperSpec:
+    name: str
+    raw: dict
+    configs: tuple[PaperConfig, ...]
+
+
+def is_paper_spec(raw: dict) -> bool:
+    """A TOML spec for this protocol says ``kind = "papers"`` at the top level."""
+    return isinstance(raw, dict) and raw.get("kind") == "papers"
+
+
+def _check_keys(table: dict, where: str) -> None:
+    for key in table:
+        if key != "seeds" and key not in _FIELDS:
+            allowed = sorted((_FIELDS - {"seed"}) | {"seeds"})
+            raise InputError(f"{where}.{key}", table[key], "a known key: " + ", ".join(allowed))
+
+
+def parse_paper_spec(raw: dict, *, name: str | None = None) -> PaperSpec:
+    """Expand ``[defaults]`` + ``[[grid]]`` blocks (lists on :data:`GRID_AXES` form products)."""
+    if not is_paper_spec(raw):
+        raise InputError("spec.kind", raw.get("kind") if isinstance(raw, dict) else None, '"papers"')
+    unknown = set(raw) - {"kind", "name", "description", "defaults", "grid"}
+    if unknown:
+        raise InputError("spec." + sorted(unknown)[0], "…",
+                         "one of kind, name, description, defaults, grid")
+    defaults = raw.get("defaults", {})
+    _check_keys(defaults, "defaults")
+    blocks = raw.get("grid")
+    if not isinstance(blocks, list) or not blocks:
+        raise InputError("grid", blocks, "at least one [[grid]] block")
+    configs, seen = [], set()
+    for i, block in enumerate(blocks):
+        where = f"grid[{i}]"
+        _check_keys(block, where)
+        merged = {"seeds": [0], **defaults, **block}
+        for required in ("task", "T", "L", "h"):
+            if required not in merged:
+                raise InputError(f"{where}.{required}", None, "given (a value or a list)")
+        for key, value in merged.items():
+            if isinstance(value, list) and key not in GRID_AXES:
+                raise InputError(f"{where}.{key}", value,
+                                 "a scalar (only " + ", ".join(GRID_AXES) + " may be lists)")
+        axes = [a for a in GRID_AXES if a in merged]
+        values = []
+        for a in axes:
+            v = merged[a] if isinstance(merged[a], list) else [merged[a]]
+            if not v:
+                raise InputError(f"{where}.{a}", v, "a non-empty list or a scalar")
+            values.append(v)
+        for combo in itertools.product(*values):
+            kw = {k: v for k, v in merged.items() if k in _FIELDS}
+            kw.update({("seed" if a == "seeds" else a): v for a, v in zip(axes, combo)})
+            for fk in _FLOAT_FIELDS:
+                if isinstance(kw.get(fk), int) and not isinstance(kw.get(fk), bool):
+                    kw[fk] = float(kw[fk])
+            cfg = PaperConfig(**kw)
+            if cfg.config_hash() not in seen:
+                seen.add(cfg.config_hash())
+                configs.append(cfg)
+    return PaperSpec(name=str(raw.get("name", name or "papers")), raw=raw, configs=tuple(configs))
+
+
+def load_paper_spec(path: str | Path) -> PaperSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("spec", str(path), "an existing TOML file")
+    with path.open("rb") as fh:
+        try:
+            raw = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError("spec", str(path), f"valid TOML ({exc})") from None
+    return parse_paper_spec(raw, name=path.stem)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def _schedule(cfg: PaperConfig):
+    if cfg.warmup > 0:
+        return optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup, cfg.steps, 0.0)
+    return optax.cosine_decay_schedule(cfg.lr, cfg.steps)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(arch: PaperArch, group: PaperConfig):
+    """Optimiser and jitted functions shared by all seeds of ``group`` (seed-free config)."""
+    adamw = optax.adamw(_schedule(group), weight_decay=group.weight_decay)
+    tx = optax.chain(optax.clip_by_global_norm(group.clip), adamw) if group.clip > 0 else adamw
+
+    def loss_fn(p, X, y):
+        return jnp.mean((forward_batch(arch, p, X) - y) ** 2)
+
+    def one_seed_chunk(p, o, X_train, y_train, key, first):
+        def step(carry, i):
+            p, o = carry
+            idx = jax.random.randint(jax.random.fold_in(key, i), (group.batch,), 0, group.n_train)
+            loss, g = jax.value_and_grad(loss_fn)(p, X_train[idx], y_train[idx])
+            upd, o = tx.update(g, o, p)
+            return (optax.apply_updates(p, upd), o), loss
+
+        (p, o), losses = jax.lax.scan(step, (p, o), first + jnp.arange(group.eval_every))
+        return p, o, losses
+
+    chunk = jax.jit(jax.vmap(one_seed_chunk, in_axes=(0, 0, 0, 0, 0, None)))
+    mse = jax.jit(jax.vmap(loss_fn, in_axes=(0, None, None)))
+
+    def keep_best(best, params, improved):
+        return jax.tree.map(
+            lambda b, p: jnp.where(improved.reshape((-1,) + (1,) * (p.ndim - 1)), p, b),
+            best, params)
+
+    return tx, chunk, mse, jax.jit(keep_best)
+
+
+@functools.lru_cache(maxsize=32)
+def _init_many(arch: PaperArch, dtype):
+    """Jitted keys (S,) ↦ S initial parameter sets (eager threefry is slow on CPU)."""
+    return jax.jit(jax.vmap(lambda k: init_params(arch, jax.random.fold_in(k, 1), dtype)))
+
+
+def _data(task, key, n, dtype):
+    X = task.sample(key, n).astype(jnp.float64)
+    return X.astype(dtype), task.target(X).astype(dtype), X, task.target(X)
+
+
+def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
+    """Train configurations that differ only in the seed, side by side; one record each."""
+    use_float64()
+    group = cfgs[0].group_key()
+    if any(c.group_key() != group for c in cfgs):
+        raise InputError("cfgs", "…", "configurations equal up to the seed")
+    t0, c0 = time.perf_counter(), time.process_time()
+    dtype = jnp.float32 if group.dtype == "float32" else jnp.float64
+    task, arch = group.make_task(), group.arch()
+    seeds = [c.seed for c in cfgs]
+    S = len(seeds)
+    base = [jax.random.PRNGKey(s) for s in seeds]
+    train = [_data(task, jax.random.fold_in(k, 11), group.n_train, dtype) for k in base]
+    X_tr = jnp.stack([t[0] for t in train])
+    y_tr = jnp.stack([t[1] for t in train])
+    X_val, y_val, X_val64, y_val64 = _data(task, jax.random.fold_in(
+        jax.random.PRNGKey(VAL_SEED), group.T), group.n_val, dtype)
+    var_val = float(jnp.var(y_val64))
+
+    params = _init_many(arch, dtype)(jnp.stack(base))
+    # start at the mean predictor: b2 = mean training target (w2 starts at out_scale = 0)
+    params["b2"] = jnp.mean(y_tr, axis=1).astype(dtype)
+    init = params
+    tx, chunk, mse, keep_best = _compiled(arch, group)
+    opt = jax.vmap(tx.init)(params)
+    step_keys = jnp.stack([jax.random.fold_in(k, 12) for k in base])
+
+    val = np.asarray(mse(params, X_val, y_val)) / var_val
+    trace = [[0, *val.tolist()]]
+    best_nmse, best_step, best = val.copy(), np.zeros(S, int), params
+    compile_s, losses, done = None, None, 0
+    while done < group.steps:
+        tc = time.perf_counter()
+        params, opt, losses = chunk(params, opt, X_tr, y_tr, step_keys, done)
+        losses = np.asarray(losses)
+        compile_s = compile_s if compile_s is not None else time.perf_counter() - tc
+        done += group.eval_every
+        val = np.asarray(mse(params, X_val, y_val)) / var_val
+        trace.append([done, *val.tolist()])
+        improved = np.isfinite(val) & (val < best_nmse)
+        best = keep_best(best, params, jnp.asarray(improved))
+        best_nmse = np.where(improved, val, best_nmse)
+        best_step = np.where(improved, done, best_step)
+    train_s = time.perf_counter() - t0
+
+    te = time.perf_counter()
+    best64 = jax.tree.map(lambda a: a.astype(jnp.float64), best)
+    final64 = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+    mse64 = jax.jit(jax.vmap(lambda p: jnp.mean((forward_batch(arch, p, X_val64) - y_val64) ** 2)))
+    best_mse, final_mse = np.asarray(mse64(best64)), np.asarray(mse64(final64))
+    extra = [dict() for _ in seeds]
+    if group.task == "maxpos":
+        extra = _probe_records(arch, task, init, best64, X_val64)
+    elif group.task == "fixedpos":
+        extra = _attention_records(arch, best64, X_val64)
+    eval_s = time.perf_counter() - te
+
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    records = []
+    for j, cfg in enumerate(cfgs):
+        records.append({
+            "protocol": "papers", "task": cfg.task, "L": cfg.L, "h": cfg.h, "T": cfg.T,
+            "D": cfg.D, "d": task.d, "E": cfg.E, "W": cfg.W, "h_last": cfg.h_last,
+            "heads": list(arch.layer_heads), "d_head": cfg.d_head,
+            "residual": cfg.residual, "layer_norm": cfg.layer_norm, "positional": cfg.positional,
+            "seed": cfg.seed, "steps": cfg.steps, "steps_run": done,
+            "best_step": int(best_step[j]), "stopped_early": False, "batch": cfg.batch,
+            "lr": cfg.lr, "weight_decay": cfg.weight_decay, "n_train": cfg.n_train,
+            "n_val": cfg.n_val,
+            "best_test_nmse": float(best_mse[j] / var_val),
+            "final_test_nmse": float(final_mse[j] / var_val),
+            "best_test_mse": float(best_mse[j]), "final_test_mse": float(final_mse[j]),
+            "baseline_test_mse": var_val,
+            "final_train_loss": float(losses[j, -1]) if losses is not None else None,
+            "sup_error_estimate": None,  # Gaussian inputs: unbounded domain, no sup error
+            "params_total": count_params(arch),
+            "seconds": round(seconds / S, 3), "group_seconds": round(seconds, 3),
+            "group_seeds": S, "train_seconds": round(train_s / S, 3),
+            "cpu_seconds": round(cpu / S, 3), "compile_seconds": round(compile_s or 0.0, 3),
+            "eval_seconds": round(eval_s / S, 3),
+            "config_hash": cfg.config_hash(), "dtype": cfg.dtype, "eval_dtype": "float64",
+            "eval_trace": [[t[0], t[1 + j]] for t in trace],
+            "task_params": task.params(), "config": cfg.as_dict(), **extra[j],
+        })
+    return records
+
+
+def _ridge_error(F, Y, lam=1e-3):
+    """Relative squared error of a ridge probe fit on the first half, scored on the second."""
+    n = F.shape[0] // 2
+    Fa = jnp.concatenate([F, jnp.ones((F.shape[0], 1), F.dtype)], axis=1)
+    A, B = Fa[:n], Fa[n:]
+    coef = jnp.linalg.solve(A.T @ A + lam * n * jnp.eye(A.shape[1], dtype=F.dtype), A.T @ Y[:n])
+    err = jnp.mean((B @ coef - Y[n:]) ** 2)
+    return float(err / jnp.mean((Y[n:] - jnp.mean(Y[:n], axis=0)) ** 2))
+
+
+def _probe_records(arch, task, init, best64, X64) -> list[dict]:
+    first, second = argmax_tokens(task, X64)
+    rows = lambda p: jax.vmap(lambda X: attention_readout_row(arch, p, X)[0])(X64)  # noqa: E731
+    out = []
+    for j in range(jax.tree.leaves(best64)[0].shape[0]):
+        p_init = jax.tree.map(lambda a: a[j].astype(jnp.float64), init)
+        p_best = jax.tree.map(lambda a: a[j], best64)
+        e = {name: (_ridge_error(rows(p_best), Y), _ridge_error(rows(p_init), Y))
+             for name, Y in (("argmax", first), ("second", second))}
+        out.append({"probe_error_argmax": e["argmax"][0], "probe_error_argmax_init": e["argmax"][1],
+                    "probe_ratio_argmax": e["argmax"][0] / e["argmax"][1],
+                    "probe_error_second": e["second"][0], "probe_error_second_init": e["second"][1],
+                    "probe_ratio_second": e["second"][0] / e["second"][1]})
+    return out
+
+
+def _attention_records(arch, best64, X64) -> list[dict]:
+    out = []
+    for j in range(jax.tree.leaves(best64)[0].shape[0]):
+        p = jax.tree.map(lambda a: a[j], best64)
+        w = jax.vmap(lambda X: attention_readout_row(arch, p, X)[1])(X64)  # (n, h, T)
+        out.append({"attn_by_position": np.asarray(jnp.mean(w, axis=(0, 1))).tolist()})
+    return out
+
+
+# ---------------------------------------------------------------------------- protocol
+
+
+def run_paper_protocol(spec: PaperSpec, out_dir: str | Path, *, spec_path: str | None = None,
+                       progress: bool = True, max_configs: int | None = None) -> list[dict]:
+    """Train every configuration of ``spec`` not yet in ``out_dir/train.jsonl`` (resumable).
+
+    Seeds of one configuration train together and are appended together.
+    """
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    store = ResultsStore(out, kind="train", results=RECORDS_FILE, same_spec=False).open(spec.raw, spec_path=spec_path)
+    store.manifest.update(protocol="papers", name=spec.name, n_configs=len(spec.configs),
+                          config_hashes=[c.config_hash() for c in spec.configs])
+    store.write_manifest()
+    existing = store.records
+    done = {r.get("config_hash") for r in existing}
+    todo = [c for c in spec.configs if c.config_hash() not in done]
+    if max_configs is not None:
+        todo = todo[:max_configs]
+    groups: dict[PaperConfig, list[PaperConfig]] = {}
+    for c in todo:
+        groups.setdefault(c.group_key(), []).append(c)
+    bar = tqdm(total=len(spec.configs), initial=len(spec.configs) - len(
+        [c for c in spec.configs if c.config_hash() not in done]), unit="cfg", desc="train",
+        disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    status = "interrupted"
+    try:
+        for cfgs in groups.values():
+            bar.set_postfix_str(cfgs[0].label(), refresh=True)
+            for rec in train_seeds(cfgs):
+                store.append(rec)
+                existing.append(rec)
+            bar.update(len(cfgs))
+        status = "complete"
+    finally:
+        bar.close()
+        store.finish({"configs_total": len(spec.configs)}, status)
+    wanted = {c.config_hash(): i for i, c in enumerate(spec.configs)}
+    mine = [r for r in existing if r.get("config_hash") in wanted]
+    return sorted(mine, key=lambda r: wanted[r["config_hash"]])
