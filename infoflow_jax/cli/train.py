@@ -45,13 +45,10 @@ def run(args) -> int:
     if is_paper_spec_file(args.spec):  # kind = "papers": the papers' protocol (issue 12)
         return run_papers(args)
     spec = load_spec(args.spec)  # InputError → one line + status 2 (infoflow_jax.cli.app / main below)
-    if args.list:
-        for cfg in spec.configs:
-            print(cfg.config_hash(), cfg.label())
-        print(f"{len(spec.configs)} configurations")
+    from infoflow_jax.cli.train_papers import list_or_check
+
+    if list_or_check(spec, args):
         return 0
-    if args.max_configs is not None and args.max_configs < 0:
-        raise InputError("--max-configs", args.max_configs, "an integer >= 0")
     t0 = time.perf_counter()
     records = run_protocol(spec, args.out, spec_path=str(args.spec),
                            progress=not args.no_progress, max_configs=args.max_configs,

@@ -28,18 +28,25 @@ def is_paper_spec_file(path) -> bool:
         return False  # the ordinary loader reports the error
 
 
+def list_or_check(spec, args) -> bool:
+    """``--list``: print the spec's configurations (True: done). Otherwise validate ``--max-configs``."""
+    if args.list:
+        for cfg in spec.configs:
+            print(cfg.config_hash(), cfg.label())
+        print(f"{len(spec.configs)} configurations")
+        return True
+    if args.max_configs is not None and args.max_configs < 0:
+        raise InputError("--max-configs", args.max_configs, "an integer >= 0")
+    return False
+
+
 def run_papers(args) -> int:
     from infoflow_jax.training.paper_report import format_summary, summarize, write_paper_report
     from infoflow_jax.training.papers import load_paper_spec, run_paper_protocol
 
     spec = load_paper_spec(args.spec)
-    if args.list:
-        for cfg in spec.configs:
-            print(cfg.config_hash(), cfg.label())
-        print(f"{len(spec.configs)} configurations")
+    if list_or_check(spec, args):
         return 0
-    if args.max_configs is not None and args.max_configs < 0:
-        raise InputError("--max-configs", args.max_configs, "an integer >= 0")
     t0 = time.perf_counter()
     records = run_paper_protocol(spec, args.out, spec_path=str(args.spec),
                                  progress=not args.no_progress, max_configs=args.max_configs)

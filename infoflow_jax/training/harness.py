@@ -420,6 +420,17 @@ def _device() -> dict:
             "machine": platform.machine(), "node": platform.node()}
 
 
+def open_run_folder(out_dir, spec, spec_path: str | None, **manifest) -> ResultsStore:
+    """The training run folder (``train.jsonl`` + ``manifest.json``, kind "train") of ``spec``, opened
+    for appending; a rerun with another spec keeps the records and takes the new spec."""
+    store = ResultsStore(Path(out_dir), kind="train", results=RECORDS_FILE, same_spec=False)
+    store.open(spec.raw, spec_path=spec_path)
+    store.manifest.update(name=spec.name, n_configs=len(spec.configs),
+                          config_hashes=[c.config_hash() for c in spec.configs], device=_device(), **manifest)
+    store.write_manifest()
+    return store
+
+
 def run_protocol(spec: TrainSpec, out_dir: str | Path, *, spec_path: str | None = None,
                  progress: bool = True, max_configs: int | None = None,
                  checkpoints: bool = True) -> list[dict]:
@@ -430,11 +441,7 @@ def run_protocol(spec: TrainSpec, out_dir: str | Path, *, spec_path: str | None 
     """
     from tqdm import tqdm
 
-    out = Path(out_dir)
-    store = ResultsStore(out, kind="train", results=RECORDS_FILE, same_spec=False).open(spec.raw, spec_path=spec_path)
-    store.manifest.update(name=spec.name, n_configs=len(spec.configs),
-                          config_hashes=[c.config_hash() for c in spec.configs], device=_device())
-    store.write_manifest()
+    store = open_run_folder(out_dir, spec, spec_path)
     existing = store.records
     done = {r.get("config_hash") for r in existing}
     todo = [c for c in spec.configs if c.config_hash() not in done]
@@ -447,7 +454,7 @@ def run_protocol(spec: TrainSpec, out_dir: str | Path, *, spec_path: str | None 
     try:
         for cfg in todo:
             bar.set_postfix_str(cfg.label(), refresh=True)
-            ckpt = out / CHECKPOINT_DIR / f"{cfg.config_hash()}.npz" if checkpoints else None
+            ckpt = Path(out_dir) / CHECKPOINT_DIR / f"{cfg.config_hash()}.npz" if checkpoints else None
             res = train_one(cfg, checkpoint_path=ckpt, log=bar.write)
             store.append(res.record)
             existing.append(res.record)

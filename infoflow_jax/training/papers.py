@@ -35,7 +35,6 @@ import itertools
 import json
 import sys
 import time
-import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,8 @@ from infoflow_jax.training.paper_model import (PaperArch, attention_readout_row,
                                       forward_batch, init_params)
 from infoflow_jax.training.paper_tasks import PAPER_TASKS, argmax_tokens, make_paper_task
 from infoflow_jax.core.precision import use_float64
-from infoflow_jax.verification.store import ResultsStore
+from infoflow_jax.training.harness import open_run_folder
+from infoflow_jax.training.spec import read_toml
 
 __all__ = ["PaperConfig", "PaperSpec", "parse_paper_spec", "load_paper_spec", "is_paper_spec",
            "train_seeds", "run_paper_protocol", "VAL_SEED", "RECORDS_FILE"]
@@ -214,15 +214,7 @@ def parse_paper_spec(raw: dict, *, name: str | None = None) -> PaperSpec:
 
 
 def load_paper_spec(path: str | Path) -> PaperSpec:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("spec", str(path), "an existing TOML file")
-    with path.open("rb") as fh:
-        try:
-            raw = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError("spec", str(path), f"valid TOML ({exc})") from None
-    return parse_paper_spec(raw, name=path.stem)
+    return parse_paper_spec(read_toml(path), name=Path(path).stem)
 
 
 # ---------------------------------------------------------------------------- training
@@ -409,11 +401,7 @@ def run_paper_protocol(spec: PaperSpec, out_dir: str | Path, *, spec_path: str |
     """
     from tqdm import tqdm
 
-    out = Path(out_dir)
-    store = ResultsStore(out, kind="train", results=RECORDS_FILE, same_spec=False).open(spec.raw, spec_path=spec_path)
-    store.manifest.update(protocol="papers", name=spec.name, n_configs=len(spec.configs),
-                          config_hashes=[c.config_hash() for c in spec.configs])
-    store.write_manifest()
+    store = open_run_folder(out_dir, spec, spec_path, protocol="papers")
     existing = store.records
     done = {r.get("config_hash") for r in existing}
     todo = [c for c in spec.configs if c.config_hash() not in done]

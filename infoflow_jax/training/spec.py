@@ -282,14 +282,18 @@ def parse_spec(raw: dict, *, name: str | None = None) -> TrainSpec:
     return TrainSpec(name=str(raw.get("name", name or "train")), raw=raw, configs=tuple(configs))
 
 
-def load_spec(path: str | Path) -> TrainSpec:
-    """Read and expand a TOML spec file."""
+def read_toml(path: str | Path) -> dict:
+    """A spec file's TOML table; a missing or malformed file is an InputError naming ``spec``."""
     path = Path(path)
     if not path.is_file():
         raise InputError("spec", str(path), "an existing TOML file")
     with path.open("rb") as fh:
         try:
-            raw = tomllib.load(fh)
+            return tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise InputError("spec", str(path), f"valid TOML ({exc})") from None
-    return parse_spec(raw, name=path.stem)
+
+
+def load_spec(path: str | Path) -> TrainSpec:
+    """Read and expand a TOML spec file."""
+    return parse_spec(read_toml(path), name=Path(path).stem)
