@@ -38,14 +38,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _enable_compile_cache(path: Path) -> None:
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def _sigterm_interrupts() -> None:
     """SIGTERM (a scheduler's preemption) stops the sweep like Ctrl-C: the manifest records it."""
     import signal
@@ -79,7 +71,9 @@ def run(args) -> int:
         return 0
     out = Path(args.out)
     if not args.no_compile_cache:
-        _enable_compile_cache(Path(args.compile_cache) if args.compile_cache else out / "xla_cache")
+        from infoflow_jax.core.devices import enable_compile_cache
+
+        enable_compile_cache(Path(args.compile_cache) if args.compile_cache else out / "xla_cache")
     _sigterm_interrupts()
     stats = run_sweep(spec, out, progress=not args.no_progress, spec_path=str(args.spec),
                       compile_workers=args.compile_workers)

@@ -481,6 +481,11 @@ def prefer_fast_compilation() -> None:
 
 def run(args) -> int:
     prefer_fast_compilation()  # before anything can start the XLA backend
+    from infoflow_jax.core.devices import default_compile_cache, enable_compile_cache
+
+    # JAX's persistent compilation cache, on by default (INFOFLOW_COMPILE_CACHE=off to opt out):
+    # almost all of a verification run is compilation, and a rerun of the same shapes skips it
+    enable_compile_cache(default_compile_cache())
     from infoflow_jax.core.precision import use_float64
 
     use_float64()

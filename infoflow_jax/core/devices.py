@@ -56,3 +56,38 @@ def device_info() -> dict:
     kinds = sorted({d.device_kind for d in devs})
     return {"platform": devs[0].platform, "device_kinds": kinds, "device_count": len(devs),
             "process_count": jax.process_count()}
+
+
+# ----------------------------------------------------------------------------- compilation cache
+CACHE_ENV = "INFOFLOW_COMPILE_CACHE"  # a folder, or "off"
+
+
+def default_compile_cache() -> str | None:
+    """Where the command line keeps JAX's persistent compilation cache: ``$INFOFLOW_COMPILE_CACHE``
+    (``off`` disables it), else ``$XDG_CACHE_HOME/infoflow-jax/xla`` (``~/.cache/infoflow-jax/xla``).
+    None when the user set ``JAX_COMPILATION_CACHE_DIR`` (JAX then uses theirs) or chose ``off``."""
+    import os
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return None
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("off", "0", "no", "") else chosen
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "infoflow-jax", "xla")
+
+
+def enable_compile_cache(path: str | None) -> None:
+    """Turn on JAX's persistent compilation cache in ``path`` for this process and the worker
+    processes it starts (through the environment): every compiled program is kept, so a rerun
+    of the same shapes skips XLA compilation."""
+    import os
+
+    if path is None:
+        return
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
