@@ -49,11 +49,13 @@ def memory_budget(memory: int | None = None) -> int:
     return int(memory) if memory is not None else int(SAFE_FRACTION * available_bytes())
 
 
-def bytes_per_input(cfg, T: int, d: int = 1) -> int:
-    """Activation bytes of one forward evaluation of a model of config ``cfg`` on X (T, d)."""
+def bytes_per_input(cfg, T: int, d: int = 1, ffn_widths: list[int] | None = None) -> int:
+    """Activation bytes of one forward evaluation of a model of config ``cfg`` on X (T, d).
+    ``ffn_widths`` (activations per position of each layer's FFN) replaces the config's
+    widths when the FFNs run on the fast path (:func:`infoflow_jax.core.fast_model.fast_ffn_widths`)."""
     if cfg is None:  # a lemma check: a softmax over T scores
         return ITEM * 4 * (T + 1) * d
-    widths = [s.n_out for layer in cfg.layers for s in layer.ffn]
+    widths = [s.n_out for layer in cfg.layers for s in layer.ffn] if ffn_widths is None else list(ffn_widths)
     heads = max(layer.heads for layer in cfg.layers)
     return ITEM * (T + 1) * (cfg.E + max(widths, default=0) + heads * T + d)
 
