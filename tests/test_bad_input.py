@@ -35,6 +35,11 @@ BAD = {
     "eps-too-small-for-an-L3-decoder": (["C1", "--eps", "1e-9"], "eps"),
     "eps-tiny-names-eps-not-beta": (["C1", "--eps", "1e-300"], "eps"),
     "eps-too-small-for-an-L4-decoder": (["C7", "--T", "4", "--eps", "1e-6"], "eps"),
+    "memory-not-a-size": (["C1", "--memory", "lots"], "memory"),
+    "memory-zero": (["C1", "--memory", "0"], "memory"),
+    "memory-negative": (["C1", "--memory=-8G"], "memory"),
+    "memory-unknown-suffix": (["C1", "--memory", "8X"], "memory"),
+    "memory-too-small-for-T": (["C1", "--T", "64", "--memory", "1K"], "T"),
 }
 
 

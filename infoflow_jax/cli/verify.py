@@ -2,7 +2,7 @@
 
     infoflow verify [NAME ...] [--T 4,16,64] [--eps 1e-1,1e-2,1e-3] [--k 2,3]
                     [--beta B,...] [--mutant NAME|all|none] [--json] [--seed S]
-                    [--out FILE] [--list] [--quick] [--jobs N]
+                    [--out FILE] [--list] [--quick] [--jobs N] [--memory BYTES]
 
 Rows. For a construction, one row per point of T × ε × k (× β when ``--beta``
 is given); for a lemma check, one row per point of T × β. Without NAMEs every
@@ -19,7 +19,9 @@ Mutant rows (negative controls, expected to FAIL):
 
 Execution: configurations (a real row with its mutants, so that they share one
 compiled program) are spread over ``--jobs`` spawned worker processes (default:
-one per core, at most 4); rows print as they complete. XLA is asked for backend
+one per core, at most 4); rows print as they complete. ``--memory`` (e.g. 8G,
+512M) is the memory budget the estimators size their chunks from (default: a
+safe fraction of what is free; :mod:`infoflow_jax.verification.memory`). XLA is asked for backend
 optimisation level 0 (:func:`prefer_fast_compilation`): compilation dominates.
 
 Exit status: 0 iff every row is as expected (real rows pass, mutant rows fail;
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -84,6 +87,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--jobs", metavar="N",
                    help="worker processes; configurations are spread over them (default: one per core, "
                         "at most 4; 1 runs everything in this process)")
+    p.add_argument("--memory", metavar="BYTES",
+                   help="memory budget for the estimators' chunks, e.g. 8G, 512M or 1000000 (suffixes K, M, "
+                        "G, T are powers of 1024; default: half of the free memory)")
     return p
 
 
@@ -120,6 +126,24 @@ def parse_floats(name: str, text: str | None) -> list[float] | None:
 def parse_ints(name: str, text: str | None) -> list[int] | None:
     """``"4,16"`` → [4, 16]; None stays None; anything else is an InputError naming ``name``."""
     return _parse_list(name, text, integer=True)
+
+
+MEMORY_UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
+
+
+def parse_memory(text: str | None) -> int | None:
+    """``--memory``: bytes, with an optional suffix K, M, G, T (powers of 1024; a trailing
+    B or iB is accepted: 8G = 8GB = 8GiB = 8·2^30). None when not given."""
+    if text is None:
+        return None
+    allowed = "a size in bytes > 0, e.g. 8G, 512M or 1000000 (suffixes K, M, G, T)"
+    m = re.fullmatch(r"\s*((?:\d+\.?\d*|\.\d+)(?:E[+-]?\d+)?)\s*([KMGT]?)(?:I?B)?\s*", str(text).upper())
+    if m is None or (m.group(2) == "" and str(text).upper().rstrip().endswith("IB")):
+        raise InputError("memory", text, allowed)
+    n = float(m.group(1)) * MEMORY_UNITS[m.group(2)]
+    if not math.isfinite(n) or n < 1:
+        raise InputError("memory", text, allowed)
+    return int(n)
 
 
 # ----------------------------------------------------------------------------- plan
@@ -232,11 +256,11 @@ def plan_rows(specs, *, T=None, eps=None, k=None, beta=None, mutant=None) -> lis
     return rows
 
 
-def check_inputs_fit(rows: list[Row], budget) -> None:
+def check_inputs_fit(rows: list[Row], budget, memory: int | None = None) -> None:
     """Refuse up front a T whose sampled inputs alone cannot fit in memory (before anything is built)."""
     from infoflow_jax.verification import memory as mem
 
-    plan = mem.memory_budget()
+    plan = mem.memory_budget(memory)
     for T in sorted({r.T for r in rows}, reverse=True):
         mem.check_fits(T=T, eps=None, per_input=mem.bytes_per_input(None, T),
                        fixed=mem.fixed_input_bytes(T, 1, budget.samples, 2), budget=plan)
@@ -257,7 +281,7 @@ def _failed(row: Row, message: str, seconds: float, seed: int):
                           k=row.k, beta=row.beta, mutant=row.mutant, seed=seed, seconds=seconds, error=message)
 
 
-def run_row(row: Row, *, seed: int, budget):
+def run_row(row: Row, *, seed: int, budget, memory: int | None = None):
     """Run one row; a non-input failure of the construction becomes a failed record."""
     from infoflow_jax.verification.verify import verify_construction
 
@@ -267,7 +291,7 @@ def run_row(row: Row, *, seed: int, budget):
             rec = row.spec.run(T=row.T, beta=row.beta, mutant=row.mutant, seed=seed, budget=budget)
         else:
             rec = verify_construction(row.spec, T=row.T, eps=row.eps, k=row.k, mutant=row.mutant,
-                                      seed=seed, budget=budget, beta=row.beta)
+                                      seed=seed, budget=budget, beta=row.beta, memory=memory)
     except InputError:
         raise
     except AssertionError as exc:
@@ -404,7 +428,7 @@ def _worker_init() -> None:
     catalog()
 
 
-def _run_group(items: list[tuple], seed: int, budget_kw: dict) -> list[tuple[str, Any]]:
+def _run_group(items: list[tuple], seed: int, budget_kw: dict, memory: int | None = None) -> list[tuple[str, Any]]:
     """Worker: run one group of rows given as plain tuples; InputErrors travel back as data."""
     from infoflow_jax.catalog import catalog
     from infoflow_jax.verification.construction import LemmaCheckSpec
@@ -417,7 +441,7 @@ def _run_group(items: list[tuple], seed: int, budget_kw: dict) -> list[tuple[str
         spec = registry[name]
         row = Row(spec, isinstance(spec, LemmaCheckSpec), T, eps, k, beta, mutant)
         try:
-            out.append(("record", run_row(row, seed=seed, budget=budget)))
+            out.append(("record", run_row(row, seed=seed, budget=budget, memory=memory)))
         except InputError as exc:
             out.append(("input_error", (exc.argument, repr(exc.value), exc.allowed)))
             break
@@ -430,13 +454,13 @@ class _RemoteInputError(InputError):
         self.argument, self.value, self.allowed = argument, value_repr, allowed
 
 
-def _records_sequential(rows: list[Row], seed: int, budget, bar):
+def _records_sequential(rows: list[Row], seed: int, budget, bar, memory: int | None = None):
     for row in rows:
         bar.set_postfix_str(f"{row.spec.name} T={row.T}" + (f" {row.mutant}" if row.mutant else ""))
-        yield run_row(row, seed=seed, budget=budget)
+        yield run_row(row, seed=seed, budget=budget, memory=memory)
 
 
-def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar):
+def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory: int | None = None):
     """Run groups of rows in ``jobs`` spawned worker processes; yield records as groups complete."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -448,7 +472,7 @@ def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar):
                                initializer=_worker_init)
     try:
         pending = {pool.submit(_run_group, [(r.spec.name, r.T, r.eps, r.k, r.beta, r.mutant) for r in g],
-                               seed, budget_kw) for g in groups}
+                               seed, budget_kw, memory) for g in groups}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -499,6 +523,7 @@ def run(args) -> int:
         if len(js) != 1 or js[0] < 1:
             raise InputError("jobs", args.jobs, "one integer >= 1")
         jobs = js[0]
+    memory = parse_memory(args.memory)
     Ts = parse_ints("T", args.T)
     epss = parse_floats("eps", args.eps)
     ks = parse_ints("k", args.k)
@@ -508,7 +533,7 @@ def run(args) -> int:
         return list_specs(specs, args.json)
     rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
     budget = _budget(args.quick)
-    check_inputs_fit(rows, budget)
+    check_inputs_fit(rows, budget, memory)
     jobs = min(jobs, len(_groups(rows)))
 
     out = None
@@ -527,9 +552,9 @@ def run(args) -> int:
                   disable=None, leave=False, dynamic_ncols=True) as bar:
             if jobs > 1:
                 bar.set_postfix_str(f"{jobs} worker processes")
-                records = _records_parallel(rows, seed, budget, jobs, bar)
+                records = _records_parallel(rows, seed, budget, jobs, bar, memory)
             else:
-                records = _records_sequential(rows, seed, budget, bar)
+                records = _records_sequential(rows, seed, budget, bar, memory)
             for rec in records:
                 if out is not None:
                     out.append(rec)

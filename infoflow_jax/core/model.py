@@ -203,15 +203,19 @@ class Block(nnx.Module):
         self.attn = Attention(E, shape, dtype=dtype, rngs=rngs)
         self.ffn = FFN(shape.ffn, dtype=dtype, rngs=rngs)
 
-    def __call__(self, H):
+    def __call__(self, H, ffn=None):
+        """``ffn`` (a position-wise callable) replaces this block's own FFN when given:
+        the fast path (:mod:`infoflow_jax.core.fast_model`) passes an exact equivalent."""
+        ffn = self.ffn if ffn is None else ffn
         H = H + self.attn(H)
-        return H + self.ffn(H)
+        return H + ffn(H)
 
-    def cls_row(self, H):
+    def cls_row(self, H, ffn=None):
         """The CLS row of ``self(H)`` only, shape (1, E): the last layer needs no more,
         which saves a factor T+1 of FFN work there."""
+        ffn = self.ffn if ffn is None else ffn
         h0 = H[:1] + self.attn(H, queries=H[:1])
-        return h0 + self.ffn(h0)
+        return h0 + ffn(h0)
 
 
 class Transformer(nnx.Module):
@@ -233,11 +237,14 @@ class Transformer(nnx.Module):
             states.append(H)
         return states
 
-    def __call__(self, X):
+    def __call__(self, X, ffns=None):
+        """Ĥ(X). ``ffns`` (one entry per layer, None = the block's own FFN) substitutes
+        exact equivalents of the FFNs (:func:`infoflow_jax.core.fast_model.apply_fast`)."""
+        ffns = (None,) * len(self.blocks) if ffns is None else tuple(ffns)
         H = self.embed(X)
-        for block in self.blocks[:-1]:
-            H = block(H)
-        h0 = self.blocks[-1].cls_row(H)[0] if len(self.blocks) else H[0]
+        for block, ffn in zip(self.blocks[:-1], ffns[:-1]):
+            H = block(H, ffn)
+        h0 = self.blocks[-1].cls_row(H, ffns[-1])[0] if len(self.blocks) else H[0]
         return h0 @ self.w[...] + self.b[...]
 
 

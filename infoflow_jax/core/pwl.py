@@ -27,7 +27,11 @@ sums over the sorted breakpoints, accumulated in extended precision (np.longdoub
 
 ``evaluate(z)`` = values[k] + slopes[i+1]·(z − t_k), i = (number of breakpoints ≤ z) − 1,
 k = max(i, 0): one ``searchsorted``, O(log K) per point, jit/vmap/grad friendly; its
-derivative is the slope of the piece (at a breakpoint itself the right slope).
+derivative is the slope of the piece, and at a breakpoint itself (z = t_k exactly)
+``slopes_at[k]``: the slope a dense evaluation reports there, Σ s_j a_j over the units
+whose float64 pre-activation fl(fl(a_j t_k) + b_j) is > 0 (JAX's relu has derivative 0 at
+0), so that gradients agree with the dense network's at exact ties too (inputs on a grid,
+equal tokens), not only between kinks.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ class PiecewiseLinear:
 
     breakpoints (K,) sorted ascending (a stacked one: (G, K) padded with +inf);
     values (K,) = PL(breakpoints); slopes (K+1,): slopes[0] left of the first
-    breakpoint, slopes[i+1] on [t_i, t_{i+1}], slopes[K] right of the last.
+    breakpoint, slopes[i+1] on [t_i, t_{i+1}], slopes[K] right of the last; slopes_at (K,)
+    the derivative reported AT each breakpoint (the dense network's convention, see above).
     scale_a = Σ|s_j a_j|, scale_b = Σ|s_j b_j| + |c0| and n_units bound the rounding
     of a dense evaluation: |dense(z) − PL(z)| ≤ c·u·n_units·(scale_a·|z| + scale_b).
     """
@@ -61,6 +66,7 @@ class PiecewiseLinear:
     breakpoints: jax.Array
     values: jax.Array
     slopes: jax.Array
+    slopes_at: jax.Array
     scale_a: jax.Array
     scale_b: jax.Array
     n_units: jax.Array
@@ -82,7 +88,7 @@ class PiecewiseLinear:
         c0 = np.sum(s[~active] * np.maximum(b[~active], 0.0))
         a, b, s = a[active], b[active], s[active]
         if a.size == 0:  # a constant: one (arbitrary) breakpoint keeps the arrays non-empty
-            return PiecewiseLinear(*map(jnp.asarray, (np.zeros(1), np.full(1, c0), np.zeros(2),
+            return PiecewiseLinear(*map(jnp.asarray, (np.zeros(1), np.full(1, c0), np.zeros(2), np.zeros(1),
                                                       0.0, abs(c0), 0.0)))
         t = -b / a
         order = np.argsort(t, kind="stable")
@@ -103,10 +109,15 @@ class PiecewiseLinear:
         jump = np.cumsum(s.astype(ld) * np.abs(a).astype(ld))  # slope jump s_j·|a_j| at t_j, accumulated
         slope_left = np.sum(np.where(pos, 0, sa))
         slopes = slope_left + np.concatenate([zero, jump[last - 1]])
+        # at t_k: the strictly active units, plus those sitting at t_k whose float64
+        # pre-activation is still > 0 (what a dense relu's derivative counts)
+        on_at_own = (a * t + b) > 0  # NumPy float64: fl(fl(a_j t_j) + b_j), as the dense layer rounds it
+        slopes_at = pre_a[first] + suf_a[last] + np.add.reduceat(np.where(on_at_own, sa, 0), first)
         return PiecewiseLinear(
             breakpoints=jnp.asarray(bps, jnp.float64),
             values=jnp.asarray(values.astype(np.float64)),
             slopes=jnp.asarray(slopes.astype(np.float64)),
+            slopes_at=jnp.asarray(slopes_at.astype(np.float64)),
             scale_a=jnp.asarray(float(np.sum(np.abs(sa)))),
             scale_b=jnp.asarray(float(np.sum(np.abs(sb)) + abs(c0))),
             n_units=jnp.asarray(float(a.size)),
@@ -119,7 +130,9 @@ class PiecewiseLinear:
         t = self.breakpoints
         i = jnp.searchsorted(t, z, side="right", method=method) - 1  # −1 .. K−1
         k = jnp.maximum(i, 0)
-        return self.values[k] + self.slopes[i + 1] * (z - t[k])
+        # at a breakpoint z − t_k = 0: the value is values[k] either way, the derivative slopes_at[k]
+        slope = jnp.where(z == t[k], self.slopes_at[k], self.slopes[i + 1])
+        return self.values[k] + slope * (z - t[k])
 
     __call__ = evaluate
 
@@ -202,6 +215,7 @@ def stack(pls: list[PiecewiseLinear]) -> PiecewiseLinear:
         breakpoints=jnp.stack([pad(p.breakpoints, K, jnp.inf) for p in pls]),
         values=jnp.stack([pad(p.values, K, 0.0) for p in pls]),
         slopes=jnp.stack([pad(p.slopes, K + 1, 0.0) for p in pls]),
+        slopes_at=jnp.stack([pad(p.slopes_at, K, 0.0) for p in pls]),
         scale_a=jnp.stack([p.scale_a for p in pls]),
         scale_b=jnp.stack([p.scale_b for p in pls]),
         n_units=jnp.stack([p.n_units for p in pls]),

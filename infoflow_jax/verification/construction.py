@@ -25,6 +25,7 @@ from typing import Callable
 import jax.numpy as jnp
 
 from infoflow_jax.core.errors import check_choice
+from infoflow_jax.core.fast_model import apply_fast
 from infoflow_jax.core.model import apply
 from infoflow_jax.core.params import ParamCount, count_params
 from infoflow_jax.core.slots import CompiledProgram
@@ -81,6 +82,19 @@ def error_function(graphdef, task: Task, dtype: str = "float64"):
         def err(state, X):
             y = apply(graphdef, state, X.astype(jnp.float32)).astype(jnp.float64)
             return jnp.abs(y - target(X))
+    return err
+
+
+@functools.lru_cache(maxsize=256)
+def fast_error_function(task: Task):
+    """err(plan, X) = |Ĥ(X) − H(X)| on the exact fast path: ``plan`` is the pytree
+    :func:`infoflow_jax.core.fast_model.fast_plan` derives from the compiled weights (its
+    graphdef is static inside it), Ĥ = :func:`~infoflow_jax.core.fast_model.apply_fast`,
+    equal to the dense :func:`error_function`'s Ĥ to float64 rounding. Float64 only."""
+    target = task.target
+
+    def err(plan, X):
+        return jnp.abs(apply_fast(plan, X) - target(X))
     return err
 
 

@@ -3,11 +3,13 @@
 Chunks are sized from bytes, not counts: an input X of shape (T, d) evaluated through a
 model costs about
 
-    bytes_per_input = 8 · (T + 1) · (E + W_max + h_max · T)       (float64)
+    bytes_per_input = 2 · 8 · (T + 1) · (E + W_max + h_max · T)       (float64)
 
 — the residual stream (E), the widest FFN layer of one block (W_max, hidden units at every
-position) and one attention matrix per head — and an ascent step, which keeps forward and
-backward values, about :data:`ASCENT_FACTOR` times that. The budget is a safe fraction
+position) and one attention matrix per head, each held twice (:data:`COPIES`: pre-activation
+and relu, scores and softmax; XLA's own memory analysis of C2's compiled forward measured
+1.8–2.0 copies at T = 64 and 1024, dense and fast path) — and an ascent step, which keeps
+forward and backward values, at most :data:`ASCENT_FACTOR` times that (measured: 1.5–2.5). The budget is a safe fraction
 (:data:`SAFE_FRACTION`) of the device's free memory (accelerators) or of the host's
 available RAM (CPU), or what ``--memory`` says. A configuration whose fixed inputs (one
 batch per sampler) or whose single evaluation cannot fit is refused up front with one
@@ -22,6 +24,7 @@ from infoflow_jax.core.errors import InputError
 
 SAFE_FRACTION = 0.5
 ASCENT_FACTOR = 4  # forward + backward + optimiser state per ascent start, in units of one forward
+COPIES = 2  # every activation is held about twice in a compiled forward (measured, see above)
 ITEM = 8  # float64
 
 
@@ -49,13 +52,15 @@ def memory_budget(memory: int | None = None) -> int:
     return int(memory) if memory is not None else int(SAFE_FRACTION * available_bytes())
 
 
-def bytes_per_input(cfg, T: int, d: int = 1) -> int:
-    """Activation bytes of one forward evaluation of a model of config ``cfg`` on X (T, d)."""
+def bytes_per_input(cfg, T: int, d: int = 1, ffn_widths: list[int] | None = None) -> int:
+    """Activation bytes of one forward evaluation of a model of config ``cfg`` on X (T, d).
+    ``ffn_widths`` (activations per position of each layer's FFN) replaces the config's
+    widths when the FFNs run on the fast path (:func:`infoflow_jax.core.fast_model.fast_ffn_widths`)."""
     if cfg is None:  # a lemma check: a softmax over T scores
         return ITEM * 4 * (T + 1) * d
-    widths = [s.n_out for layer in cfg.layers for s in layer.ffn]
+    widths = [s.n_out for layer in cfg.layers for s in layer.ffn] if ffn_widths is None else list(ffn_widths)
     heads = max(layer.heads for layer in cfg.layers)
-    return ITEM * (T + 1) * (cfg.E + max(widths, default=0) + heads * T + d)
+    return COPIES * ITEM * (T + 1) * (cfg.E + max(widths, default=0) + heads * T + d)
 
 
 def fixed_input_bytes(T: int, d: int, samples: int, n_samplers: int) -> int:

@@ -61,6 +61,7 @@ class Record:
     error: str | None = None  # why the row could not be verified (kind "failure")
     measured: bool = True  # measured, not a formula
     dtype: str = "float64"
+    path: str | None = None  # which forward produced the estimate: "dense" or "fast" (exact fast path)
     seed: int | None = None
     seconds: float | None = None  # wall time of the row
     config_hash: str | None = None  # sweeps: identity of the configuration (resume key)
@@ -122,7 +123,7 @@ def expected_outcome(record) -> bool:
 
 # ----------------------------------------------------------------------------- constructors
 def construction_record(built, est, *, T: int, eps: float, seed: int, dtype: str = "float64",
-                        name: str | None = None) -> Record:
+                        name: str | None = None, path: str = "dense") -> Record:
     """The record of one built configuration and its :class:`~infoflow_jax.verification.estimators.Estimate`."""
     cfg = built.compiled.model.cfg
     tp = built.task.params()
@@ -134,7 +135,7 @@ def construction_record(built, est, *, T: int, eps: float, seed: int, dtype: str
         bound_terms={k_: float(v) for k_, v in built.bound_terms.items()}, choices=dict(built.choices),
         err_estimate=float(est.value), estimator=est.estimator, estimates=dict(est.per_estimator),
         passed=construction_passes(est.value, built.bound, eps), worst_input=np.asarray(est.worst_input).tolist(),
-        mutant=built.mutant, dtype=dtype, seed=seed,
+        mutant=built.mutant, dtype=dtype, path=path, seed=seed,
     )
 
 
@@ -144,7 +145,7 @@ def lemma_record(name: str, *, T: int, beta: float, bound: float, attained: floa
         kind="lemma", name=name, task=None, T=T, d=1, gamma=gamma, beta=[float(beta)], bound=float(bound),
         attained=float(attained), err_estimate=float(est.value), estimator=est.estimator,
         estimates=dict(est.per_estimator), passed=lemma_passes(est.value, bound, attained),
-        worst_input=np.asarray(est.worst_input).tolist(), mutant=mutant, dtype=dtype, seed=seed,
+        worst_input=np.asarray(est.worst_input).tolist(), mutant=mutant, dtype=dtype, path="dense", seed=seed,
     )
 
 

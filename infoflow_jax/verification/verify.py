@@ -15,15 +15,17 @@ import time
 import jax
 
 from infoflow_jax.core.errors import InputError
+from infoflow_jax.core.fast_model import MIN_FAST_UNITS, fast_ffn_widths, fast_plan
 from infoflow_jax.core.precision import require_float64
 from infoflow_jax.core.samplers import samplers_for
 from infoflow_jax.verification import memory as mem
-from infoflow_jax.verification.construction import Built, ConstructionSpec, error_function
+from infoflow_jax.verification.construction import Built, ConstructionSpec, error_function, fast_error_function
 from infoflow_jax.verification.estimators import DEFAULT_BUDGET, Budget, estimate_sup_error
 from infoflow_jax.verification.records import Record, construction_record
 
 
-def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory: int | None = None) -> Record:
+def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory: int | None = None,
+           fast: bool | None = None) -> Record:
     """Estimate sup_{X∈Ω} |Ĥ(X) − H(X)| of ``built`` and judge it against its claim.
 
     The estimate is the max over the exhaustive grid (when 3 points per axis fit), every
@@ -34,28 +36,42 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     ``err_estimate ≤ built.bound ≤ built.eps``; a mutant (``built.mutant``) is expected to fail.
     ``memory`` (bytes; default: a safe fraction of what is free) sizes the vectorised chunks;
     a configuration that cannot fit is an InputError naming T and ε.
+
+    ``fast``: evaluate Ĥ on the exact fast path (:mod:`infoflow_jax.core.fast_model`: every
+    one-input FFN group through its sorted breakpoints, planned from the compiled weights)
+    — True, False (the dense reference), or None (default): fast iff some one-input group
+    has at least :data:`~infoflow_jax.core.fast_model.MIN_FAST_UNITS` units. The record's
+    ``path`` says which ran.
     """
     require_float64("verification")
     budget = DEFAULT_BUDGET if budget is None else budget
     t0 = time.perf_counter()
     T, d = built.task.T, built.task.d
     plan = mem.memory_budget(memory)
-    per = mem.bytes_per_input(built.compiled.model.cfg, T, d)
+    graphdef, state = built.split()
+    fast_params = None if fast is False else fast_plan(graphdef, state)
+    path = "fast" if fast or (fast is None and fast_params.largest_group >= MIN_FAST_UNITS) else "dense"
+    if path == "fast":
+        err_fn, params = fast_error_function(built.task), fast_params
+        per = mem.bytes_per_input(built.compiled.model.cfg, T, d, fast_ffn_widths(fast_params))
+    else:
+        err_fn, params = error_function(graphdef, built.task), state
+        per = mem.bytes_per_input(built.compiled.model.cfg, T, d)
     fixed = mem.fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1)
     mem.check_fits(T=T, eps=built.eps, per_input=per, fixed=fixed, budget=plan)
-    graphdef, state = built.split()
-    est = estimate_sup_error(error_function(graphdef, built.task), state, domain=built.task.domain,
+    est = estimate_sup_error(err_fn, params, domain=built.task.domain,
                              T=T, d=d, key=jax.random.PRNGKey(seed), budget=budget, extra_inputs=built.probes,
                              chunk=mem.chunk_for(per, plan, fixed, budget.chunk),
                              ascent_chunk=mem.chunk_for(per, plan, fixed, budget.starts, mem.ASCENT_FACTOR))
-    record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed)
+    record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path)
     record.seconds = time.perf_counter() - t0
     return record
 
 
 def verify_construction(spec: ConstructionSpec, *, T: int, eps: float, k: int | None = None,
                         mutant: str | None = None, seed: int = 0, budget: Budget | None = None,
-                        beta: float | None = None, memory: int | None = None, **options) -> Record:
+                        beta: float | None = None, memory: int | None = None, fast: bool | None = None,
+                        **options) -> Record:
     """Build catalog entry ``spec`` at (T, ε, k) — a mutant, a user's β — and :func:`verify` it."""
     t0 = time.perf_counter()
     kw = dict(options)
@@ -69,7 +85,7 @@ def verify_construction(spec: ConstructionSpec, *, T: int, eps: float, k: int | 
     if mutant is None and beta is None and not built.bound <= eps:
         # the construction chose its own β, N: its claim must be ≤ ε by construction
         raise AssertionError(f"{spec.name}: claimed bound {built.bound:.3e} exceeds eps = {eps:.3e}")
-    record = verify(built, seed=seed, budget=budget, memory=memory)
+    record = verify(built, seed=seed, budget=budget, memory=memory, fast=fast)
     record.name = spec.name
     record.seconds = time.perf_counter() - t0
     return record
