@@ -241,7 +241,9 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, key, budget: B
     chunk = budget.chunk if chunk is None else min(chunk, budget.chunk)
     if ascent_chunk is not None and ascent_chunk >= budget.starts:
         ascent_chunk = None  # all at once: the same program as without a plan
-    drawn = draw_program(domain, T, d, budget, grid is not None)(key, None if grid is None else jnp.asarray(grid))
+    # drawn op by op, as before the engine was unified: each sampler primitive compiles once per shape and is
+    # shared by every domain and T, where one jitted sampler program per (domain, T, d) costs more to compile
+    drawn = draw(key, None if grid is None else jnp.asarray(grid), domain=domain, T=T, d=d, budget=budget)
     values, inputs = evaluate_program(err_fn, domain, budget, chunk, ascent_chunk)(
         params, drawn, tuple(jnp.asarray(P) for P in probes.values()))
     names = candidate_names(domain, T, d, budget, tuple(probes))
