@@ -460,12 +460,14 @@ def run_protocol(spec: TrainSpec, out_dir: str | Path, *, spec_path: str | None 
             existing.append(res.record)
             bar.update(1)
         status = "complete"
-    except BaseException:
-        status = "interrupted"
-        raise
     finally:
         bar.close()
         store.finish({"configs_total": len(spec.configs)}, status)
+    return in_spec_order(spec, existing)
+
+
+def in_spec_order(spec, records: list[dict]) -> list[dict]:
+    """The records of ``spec``'s configurations (by ``config_hash``), in the spec's order."""
     wanted = {c.config_hash(): i for i, c in enumerate(spec.configs)}
-    mine = [r for r in existing if r.get("config_hash") in wanted]
+    mine = [r for r in records if r.get("config_hash") in wanted]
     return sorted(mine, key=lambda r: wanted[r["config_hash"]])

@@ -49,7 +49,7 @@ from infoflow_jax.training.paper_model import (PaperArch, attention_readout_row,
                                       forward_batch, init_params)
 from infoflow_jax.training.paper_tasks import PAPER_TASKS, argmax_tokens, make_paper_task
 from infoflow_jax.core.precision import use_float64
-from infoflow_jax.training.harness import open_run_folder
+from infoflow_jax.training.harness import in_spec_order, open_run_folder
 from infoflow_jax.training.spec import read_toml
 
 __all__ = ["PaperConfig", "PaperSpec", "parse_paper_spec", "load_paper_spec", "is_paper_spec",
@@ -425,6 +425,4 @@ def run_paper_protocol(spec: PaperSpec, out_dir: str | Path, *, spec_path: str |
     finally:
         bar.close()
         store.finish({"configs_total": len(spec.configs)}, status)
-    wanted = {c.config_hash(): i for i, c in enumerate(spec.configs)}
-    mine = [r for r in existing if r.get("config_hash") in wanted]
-    return sorted(mine, key=lambda r: wanted[r["config_hash"]])
+    return in_spec_order(spec, existing)

@@ -19,9 +19,8 @@ There is exactly one implementation, written for ONE configuration:
   and the fresh starts; returns, per candidate estimator, the largest error
   and the input attaining it (NaN counts as +∞: a NaN output is a failure).
 
-:func:`estimate_sup_error` runs ``evaluate ∘ draw`` for one configuration,
-each jit-compiled on its own (:func:`draw_program` is shared by every model of
-one domain and shape); the sweep engine (:mod:`infoflow_jax.sweep.engine`)
+:func:`estimate_sup_error` runs ``evaluate ∘ draw`` for one configuration
+(``draw`` op by op, ``evaluate`` jit-compiled); the sweep engine (:mod:`infoflow_jax.sweep.engine`)
 applies ``jax.vmap`` to the same two functions from outside to run a batch of
 configurations in one compiled program. So ``verify`` of one configuration is
 a sweep of one: same estimators, same PRNG splits, same budget.
