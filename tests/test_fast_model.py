@@ -9,7 +9,8 @@ from flax import nnx
 import constructions
 from infoflow_jax.core.fast_model import MIN_FAST_UNITS, apply_fast, fast_plan
 from infoflow_jax.core.model import apply
-from infoflow_jax.verification.estimators import Budget, draw_program
+from infoflow_jax.core.samplers import NumpyRandom
+from infoflow_jax.verification.estimators import Budget, draw
 from infoflow_jax.verification.verify import verify
 
 SPECS = {spec.name: spec for spec in constructions.CATALOG}
@@ -26,11 +27,11 @@ def small_build(name, T=4):
 
 
 def samples_and_probes(built, n=32, seed=1):
-    """n inputs per sampler of the task's domain (the estimators' own sampler program) and every
+    """n inputs per sampler of the task's domain (the estimators' own draw) and every
     probe of the construction (its proof's likely worst cases: ties, near-ties, extremes)."""
     task = built.task
-    Xs, _ = draw_program(task.domain, task.T, task.d, Budget(samples=n, starts=0), False)(jax.random.PRNGKey(seed), None)
-    Xs = list(Xs) + [task.domain.retract(jnp.asarray(P)) for P in built.probes.values()]
+    Xs, _ = draw(NumpyRandom(seed), None, domain=task.domain, T=task.T, d=task.d, budget=Budget(samples=n, starts=0))
+    Xs = [jnp.asarray(X) for X in Xs] + [task.domain.retract(jnp.asarray(P)) for P in built.probes.values()]
     return jnp.concatenate(Xs)
 
 

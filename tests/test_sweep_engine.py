@@ -168,8 +168,17 @@ def test_four_virtual_devices_match_one_device(ref, tmp_path):
     one = {r["config_hash"]: r for r in ref["records"]}
     assert four.keys() == one.keys()
     for h, r in one.items():
-        for key in ("err_estimate", "estimates", "estimator", "passed"):
+        for key in ("estimator", "passed"):
             assert four[h][key] == r[key], (key, h)
+        # grid, samplers and probes: the same inputs (drawn on the host) and the same forward: equal
+        deterministic = {k: v for k, v in r["estimates"].items() if k != "adversarial"}
+        assert {k: four[h]["estimates"][k] for k in deterministic} == deterministic, h
+        # the ascent: the partitioned program may fuse its forward-and-gradient differently, so the
+        # maximum it reaches agrees to float64 rounding, not bit for bit (docs/sweeps.md, devices)
+        np.testing.assert_allclose(four[h]["err_estimate"], r["err_estimate"], rtol=1e-12, atol=0)
+        if "adversarial" in r["estimates"]:
+            np.testing.assert_allclose(four[h]["estimates"]["adversarial"], r["estimates"]["adversarial"],
+                                       rtol=1e-12, atol=0)
         # the input attaining a (flat) maximum may move in its last bits: the partitioned
         # program rounds differently inside the ascent, not in the maximum it reaches
         np.testing.assert_allclose(four[h]["worst_input"], r["worst_input"], rtol=0, atol=1e-9)

@@ -75,3 +75,45 @@ def test_a_false_lipschitz_constant_is_rejected():
 
 def test_named_functions_have_true_lipschitz_constants():
     assert DEFAULT_F.checked() and TENT.checked()
+
+
+_DOMAINS = {"cube": lambda: __import__("infoflow_jax.core.domains", fromlist=["Cube"]).Cube(),
+            "margin": lambda: Margin(0.1, 2),
+            "top_set": lambda: __import__("infoflow_jax.core.domains", fromlist=["TopSetMargin"]).TopSetMargin(0.1, 2)}
+
+
+@pytest.mark.parametrize("domain", list(_DOMAINS))
+@pytest.mark.parametrize("T", [3, 16])
+def test_numpy_draws_are_host_arrays_in_the_domain(domain, T):
+    from infoflow_jax.core.samplers import NumpyRandom
+
+    dom = _DOMAINS[domain]()
+    for i, name in enumerate(samplers_for(dom)):
+        X = sample(name, NumpyRandom(i), 200, T, 1, dom)
+        assert isinstance(X, np.ndarray) and X.shape == (200, T, 1), name  # NumPy: nothing compiled
+        assert bool(jnp.all(dom.contains(jnp.asarray(X)))), name
+
+
+def test_numpy_retraction_equals_the_jax_retraction():
+    from infoflow_jax.core.domains import TopSetMargin
+
+    X = np.random.default_rng(1).uniform(-0.2, 1.2, (300, 9, 1))
+    X[:, 3] = X[:, 4]  # ties
+    for dom in (Margin(0.07, 3), TopSetMargin(0.05, 4)):
+        assert np.array_equal(dom.retract(X), np.asarray(dom.retract(jnp.asarray(X)))), dom
+
+
+def test_numpy_sources_are_reproducible_and_split_independently():
+    from infoflow_jax.core.samplers import NumpyRandom
+
+    a, b = NumpyRandom(5).split(2)
+    assert np.array_equal(a.uniform((4,)), NumpyRandom(5).split(2)[0].uniform((4,)))
+    assert not np.array_equal(a.uniform((4,)), b.uniform((4,)))
+    assert not np.array_equal(NumpyRandom(5).fold_in(0).uniform((4,)), a.uniform((4,)))
+
+
+def test_near_tie_sampler_handles_a_single_token():
+    from infoflow_jax.core.domains import Cube
+    from infoflow_jax.core.samplers import NumpyRandom
+
+    assert sample("near_tie", NumpyRandom(0), 5, 1, 1, Cube()).shape == (5, 1, 1)

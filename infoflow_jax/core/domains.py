@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax.numpy as jnp
+import numpy as np
 
 from infoflow_jax.core.errors import InputError, check_int_range
+
+
+def array_module(X):
+    """``numpy`` for a NumPy array (the verifier's draws: no compilation), else ``jax.numpy``."""
+    return np if isinstance(X, np.ndarray) else jnp
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class Cube:
         return self.retract(X)
 
     def retract(self, X):
-        return jnp.clip(X, 0.0, 1.0)
+        return array_module(X).clip(X, 0.0, 1.0)
 
     def contains(self, X, tol: float = 0.0):
         return jnp.all((X >= -tol) & (X <= 1 + tol), axis=(-2, -1))
@@ -55,19 +61,20 @@ class Margin:
     def retract(self, X):
         """Sort; lift the top k so consecutive gaps are ≥ γ (capped so x_(j) ≤ 1 − (j−1)γ);
         lower the rest to at most x_(k); undo the sort. Identity on Ω."""
-        X = jnp.clip(X, 0.0, 1.0)
+        xp = array_module(X)
+        X = xp.clip(X, 0.0, 1.0)
         x = X[..., 0]
-        order = jnp.argsort(-x, axis=-1)
-        s = jnp.take_along_axis(x, order, axis=-1)
+        order = xp.argsort(-x, axis=-1, stable=True)  # ties: NumPy and JAX alike
+        s = xp.take_along_axis(x, order, axis=-1)
         k, g = self.k, self.gamma
         top = [None] * k
-        top[k - 1] = jnp.clip(s[..., k - 1], 0.0, 1.0 - (k - 1) * g)
+        top[k - 1] = xp.clip(s[..., k - 1], 0.0, 1.0 - (k - 1) * g)
         for j in range(k - 2, -1, -1):
-            top[j] = jnp.minimum(jnp.maximum(s[..., j], top[j + 1] + g), 1.0 - j * g)
-        rest = jnp.minimum(s[..., k:], top[k - 1][..., None])
-        s_new = jnp.concatenate([jnp.stack(top, axis=-1), rest], axis=-1)
-        inv = jnp.argsort(order, axis=-1)
-        return jnp.take_along_axis(s_new, inv, axis=-1)[..., None]
+            top[j] = xp.minimum(xp.maximum(s[..., j], top[j + 1] + g), 1.0 - j * g)
+        rest = xp.minimum(s[..., k:], top[k - 1][..., None])
+        s_new = xp.concatenate([xp.stack(top, axis=-1), rest], axis=-1)
+        inv = xp.argsort(order, axis=-1, stable=True)
+        return xp.take_along_axis(s_new, inv, axis=-1)[..., None]
 
     def contains(self, X, tol: float = 1e-12):
         s = -jnp.sort(-X[..., 0], axis=-1)
@@ -106,15 +113,16 @@ class TopSetMargin:
         """Clip to the cube; with a = x_(k), b = x_(k+1) and c = clip((a+b)/2, γ/2, 1 − γ/2),
         raise the top k to ≥ c + γ/2 and lower the rest to ≤ c − γ/2. Identity on Ω
         (there c + γ/2 ≤ a and c − γ/2 ≥ b); the order of tokens is kept."""
-        X = jnp.clip(X, 0.0, 1.0)
+        xp = array_module(X)
+        X = xp.clip(X, 0.0, 1.0)
         x = X[..., 0]
-        s = -jnp.sort(-x, axis=-1)
+        s = -xp.sort(-x, axis=-1)
         a, b = s[..., self.k - 1 : self.k], s[..., self.k : self.k + 1]
-        c = jnp.clip((a + b) / 2, self.gamma / 2, 1.0 - self.gamma / 2)
+        c = xp.clip((a + b) / 2, self.gamma / 2, 1.0 - self.gamma / 2)
         # ties at x_(k) = x_(k+1) put both groups on one value; rank decides, as a stable sort would
-        rank = jnp.argsort(jnp.argsort(-x, axis=-1, stable=True), axis=-1)
+        rank = xp.argsort(xp.argsort(-x, axis=-1, stable=True), axis=-1)
         top = rank < self.k
-        x_new = jnp.where(top, jnp.maximum(x, c + self.gamma / 2), jnp.minimum(x, c - self.gamma / 2))
+        x_new = xp.where(top, xp.maximum(x, c + self.gamma / 2), xp.minimum(x, c - self.gamma / 2))
         return x_new[..., None]
 
     def contains(self, X, tol: float = 1e-12):

@@ -11,7 +11,7 @@ For each configuration of a :class:`~infoflow_jax.sweep.spec.SweepSpec`:
    :func:`infoflow_jax.verification.estimators.estimate_sup_error` — the exhaustive grid,
    each domain sampler, the construction's probes and the multi-start
    adversarial ascent — for a batch of configurations at once:
-   ``jax.vmap`` over the stacked weight pytrees (and PRNG keys), vectorised
+   ``jax.vmap`` over the stacked weight pytrees (and drawn inputs), vectorised
    chunks (``jax.lax.map``) over inputs, ``jax.vmap`` over ascent starts. No
    Python loop runs over inputs;
 4. turn each configuration's per-estimator maxima into the same
@@ -20,9 +20,9 @@ For each configuration of a :class:`~infoflow_jax.sweep.spec.SweepSpec`:
    ``config_hash``, ``bucket``, ``compile_seconds``) and append it at once to
    ``results.jsonl``.
 
-The estimators are those of ``estimate_sup_error`` — the same two functions,
-``estimators.draw`` and ``estimators.evaluate``, vmapped — so a sweep record
-estimates exactly what ``verify`` estimates for that seed.
+The estimators are those of ``estimate_sup_error`` — the same inputs
+(``estimators.draw_for_seed``, on the host) and the same ``estimators.evaluate``,
+vmapped — so a sweep record estimates exactly what ``verify`` estimates for that seed.
 
 Calls are batches of ``B`` configurations (``B`` fixed per bucket, from
 ``max_batch``, ``memory_mb`` and the device count; a short last batch is
@@ -49,8 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from infoflow_jax.core.errors import InputError
-from infoflow_jax.verification.estimators import (Budget, Estimate, candidate_names, draw, evaluate,
-                                                  evaluations_per_config, grid_inputs, to_estimate)
+from infoflow_jax.verification.estimators import (Budget, Estimate, candidate_names, draw_for_seed, evaluate,
+                                                  evaluations_per_config, to_estimate)
 from infoflow_jax.core.precision import require_float64
 from infoflow_jax.sweep import buckets as bk
 from infoflow_jax.core.devices import Placement
@@ -123,32 +123,24 @@ def lemma_record(cfg: Config, est: Estimate) -> Record:
 
 
 # ----------------------------------------------------------------------------- the program
-def make_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, has_grid: bool, shared_key: bool,
-                 counter: _TraceCounter):
-    """The jitted bucket program: (params[B], keys, grid, probes[B]) → per-candidate maxima.
+def make_program(err_fn, domain, budget: Budget, chunk: int, shared_draw: bool, counter: _TraceCounter):
+    """The jitted bucket program: (params[B], drawn, probes[B]) → per-candidate maxima.
 
-    It is :func:`~infoflow_jax.verification.estimators.draw` and
-    :func:`~infoflow_jax.verification.estimators.evaluate` — the single-configuration
+    It is :func:`~infoflow_jax.verification.estimators.evaluate` — the single-configuration
     estimator — with ``jax.vmap`` applied from outside over the batch of weight pytrees
-    (and probes). ``keys`` is one PRNG key shared by the batch (``shared_key``: every
-    configuration of the bucket has one seed, so the sampled inputs are drawn once and
-    evaluated under every weight pytree) or one key per configuration (B, 2) (inputs drawn
-    per configuration, ``jax.vmap`` over keys; this compiles markedly slower, as vmapped
-    threefry does).
+    (and probes). ``drawn`` are the inputs :func:`~infoflow_jax.verification.estimators.draw_for_seed`
+    draws on the host: one set shared by the batch (``shared_draw``: every configuration of the
+    bucket has one seed, so the inputs are evaluated under every weight pytree) or one set per
+    configuration, stacked (B, …).
 
     Returns ``(values (B, n_cand), inputs (B, n_cand, T, d))``.
     """
-    def drawn(key, grid):
-        return draw(key, grid if has_grid else None, domain=domain, T=T, d=d, budget=budget)
-
     def one(params, drawn_inputs, probes):
         return evaluate(err_fn, params, drawn_inputs, probes, domain=domain, budget=budget, chunk=chunk)
 
-    def sweep_bucket_program(params, keys, grid, probes):
+    def sweep_bucket_program(params, drawn, probes):
         counter.hit()  # runs once per trace, i.e. once per compilation
-        if shared_key:
-            return jax.vmap(one, in_axes=(0, None, 0))(params, drawn(keys, grid), probes)
-        return jax.vmap(one, in_axes=(0, 0, 0))(params, jax.vmap(drawn, in_axes=(0, None))(keys, grid), probes)
+        return jax.vmap(one, in_axes=(0, None if shared_draw else 0, 0))(params, drawn, probes)
 
     return jax.jit(sweep_bucket_program)
 
@@ -332,7 +324,8 @@ def _stack(trees: list):
 
 
 def _batch_inputs(bucket: Bucket, rows: list[Prepared]):
-    """Host arrays for one call: stacked params, keys, the grid and stacked probes."""
+    """Host arrays for one call: stacked params, the drawn inputs (one set when the bucket shares a
+    seed, else stacked per configuration) and stacked probes."""
     if bucket.kind == "lemma":
         params = np.stack([p.params for p in rows])
     else:
@@ -344,11 +337,11 @@ def _batch_inputs(bucket: Bucket, rows: list[Prepared]):
                 p.params = jax.tree_util.tree_map(np.asarray, p.params)
             states.append(p.params)
         params = _stack(states)
-    keys = np.stack([np.asarray(jax.random.PRNGKey(p.config.seed)) for p in rows])
-    grid = grid_inputs(bucket.T, bucket.d, bucket.budget.grid_points)
-    grid = None if grid is None else np.asarray(grid)
+    draws = [draw_for_seed(p.config.seed, domain=bucket.domain, T=bucket.T, d=bucket.d, budget=bucket.budget)
+             for p in (rows[:1] if bucket.shared_key else rows)]
+    drawn = draws[0] if bucket.shared_key else _stack(draws)
     probes = tuple(np.stack([p.probes[j] for p in rows]) for j in range(len(bucket.probe_names)))
-    return params, keys, grid, probes
+    return params, drawn, probes
 
 
 # ----------------------------------------------------------------------------- running
@@ -364,19 +357,16 @@ def _pending_rows(bucket: Bucket, done: set):
 def _call_args(bucket: Bucket, rows: list[Prepared], placement: Placement):
     B = bucket.batch
     rows = rows + [rows[0]] * (B - len(rows))  # pad the last call to the fixed batch
-    params, keys, grid, probes = _batch_inputs(bucket, rows)
-    if bucket.shared_key:
-        keys = keys[0]
-    return (placement.batch(params), placement.replicated(keys) if bucket.shared_key else placement.batch(keys),
-            None if grid is None else placement.replicated(grid), placement.batch(probes))
+    params, drawn, probes = _batch_inputs(bucket, rows)
+    return (placement.batch(params), placement.replicated(drawn) if bucket.shared_key else placement.batch(drawn),
+            placement.batch(probes))
 
 
 def _compile(bucket: Bucket, rows: list[Prepared], placement: Placement, counter: _TraceCounter):
     """Trace and compile the bucket's program (runs in a worker thread; XLA compiles without the GIL)."""
     t0 = time.perf_counter()
     args = _call_args(bucket, rows, placement)
-    fn = make_program(bucket.err_fn, bucket.domain, bucket.T, bucket.d, bucket.budget, bucket.chunk,
-                      bucket.names[0] == "grid", bucket.shared_key, counter)
+    fn = make_program(bucket.err_fn, bucket.domain, bucket.budget, bucket.chunk, bucket.shared_key, counter)
     lowered = fn.lower(*args)
     t1 = time.perf_counter()
     compiled = lowered.compile()

@@ -367,7 +367,7 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
         budget = Budget(samples=cfg.sup_samples, grid_points=cfg.sup_grid_points,
                         starts=cfg.sup_starts, steps=cfg.sup_steps, chunk=256)
         est = estimate_sup_error(error_function(graphdef, task), best64, domain=task.domain, T=cfg.T,
-                                 d=cfg.d, key=jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2),
+                                 d=cfg.d, seed=(cfg.seed, 2),
                                  budget=budget)
         sup, sup_estimator = float(est.value), est.estimator
         sup_per = {k: float(v) for k, v in est.per_estimator.items()}

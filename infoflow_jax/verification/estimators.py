@@ -9,10 +9,11 @@ and the name of the estimator that found it.
 
 There is exactly one implementation, written for ONE configuration:
 
-* :func:`draw` — the inputs that depend on the PRNG key only: the exhaustive
+* :func:`draw` — the inputs that depend on the seed only: the exhaustive
   grid (retracted onto the domain), one batch per domain sampler, and fresh
-  uniform starts for the ascent. Key splits: ``split(key, n_samplers + 1)``;
-  sampler i uses split i + 1, the fresh starts use split 0.
+  uniform starts for the ascent, drawn in NumPy (:func:`draw_for_seed`;
+  nothing is compiled, and they are the same arrays on every device). Splits:
+  ``src.split(n_samplers + 1)``; sampler i uses split i + 1, the fresh starts split 0.
 * :func:`evaluate` — given the weights: |Ĥ − H| on every drawn input and every
   probe (one vectorised ``lax.map`` over all of them, in chunks), then
   projected Adam ascent (:func:`ascend`) from the best half of those inputs
@@ -20,10 +21,10 @@ There is exactly one implementation, written for ONE configuration:
   and the input attaining it (NaN counts as +∞: a NaN output is a failure).
 
 :func:`estimate_sup_error` runs ``evaluate ∘ draw`` for one configuration
-(``draw`` op by op, ``evaluate`` jit-compiled); the sweep engine (:mod:`infoflow_jax.sweep.engine`)
-applies ``jax.vmap`` to the same two functions from outside to run a batch of
-configurations in one compiled program. So ``verify`` of one configuration is
-a sweep of one: same estimators, same PRNG splits, same budget.
+(``draw`` on the host, ``evaluate`` jit-compiled); the sweep engine (:mod:`infoflow_jax.sweep.engine`)
+draws the same inputs for each seed and applies ``jax.vmap`` to ``evaluate`` from outside
+to run a batch of configurations in one compiled program. So ``verify`` of one
+configuration is a sweep of one: same estimators, same inputs, same budget.
 
 ``err_fn(params, X) -> |Ĥ(X) − H(X)|`` is a pure function of one input X of
 shape (T, d) (:func:`infoflow_jax.verification.construction.error_function`).
@@ -41,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from infoflow_jax.core.samplers import sample, samplers_for
+from infoflow_jax.core.samplers import NumpyRandom, as_source, sample, samplers_for
 
 
 @dataclass(frozen=True)
@@ -114,15 +115,26 @@ def evaluations_per_config(domain, T: int, d: int, budget: Budget, probe_sizes: 
     return n
 
 
-def draw(key, grid, *, domain, T: int, d: int, budget: Budget):
-    """Inputs that depend on the key only: ``([grid?, sampler_1, …], fresh ascent starts or None)``."""
+def draw(src, grid, *, domain, T: int, d: int, budget: Budget):
+    """Inputs that depend on the source only: ``([grid?, sampler_1, …], fresh ascent starts or None)``.
+
+    ``src`` is a sampler source (:class:`~infoflow_jax.core.samplers.NumpyRandom` (seed) for the
+    verifier: NumPy arrays, nothing compiled) or a JAX key. Splits: ``src.split(n_samplers + 1)``;
+    sampler i uses split i + 1, the fresh starts split 0."""
     names = samplers_for(domain)
-    keys = jax.random.split(key, len(names) + 1)
+    srcs = as_source(src).split(len(names) + 1)
     Xs = [domain.retract(grid)] if grid is not None else []
-    Xs += [sample(name, k, budget.samples, T, d, domain) for name, k in zip(names, keys[1:])]
+    Xs += [sample(name, s, budget.samples, T, d, domain) for name, s in zip(names, srcs[1:])]
     n_best = (budget.starts + 1) // 2
-    fresh = sample("uniform", keys[0], budget.starts - n_best, T, d, domain) if ascent_on(budget) else None
+    fresh = sample("uniform", srcs[0], budget.starts - n_best, T, d, domain) if ascent_on(budget) else None
     return Xs, fresh
+
+
+def draw_for_seed(seed: int, *, domain, T: int, d: int, budget: Budget):
+    """:func:`draw` from ``NumpyRandom(seed)`` with the exhaustive grid when it fits: what every
+    verification of one seed evaluates (host NumPy arrays; identical on every device)."""
+    grid = grid_inputs(T, d, budget.grid_points)
+    return draw(NumpyRandom(seed), grid, domain=domain, T=T, d=d, budget=budget)
 
 
 def ascend(err_fn, retract, params, X0, steps: int, lr: float, chunk: int | None = None):
@@ -135,28 +147,42 @@ def ascend(err_fn, retract, params, X0, steps: int, lr: float, chunk: int | None
     opt = optax.adam(optax.exponential_decay(lr, steps, 1e-4))
 
     def one(X):
-        state = opt.init(X)
         neg = lambda Z: -err_fn(params, Z)
 
+        # steps + 1 evaluations: the value at the start, after each of the `steps` updates, and
+        # the last one's update is discarded. One traced forward + backward serves all of them
+        # (a separate forward for the first and the last value would double the compiled graph).
         def step(carry, _):
             X, state, best, best_X = carry
             val, g = jax.value_and_grad(neg)(X)
             g = jnp.where(jnp.isfinite(g), g, 0.0)
             upd, state = opt.update(g, state, X)
-            better = -val > best
-            best = jnp.where(better, -val, best)
+            v = jnp.where(jnp.isnan(val), jnp.inf, -val)  # a NaN output is a failure: +∞
+            better = v > best
+            best = jnp.where(better, v, best)
             best_X = jnp.where(better, X, best_X)
             X = retract(optax.apply_updates(X, upd))
             return (X, state, best, best_X), None
 
-        v0 = err_fn(params, X)
-        (X, _, best, best_X), _ = jax.lax.scan(step, (X, state, v0, X), None, length=steps)
-        last = err_fn(params, X)
-        return jnp.where(last > best, last, best), jnp.where(last > best, X, best_X)
+        start = (X, opt.init(X), jnp.array(-jnp.inf, X.dtype), X)
+        (_, _, best, best_X), _ = jax.lax.scan(step, start, None, length=steps + 1)
+        return best, best_X
 
     if chunk is None or chunk >= X0.shape[0]:
         return jax.vmap(one)(X0)
-    return jax.lax.map(one, X0, batch_size=chunk)
+    return map_in_chunks(one, X0, chunk)
+
+
+def map_in_chunks(f, X, chunk: int):
+    """``vmap(f)(X)`` computed ``chunk`` inputs at a time (memory). The batch is padded with copies of
+    its first input to a multiple of the chunk, so ``f`` is traced once (``lax.map`` with a remainder
+    would trace and compile it twice); the padded results are dropped."""
+    n = X.shape[0]
+    c = max(1, min(chunk, n))
+    pad = -n % c
+    if pad:
+        X = jnp.concatenate([X, jnp.broadcast_to(X[:1], (pad,) + X.shape[1:])])
+    return jax.tree_util.tree_map(lambda y: y[:n], jax.lax.map(f, X, batch_size=c))
 
 
 def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: int, ascent_chunk: int | None = None):
@@ -170,7 +196,7 @@ def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: in
     Xs = list(Xs) + [domain.retract(P) for P in probes]
     sizes = [X.shape[0] for X in Xs]
     pool = jnp.concatenate(Xs)
-    vals = jax.lax.map(lambda X: err_fn(params, X), pool, batch_size=max(1, min(chunk, pool.shape[0])))
+    vals = map_in_chunks(lambda X: err_fn(params, X), pool, chunk)
     safe = jnp.where(jnp.isnan(vals), jnp.inf, vals)
     best_v, best_X = [], []
     start = 0
@@ -203,13 +229,6 @@ def to_estimate(names: list[str], values, inputs) -> Estimate:
 
 
 # ----------------------------------------------------------------------------- one configuration
-@functools.lru_cache(maxsize=64)
-def draw_program(domain, T: int, d: int, budget: Budget, has_grid: bool):
-    """``jit(draw)``: (key, grid) → drawn inputs. It depends on the domain, shapes and budget only, so
-    every configuration of one (domain, T, d) shares one compiled sampler program."""
-    return jax.jit(lambda key, grid: draw(key, grid if has_grid else None, domain=domain, T=T, d=d, budget=budget))
-
-
 @functools.lru_cache(maxsize=128)
 def evaluate_program(err_fn, domain, budget: Budget, chunk: int, ascent_chunk: int | None = None):
     """``jit(evaluate)`` for one configuration: (params, drawn, probes) → (values, inputs).
@@ -225,10 +244,11 @@ def evaluate_program(err_fn, domain, budget: Budget, chunk: int, ascent_chunk: i
     return jax.jit(program)
 
 
-def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, key, budget: Budget = DEFAULT_BUDGET,
+def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, budget: Budget = DEFAULT_BUDGET,
                        extra_inputs: dict | None = None, chunk: int | None = None,
                        ascent_chunk: int | None = None) -> Estimate:
-    """Max over estimators of |Ĥ − H| on ``domain`` for one configuration.
+    """Max over estimators of |Ĥ − H| on ``domain`` for one configuration; the inputs are drawn
+    from ``seed`` (:func:`draw_for_seed`).
 
     ``extra_inputs`` (name → (B, T, d)) adds probes: inputs a proof or a construction
     identifies as likely worst cases; they are retracted onto the domain first. ``chunk``
@@ -236,13 +256,10 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, key, budget: B
     at once, default all) come from the memory plan (:mod:`~infoflow_jax.verification.memory`).
     """
     probes = dict(extra_inputs or {})
-    grid = grid_inputs(T, d, budget.grid_points)
     chunk = budget.chunk if chunk is None else min(chunk, budget.chunk)
     if ascent_chunk is not None and ascent_chunk >= budget.starts:
         ascent_chunk = None  # all at once: the same program as without a plan
-    # drawn op by op, as before the engine was unified: each sampler primitive compiles once per shape and is
-    # shared by every domain and T, where one jitted sampler program per (domain, T, d) costs more to compile
-    drawn = draw(key, None if grid is None else jnp.asarray(grid), domain=domain, T=T, d=d, budget=budget)
+    drawn = draw_for_seed(seed, domain=domain, T=T, d=d, budget=budget)
     values, inputs = evaluate_program(err_fn, domain, budget, chunk, ascent_chunk)(
         params, drawn, tuple(jnp.asarray(P) for P in probes.values()))
     names = candidate_names(domain, T, d, budget, tuple(probes))

@@ -76,7 +76,7 @@ def run_check(name: str, *, T: int, beta: float, mutant: str | None = None, seed
         check_choice("mutant", mutant, LEMMA_MUTANTS)
     t0 = time.perf_counter()
     est = estimate_sup_error(GAP_FUNCTIONS[name], jnp.asarray(beta_used(beta, mutant)), domain=domain_of(name, gamma),
-                             T=T, d=1, key=jax.random.PRNGKey(seed), budget=budget)
+                             T=T, d=1, seed=seed, budget=budget)
     bound, attained = claim(name, T, beta, gamma)
     rec = lemma_record(name, T=T, beta=beta, bound=bound, attained=attained, est=est, mutant=mutant, seed=seed,
                        gamma=None if name == "L1-softmax-max" else gamma)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 
-import jax
 
 from infoflow_jax.core.errors import InputError
 from infoflow_jax.core.fast_model import MIN_FAST_UNITS, fast_ffn_widths, fast_plan
@@ -60,7 +59,7 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     fixed = mem.fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1)
     mem.check_fits(T=T, eps=built.eps, per_input=per, fixed=fixed, budget=plan)
     est = estimate_sup_error(err_fn, params, domain=built.task.domain,
-                             T=T, d=d, key=jax.random.PRNGKey(seed), budget=budget, extra_inputs=built.probes,
+                             T=T, d=d, seed=seed, budget=budget, extra_inputs=built.probes,
                              chunk=mem.chunk_for(per, plan, fixed, budget.chunk),
                              ascent_chunk=mem.chunk_for(per, plan, fixed, budget.starts, mem.ASCENT_FACTOR))
     record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path)
