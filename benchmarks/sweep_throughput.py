@@ -164,8 +164,7 @@ def _path_row(fn, params, X, n: int, repeats: int, model_flops: float) -> tuple[
     per_input = None if flops is None else flops / n
     gflops = None if per_input is None else per_input * n / t["min_s"] / 1e9
     return {"compile_s": compile_s, **t, "inputs_per_s": n / t["min_s"], "xla_flops_per_input": per_input,
-            "gflops": gflops,
-            "model_flops_per_input": model_flops}, y
+            "gflops": gflops, "model_flops_per_input": model_flops}, y
 
 
 def forward_row(s: Settings, case, dtype: str) -> dict:
