@@ -99,6 +99,7 @@ class Settings:
         self.numpy_bytes = 2 ** 28  # NumPy's activation bytes per chunk (host memory)
         self.repeats = 2 if quick else 5
         self.batching_inputs = 512 if quick else 8192
+        self.engine_rounds = 1 if quick else 2  # engine, per-config jit, engine again
 
 
 # ----------------------------------------------------------------------------- peak
@@ -131,7 +132,7 @@ def attach_fractions(result: dict) -> None:
         if "numpy" in row:
             row["numpy"]["fraction_of_peak"] = _fraction(row["numpy"]["gflops"], numpy_peak)
     for sw in result.get("sweep", []):
-        for way in ("engine", "per_config_jit"):
+        for way in (w for w in ("engine", "engine_again", "per_config_jit") if w in sw):
             sw[way]["fraction_of_peak"] = _fraction(sw[way]["useful_gflops_eval"], peak_gflops(peaks, sw["dtype"]))
         if "numpy_fixed_inputs" in sw:
             sw["numpy_fixed_inputs"]["fraction_of_peak"] = _fraction(sw["numpy_fixed_inputs"]["gflops"], numpy_peak)
@@ -270,12 +271,10 @@ def fresh_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, ha
 def run_per_config(configs, placement: Placement) -> tuple[dict, dict]:
     """Each configuration alone: build, one fresh jit (trace + compile), one call."""
     registry = catalog()
-    build_s = compile_s = eval_s = 0.0
-    estimates = {}
+    rows, estimates = [], {}
     t_wall = time.perf_counter()
     for c in configs:
-        p, dt = timed(lambda: E.prepare(c, registry[c.name]))
-        build_s += dt
+        p, build_s = timed(lambda: E.prepare(c, registry[c.name]))
         task = p.built.task
         graphdef, state = _weights(p.built, c.dtype)
         grid = grid_inputs(c.T, task.d, c.budget.grid_points)
@@ -284,14 +283,16 @@ def run_per_config(configs, placement: Placement) -> tuple[dict, dict]:
                            c.budget.chunk, names[0] == "grid")
         args = placement.replicated((state, jax.random.PRNGKey(c.seed), None if grid is None else jnp.asarray(grid),
                                      tuple(jnp.asarray(x) for x in p.probes)))
-        compiled, dt = compile_ahead(fn, *args)
-        compile_s += dt
-        (values, inputs), dt = timed(compiled, *args)
-        eval_s += dt
+        compiled, compile_s = compile_ahead(fn, *args)
+        (values, inputs), eval_s = timed(compiled, *args)
         estimates[c.hash] = to_estimate(names, np.asarray(values), np.asarray(inputs)).value
+        rows.append({"config": c.label(), "construction": c.name, "build_seconds": build_s,
+                     "compile_seconds": compile_s, "eval_seconds": eval_s})
     wall = time.perf_counter() - t_wall
-    return {"configs": len(configs), "compilations": len(configs), "compile_seconds": compile_s,
-            "eval_seconds": eval_s, "build_seconds": build_s, "wall_seconds": wall}, estimates
+    total = lambda key: sum(r[key] for r in rows)
+    return {"configs": len(configs), "compilations": len(configs), "compile_seconds": total("compile_seconds"),
+            "eval_seconds": total("eval_seconds"), "build_seconds": total("build_seconds"), "wall_seconds": wall,
+            "by_config": rows}, estimates
 
 
 def config_work(prepared: dict) -> dict:
@@ -352,20 +353,31 @@ def bench_sweep(s: Settings, dtype: str, placement: Placement) -> dict:
     load = mach.load_average()
     engine, records = run_engine(spec, placement)
     per_config, estimates = run_per_config(configs, placement)
+    # the engine again after the per-configuration runs (engine, jit, engine): a shared machine's load
+    # drifts, and the two engine runs bracket the one in between
+    engine_again = run_engine(spec, placement)[0] if s.engine_rounds > 1 else None
+    ways = {"engine": engine, "engine_again": engine_again, "per_config_jit": per_config}
+    ways = {k: v for k, v in ways.items() if v is not None}
     registry = catalog()
     prepared = {c.hash: E.prepare(c, registry[c.name]) for c in configs}  # built again, outside the timings
     work = config_work(prepared)
     useful = [w["useful_flops"] for w in work.values()]
     useful_flops = None if None in useful else float(sum(useful))
     evals = sum(w["evaluations"] for w in work.values())
-    for r in (engine, per_config):
+    for r in ways.values():
         r["evaluations"] = evals
         r["evaluations_per_s_eval"] = evals / r["eval_seconds"]
         r["evaluations_per_s_wall"] = evals / r["wall_seconds"]
         r["useful_gflops_eval"] = None if useful_flops is None else useful_flops / r["eval_seconds"] / 1e9
     rel = [abs(records[h]["err_estimate"] - v) / max(abs(v), 1e-300) for h, v in estimates.items() if h in records]
-    out = {"dtype": dtype, "spec": spec.to_dict(), "load_average_start": load, "engine": engine,
-           "per_config_jit": per_config, "useful_flops": useful_flops,
+    by_name = {c.name: {} for c in configs}
+    for name, way in by_name.items():  # evaluate seconds per construction: engine buckets vs one jit per config
+        for key, r in ways.items():
+            rows = r["per_bucket"] if "per_bucket" in r else r["by_config"]
+            label = (lambda x: x["bucket"].split("/")[0]) if "per_bucket" in r else (lambda x: x["construction"])
+            way[key] = sum(x["eval_seconds"] for x in rows if label(x) == name)
+    out = {"dtype": dtype, "spec": spec.to_dict(), "load_average_start": load, **ways,
+           "eval_seconds_by_construction": by_name, "useful_flops": useful_flops,
            "per_config_work": list(work.values()),
            "estimates_max_rel_diff_engine_vs_per_config": max(rel) if rel else None,
            "engine_estimates": {c.label(): records[c.hash]["err_estimate"] for c in configs if c.hash in records}}
@@ -406,18 +418,25 @@ def summarize(result: dict) -> dict:
         if peak_gflops(peaks, key) is not None:
             summ[f"peak_gflops_{key}"] = peak_gflops(peaks, key)
     for sw in result.get("sweep", []):
-        e, a = sw["engine"], sw["per_config_jit"]
-        row = {"configs": e["configs"], "wall_per_config_jit_over_engine": a["wall_seconds"] / e["wall_seconds"],
-               "compilations_engine": e["compilations"], "compilations_per_config_jit": a["compilations"],
-               "compile_over_eval_seconds_engine": e["compile_seconds_summed"] / e["eval_seconds"],
+        a = sw["per_config_jit"]
+        engines = [sw[k] for k in ("engine", "engine_again") if k in sw]
+        each = lambda f: [f(e) for e in engines]  # one value per engine run (engine, jit, engine again)
+        row = {"configs": a["configs"], "engine_runs": len(engines),
+               "wall_per_config_jit_over_engine": each(lambda e: a["wall_seconds"] / e["wall_seconds"]),
+               "compilations_engine": each(lambda e: e["compilations"]),
+               "compilations_per_config_jit": a["compilations"],
+               "compile_over_eval_seconds_engine": each(lambda e: e["compile_seconds_summed"] / e["eval_seconds"]),
                "compile_over_eval_seconds_per_config_jit": a["compile_seconds"] / a["eval_seconds"],
-               "eval_throughput_engine_over_per_config_jit": a["eval_seconds"] / e["eval_seconds"],
-               "fraction_of_peak_engine": e["fraction_of_peak"],
+               "eval_throughput_engine_over_per_config_jit": each(lambda e: a["eval_seconds"] / e["eval_seconds"]),
+               "fraction_of_peak_engine": each(lambda e: e["fraction_of_peak"]),
                "fraction_of_peak_per_config_jit": a["fraction_of_peak"]}
         if "numpy_fixed_inputs" in sw:
             nf = sw["numpy_fixed_inputs"]
-            row["engine_gflops_over_numpy_gflops"] = (None if not nf.get("gflops") or e["useful_gflops_eval"] is None
-                                                      else e["useful_gflops_eval"] / nf["gflops"])
+            row["engine_gflops_over_numpy_gflops"] = each(
+                lambda e: None if not nf.get("gflops") or e["useful_gflops_eval"] is None
+                else e["useful_gflops_eval"] / nf["gflops"])
+            row["per_config_jit_gflops_over_numpy_gflops"] = (
+                None if not nf.get("gflops") or a["useful_gflops_eval"] is None else a["useful_gflops_eval"] / nf["gflops"])
             row["fraction_of_numpy_peak_numpy"] = nf["fraction_of_peak"]
         ref = next((x for x in result["sweep"] if x["dtype"] == "float64"), None)
         if sw["dtype"] != "float64" and ref is not None:  # the float32 error floor: estimates against float64's
@@ -466,7 +485,10 @@ def print_tables(result: dict) -> None:
     for sw in result.get("sweep", []):
         print(f"\nsweep ({sw['dtype']}) {'configs':>8s} {'compiles':>8s} {'compile s':>9s} {'eval s':>8s} "
               f"{'wall s':>8s} {'evals/s (eval)':>14s} {'GFLOP/s':>8s} {'%peak':>6s}")
-        for label, r in (("engine", sw["engine"]), ("per-config jit", sw["per_config_jit"])):
+        for label, key in (("engine", "engine"), ("per-config jit", "per_config_jit"), ("engine again", "engine_again")):
+            if key not in sw:
+                continue
+            r = sw[key]
             comp = r.get("compile_seconds_summed", r.get("compile_seconds"))
             frac = r["fraction_of_peak"]
             print(f"{label:16s} {r['configs']:8d} {r['compilations']:8d} {comp:9.1f} {r['eval_seconds']:8.2f} "
@@ -476,6 +498,9 @@ def print_tables(result: dict) -> None:
             nf = sw["numpy_fixed_inputs"]
             print(f"{'numpy (fixed)':16s} {nf['inputs']:8d} inputs in {nf['seconds']:.1f} s: "
                   f"{nf['inputs_per_s']:.3g} inputs/s, {_g(nf['gflops'])} GFLOP/s")
+        print("evaluate seconds by construction: " + "; ".join(
+            f"{name} " + ", ".join(f"{k} {v:.2f}" for k, v in way.items())
+            for name, way in sw["eval_seconds_by_construction"].items()))
     if result.get("batching"):
         print(f"\n{'batching (C1, T=16)':24s} {'inputs/s':>10s} {'compile s':>10s}")
         for label, r in result["batching"].items():
