@@ -7,8 +7,9 @@ constructions compile it. Dense: relu(z a + b)·s, O(N) per scalar, in chunks th
 each (chunk × N) activation matrix under ~64 MB (one jit, ``lax.map`` over chunks).
 Fast: :class:`infoflow_jax.core.pwl.PiecewiseLinear` built from the same weights, one
 ``searchsorted`` and an interpolation, O(log N) per scalar. Both jitted, compiled before
-timing; best of ``repeats`` wall times (30 for the millisecond fast path), measured side by side in one run, float64.
-Writes the machine (platform, CPU count, JAX device), times, ratios and the max
+timing; best of ``repeats`` wall times (30 for the millisecond fast path), measured side by
+side in one run, float64. Writes the machine (``benchmarks/machine.py``: CPU model, cores,
+JAX backend and device, versions, load at start and end), times, ratios and the max
 |fast − dense| to JSON.
 """
 
@@ -16,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +31,8 @@ from infoflow_jax.core.precision import use_float64  # noqa: E402
 
 use_float64()
 
+from benchmarks import machine as mach  # noqa: E402
+from benchmarks.measure import repeat_times  # noqa: E402
 from infoflow_jax.core.decoders import piecewise_linear_decoder  # noqa: E402
 from infoflow_jax.core.functions import DEFAULT_F  # noqa: E402
 from infoflow_jax.core.pwl import PiecewiseLinear  # noqa: E402
@@ -51,16 +51,6 @@ def dense_fn(a, b, s, chunk):
     return run
 
 
-def best_time(fn, z, repeats):
-    fn(z).block_until_ready()  # compile and warm up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn(z).block_until_ready()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def measure(n_units: int, z, repeats: int) -> dict:
     first, second = piecewise_linear_decoder(DEFAULT_F, n_units - 1)
     a, b, s = first.W[0], first.b, second.W[:, 0]
@@ -70,17 +60,10 @@ def measure(n_units: int, z, repeats: int) -> dict:
     fast = jax.jit(pl.evaluate)
     diff = float(jnp.max(jnp.abs(dense(z) - fast(z))))
     # the fast path takes milliseconds: more repeats cost nothing and steady its minimum on a shared machine
-    t_dense, t_fast = best_time(dense, z, repeats), best_time(fast, z, max(repeats, 30))
+    t_dense = repeat_times(dense, z, repeats=repeats)["min_s"]
+    t_fast = repeat_times(fast, z, repeats=max(repeats, 30))["min_s"]
     return {"units": n_units, "breakpoints": int(pl.breakpoints.shape[0]), "dense_chunk": chunk,
             "dense_s": t_dense, "fast_s": t_fast, "speedup": t_dense / t_fast, "max_abs_diff": diff}
-
-
-def machine() -> dict:
-    dev = jax.devices()[0]
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "load_average": list(os.getloadavg()), "jax": jax.__version__,
-            "device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}"}
 
 
 def main(argv=None) -> int:
@@ -93,16 +76,18 @@ def main(argv=None) -> int:
         print(f"--scalars = {args.scalars} is out of range: must be a positive multiple of 256", file=sys.stderr)
         return 2
     z = jnp.asarray(np.random.default_rng(0).uniform(-0.1, 1.1, size=args.scalars))
+    machine = mach.describe()
     rows = [measure(n, z, args.repeats) for n in UNITS]
+    machine["load_average_end"] = mach.load_average()
     result = {"benchmark": "pwl_fast_path", "scalars": args.scalars, "repeats": args.repeats,
-              "dtype": "float64", "machine": machine(), "rows": rows}
+              "dtype": "float64", "machine": machine, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'units':>7} {'dense s':>10} {'fast s':>10} {'speedup':>9} {'max|diff|':>10}")
     for r in rows:
         print(f"{r['units']:>7} {r['dense_s']:>10.4f} {r['fast_s']:>10.5f} {r['speedup']:>8.0f}x {r['max_abs_diff']:>10.2g}")
-    print(f"machine: {result['machine']['platform']}, {result['machine']['cpu_count']} CPUs, "
-          f"load {result['machine']['load_average'][0]:.1f}; wrote {args.out}")
+    print(f"machine: {mach.name(machine)}, load {machine['load_average_start'][0]:.1f} -> "
+          f"{machine['load_average_end'][0]:.1f}; wrote {args.out}")
     return 0
 
 
