@@ -72,8 +72,8 @@ from infoflow_jax.sweep import engine as E  # noqa: E402
 from infoflow_jax.sweep.spec import Run, SweepSpec, expand  # noqa: E402
 from infoflow_jax.verification import memory as mem  # noqa: E402
 from infoflow_jax.verification.construction import error_function  # noqa: E402
-from infoflow_jax.verification.estimators import (Budget, candidate_names, draw, evaluate,  # noqa: E402
-                                                  evaluations_per_config, grid_inputs, to_estimate)
+from infoflow_jax.verification.estimators import (Budget, candidate_names, draw_for_seed, evaluate,  # noqa: E402
+                                                  evaluations_per_config, to_estimate)
 
 SECTIONS = ("peak", "forward", "sweep", "batching")
 DTYPES = ("float64", "float32")
@@ -258,11 +258,10 @@ def run_engine(spec: SweepSpec, placement: Placement) -> tuple[dict, dict]:
     return result, by_hash
 
 
-def fresh_program(err_fn, domain, T: int, d: int, budget: Budget, chunk: int, has_grid: bool):
-    """The estimator program of one configuration — ``draw`` then ``evaluate``, what the engine vmaps —
-    as a new function, so that ``jax.jit`` of it compiles afresh."""
-    def per_config_program(params, key, grid, probes):
-        drawn = draw(key, grid if has_grid else None, domain=domain, T=T, d=d, budget=budget)
+def fresh_program(err_fn, domain, budget: Budget, chunk: int):
+    """The estimator program of one configuration — ``evaluate`` on the host-drawn inputs, what the
+    engine vmaps — as a new function, so that ``jax.jit`` of it compiles afresh."""
+    def per_config_program(params, drawn, probes):
         return evaluate(err_fn, params, drawn, probes, domain=domain, budget=budget, chunk=chunk)
 
     return per_config_program
@@ -277,12 +276,10 @@ def run_per_config(configs, placement: Placement) -> tuple[dict, dict]:
         p, build_s = timed(lambda: E.prepare(c, registry[c.name]))
         task = p.built.task
         graphdef, state = _weights(p.built, c.dtype)
-        grid = grid_inputs(c.T, task.d, c.budget.grid_points)
         names = candidate_names(task.domain, c.T, task.d, c.budget, p.probe_names)
-        fn = fresh_program(error_function(graphdef, task, c.dtype), task.domain, c.T, task.d, c.budget,
-                           c.budget.chunk, names[0] == "grid")
-        args = placement.replicated((state, jax.random.PRNGKey(c.seed), None if grid is None else jnp.asarray(grid),
-                                     tuple(jnp.asarray(x) for x in p.probes)))
+        fn = fresh_program(error_function(graphdef, task, c.dtype), task.domain, c.budget, c.budget.chunk)
+        drawn = draw_for_seed(c.seed, domain=task.domain, T=c.T, d=task.d, budget=c.budget)
+        args = placement.replicated((state, drawn, tuple(jnp.asarray(x) for x in p.probes)))
         compiled, compile_s = compile_ahead(fn, *args)
         (values, inputs), eval_s = timed(compiled, *args)
         estimates[c.hash] = to_estimate(names, np.asarray(values), np.asarray(inputs)).value
@@ -304,8 +301,9 @@ def config_work(prepared: dict) -> dict:
         c, task = p.config, p.built.task
         fixed = evaluations_per_config(task.domain, c.T, task.d, replace(c.budget, starts=0),
                                        tuple(x.shape[0] for x in p.probes))
-        steps = c.budget.starts * c.budget.steps
-        fwd_end = 2 * c.budget.starts if steps else 0  # the ascent's first and last forward per start
+        # the ascent: steps + 1 value-and-gradient evaluations per start (the last update is discarded)
+        steps = c.budget.starts * (c.budget.steps + 1) if c.budget.starts and c.budget.steps else 0
+        fwd_end = 0
         key = (p.cfg, task, c.dtype)
         if key not in per_shape:
             graphdef, state = _weights(p.built, c.dtype)
@@ -329,9 +327,7 @@ def numpy_fixed(prepared: dict, records: dict, s: Settings) -> dict:
     seconds, inputs, worst_rel = 0.0, 0, 0.0
     for h, p in prepared.items():
         c, task, model = p.config, p.built.task, p.built.compiled.model
-        grid = grid_inputs(c.T, task.d, c.budget.grid_points)
-        Xs, _ = draw(jax.random.PRNGKey(c.seed), None if grid is None else jnp.asarray(grid), domain=task.domain,
-                     T=c.T, d=task.d, budget=c.budget)
+        Xs, _ = draw_for_seed(c.seed, domain=task.domain, T=c.T, d=task.d, budget=c.budget)
         X = np.concatenate([np.asarray(x) for x in Xs] +
                            [np.asarray(task.domain.retract(jnp.asarray(x))) for x in p.probes])
         chunk = int(max(1, s.numpy_bytes // mem.bytes_per_input(model.cfg, c.T, task.d)))

@@ -111,7 +111,7 @@ def evaluations_per_config(domain, T: int, d: int, budget: Budget, probe_sizes: 
     n = n_grid ** (T * d) if n_grid >= 3 else 0
     n += len(samplers_for(domain)) * budget.samples + sum(probe_sizes)
     if ascent_on(budget):
-        n += budget.starts * (budget.steps + 2) * ascent_factor
+        n += budget.starts * (budget.steps + 1) * ascent_factor  # steps + 1 value-and-gradient evaluations
     return n
 
 
