@@ -15,7 +15,7 @@ import time
 import jax
 
 from infoflow_jax.core.errors import InputError
-from infoflow_jax.core.fast_model import MIN_FAST_UNITS, fast_ffn_widths, fast_plan
+from infoflow_jax.core.fast_model import MIN_FAST_UNITS, fast_ffn_widths, fast_plan, fast_query_rows
 from infoflow_jax.core.precision import require_float64
 from infoflow_jax.core.samplers import samplers_for
 from infoflow_jax.verification import memory as mem
@@ -53,7 +53,8 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     path = "fast" if fast or (fast is None and fast_params.largest_group >= MIN_FAST_UNITS) else "dense"
     if path == "fast":
         err_fn, params = fast_error_function(built.task), fast_params
-        per = mem.bytes_per_input(built.compiled.model.cfg, T, d, fast_ffn_widths(fast_params))
+        per = mem.bytes_per_input(built.compiled.model.cfg, T, d, fast_ffn_widths(fast_params),
+                                  fast_query_rows(fast_params, T))
     else:
         err_fn, params = error_function(graphdef, built.task), state
         per = mem.bytes_per_input(built.compiled.model.cfg, T, d)
