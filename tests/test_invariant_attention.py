@@ -9,7 +9,8 @@ import pytest
 from flax import nnx
 
 import constructions
-from infoflow_jax.core.fast_model import FastPlan, apply_fast, fast_plan, fast_query_rows
+from infoflow_jax.core.fast_model import (MIN_FAST_UNITS, MIN_SHARED_T, FastPlan, apply_fast, fast_pays, fast_plan,
+                                         fast_query_rows)
 from infoflow_jax.core.invariance import ffn_varying_outputs, token_invariance
 from infoflow_jax.core.model import apply
 from infoflow_jax.verification import memory as mem
@@ -208,3 +209,31 @@ def test_the_memory_plan_counts_two_query_rows_for_a_shared_layer_and_one_for_th
     shared = mem.bytes_per_input(cfg, T, 1, query_rows=[2, 1])
     dense = mem.bytes_per_input(cfg, T, 1)  # default: T + 1 query rows in every layer
     assert dense - shared == mem.COPIES * mem.ITEM * h * (T + 1 - 2) * T
+
+
+# ----------------------------------------------------------------------------- when verify takes the fast path
+def test_auto_mode_takes_the_fast_path_for_shared_queries_alone_from_min_shared_t_on():
+    """C6-coupled has no decoder group of MIN_FAST_UNITS units but shares its queries: dense
+    below MIN_SHARED_T (no gain measured), fast from it on (the O(T²) attention dominates)."""
+    graphdef, state = SPECS["C6-coupled"].build(8, 0.3, k=2).split()
+    plan = fast_plan(graphdef, state)
+    assert plan.largest_group < MIN_FAST_UNITS and plan.shares_queries
+    assert not fast_pays(plan, MIN_SHARED_T - 1) and fast_pays(plan, MIN_SHARED_T)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SPECS))
+def test_every_shipped_mutant_gets_the_same_verdict_on_the_fast_and_the_dense_path(name):
+    """verify at T = 16 (C5: 2) on both paths, the same estimators and seed: the same verdict
+    for the real build and every mutant, and estimates equal to 1e-9 relative."""
+    from infoflow_jax.verification.estimators import Budget
+    from infoflow_jax.verification.verify import verify
+
+    spec = SPECS[name]
+    kw = {"k": spec.default_k[0]} if spec.uses_k else {}
+    budget = Budget(samples=64, grid_points=81, starts=4, steps=20, chunk=64)
+    for mutant in (None, *spec.mutants):
+        built = spec.build(2 if name == "C5" else 16, max(spec.default_eps), mutant=mutant, **kw)
+        dense, fast = verify(built, fast=False, budget=budget), verify(built, fast=True, budget=budget)
+        assert fast.passed == dense.passed, (name, mutant)
+        assert abs(fast.err_estimate - dense.err_estimate) <= 1e-9 * max(dense.err_estimate, 1e-300), (name, mutant)
