@@ -1,4 +1,5 @@
-"""The exact fast forward: every one-input FFN block through its sorted breakpoints.
+"""The exact fast forward: one-input FFN blocks through their sorted breakpoints, and
+attention layers with shared token queries on two query rows.
 
     apply_fast(fast_plan(graphdef, state), X) = apply(graphdef, state, X)   (to float64 rounding)
 
@@ -11,13 +12,22 @@ direction o_g. Evaluated through its K_g sorted breakpoints (one ``searchsorted`
 interpolation) a group costs O(log K_g) per position instead of O(K_g), and holds O(1)
 activations instead of K_g: an L3 decoder with N + 1 units becomes one binary search.
 
+Attention: a layer whose token queries are proven equal at every token position
+(:mod:`infoflow_jax.core.invariance`: its Wq is exactly 0 on every coordinate that can differ
+between tokens, e.g. C2's and C3's queries β·one) has identical token rows of scores, softmax
+and output. It is computed for the query rows CLS and token 1 only, and token 1's row is
+broadcast: scores (h, 2, T) instead of (h, T+1, T), O(T) instead of O(T²) per layer.
+
 The plan is read from the COMPILED weights (``state``) only — never from a construction's
 design — so a mutant or a hand edit changes the fast function exactly as it changes the
 dense one. Attention, embeddings, readout, deeper or grouped FFNs and units outside a
 one-input group run exactly as in :mod:`infoflow_jax.core.model` (the same modules: the
 fast path only substitutes the FFN callable of a block). Values agree to float64 rounding
 (the breakpoint values are prefix sums in extended precision); gradients agree off the
-measure-zero set where a pre-activation is exactly at a kink.
+measure-zero set where a pre-activation is exactly at a kink (and at kinks too, see
+:mod:`infoflow_jax.core.pwl`). Both shortcuts are exact for the weights they were planned
+from: derivatives w.r.t. X are covered, derivatives w.r.t. the weights are not (re-plan after
+changing a weight).
 """
 
 from __future__ import annotations
@@ -29,31 +39,48 @@ import jax
 import numpy as np
 from flax import nnx
 
+from infoflow_jax.core.invariance import shared_query_layers
 from infoflow_jax.core.pwl import FastFFN, decompose_layer
 
 MIN_FAST_UNITS = 8  # a one-input group this large makes the fast path worth it (verify's auto mode)
+# from this T on, a shared-query layer alone makes it worth it. Measured (2 shared CPU cores, C6-coupled
+# and C8 at ε = 0.1, no decoder group, jitted forward per input): T = 16 no gain, T = 64 4.5× faster
+# but ≈ 0.2 s per row (less than a compilation), T = 256 60–120× (1.4–2.8 ms → 0.023 ms).
+MIN_SHARED_T = 256
 
 
 @dataclass(frozen=True)
 class FastPlan:
     """A pytree: the model's weights ``state`` (pure, as for :func:`~infoflow_jax.core.model.apply`),
     per layer a :class:`~infoflow_jax.core.pwl.FastFFN` or None (dense), and the model's
-    ``graphdef`` (static). ``largest_group`` (static) is the most units in one one-input group."""
+    ``graphdef`` (static). ``largest_group`` (static) is the most units in one one-input group;
+    ``shared_queries`` (static, one bool per layer) marks the layers whose attention runs on
+    the query rows CLS and token 1 only (the last layer runs at CLS only anyway)."""
 
     state: Any
     ffns: tuple
     graphdef: Any
     largest_group: int = 0
+    shared_queries: tuple = ()
+
+    @property
+    def shares_queries(self) -> bool:
+        """Some layer below the last (which computes its CLS row only) uses the shortcut."""
+        return any(self.shared_queries[:-1])
 
 
-jax.tree_util.register_dataclass(FastPlan, data_fields=["state", "ffns"], meta_fields=["graphdef", "largest_group"])
+jax.tree_util.register_dataclass(FastPlan, data_fields=["state", "ffns"],
+                                 meta_fields=["graphdef", "largest_group", "shared_queries"])
 
 
-def fast_plan(graphdef, state) -> FastPlan:
+def fast_plan(graphdef, state, *, share_queries: bool = True) -> FastPlan:
     """Decompose every layer's FFN of the model ``nnx.merge(graphdef, state)`` (NumPy, outside jit:
     it reads concrete weights). A layer gets a FastFFN iff its FFN is one hidden Dense layer
-    with at least one one-input group; every other layer stays dense."""
+    with at least one one-input group; every other layer stays dense. With ``share_queries``
+    (default) every layer whose token queries are proven shared
+    (:func:`~infoflow_jax.core.invariance.shared_query_layers`) gets the two-row attention."""
     model = nnx.merge(graphdef, state)
+    shared = shared_query_layers(model) if share_queries else (False,) * model.cfg.L
     ffns, largest = [], 0
     for layer in range(model.cfg.L):
         dec = decompose_layer(model, layer)
@@ -62,12 +89,28 @@ def fast_plan(graphdef, state) -> FastPlan:
             continue
         largest = max(largest, max(g.units.size for g in dec.pl_groups))
         ffns.append(FastFFN.from_decomposition(dec))
-    return FastPlan(state=state, ffns=tuple(ffns), graphdef=graphdef, largest_group=int(largest))
+    return FastPlan(state=state, ffns=tuple(ffns), graphdef=graphdef, largest_group=int(largest),
+                    shared_queries=tuple(bool(f) for f in shared))
+
+
+def fast_pays(plan: FastPlan, T: int) -> bool:
+    """verify's auto mode: some one-input group has ≥ MIN_FAST_UNITS units, or some layer below
+    the last shares its token queries and T ≥ MIN_SHARED_T."""
+    return plan.largest_group >= MIN_FAST_UNITS or (plan.shares_queries and T >= MIN_SHARED_T)
 
 
 def apply_fast(plan: FastPlan, X):
-    """Ĥ(X) with every planned FFN evaluated through its FastFFN; pure, jit/vmap/grad over (plan, X)."""
-    return nnx.merge(plan.graphdef, plan.state)(X, ffns=plan.ffns)
+    """Ĥ(X) with every planned FFN evaluated through its FastFFN and every shared-query layer's
+    attention on two query rows; pure, jit/vmap/grad over (plan, X)."""
+    return nnx.merge(plan.graphdef, plan.state)(X, ffns=plan.ffns, shared_queries=plan.shared_queries or None)
+
+
+def fast_query_rows(plan: FastPlan, T: int) -> list[int]:
+    """Query rows of each layer's attention on the fast path (for the memory plan): 1 for the
+    last layer (CLS only), 2 for a shared-query layer (CLS, token 1), T + 1 otherwise."""
+    L = len(plan.ffns)
+    shared = plan.shared_queries or (False,) * L
+    return [1 if layer == L - 1 else 2 if shared[layer] else T + 1 for layer in range(L)]
 
 
 def fast_ffn_widths(plan: FastPlan) -> list[int]:

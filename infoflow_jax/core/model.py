@@ -203,11 +203,18 @@ class Block(nnx.Module):
         self.attn = Attention(E, shape, dtype=dtype, rngs=rngs)
         self.ffn = FFN(shape.ffn, dtype=dtype, rngs=rngs)
 
-    def __call__(self, H, ffn=None):
+    def __call__(self, H, ffn=None, shared_query=False):
         """``ffn`` (a position-wise callable) replaces this block's own FFN when given:
-        the fast path (:mod:`infoflow_jax.core.fast_model`) passes an exact equivalent."""
+        the fast path (:mod:`infoflow_jax.core.fast_model`) passes an exact equivalent.
+        ``shared_query=True`` is for a caller that has proven every token row's query equal
+        (:mod:`infoflow_jax.core.invariance`): attention then runs for the query rows CLS and
+        token 1 only and token 1's output row is broadcast to every token, O(T) not O(T²)."""
         ffn = self.ffn if ffn is None else ffn
-        H = H + self.attn(H)
+        if shared_query:
+            a = self.attn(H, queries=H[:2])
+            H = H + jnp.concatenate([a[:1], jnp.broadcast_to(a[1:2], (H.shape[0] - 1, a.shape[1]))])
+        else:
+            H = H + self.attn(H)
         return H + ffn(H)
 
     def cls_row(self, H, ffn=None):
@@ -237,13 +244,15 @@ class Transformer(nnx.Module):
             states.append(H)
         return states
 
-    def __call__(self, X, ffns=None):
+    def __call__(self, X, ffns=None, shared_queries=None):
         """Ĥ(X). ``ffns`` (one entry per layer, None = the block's own FFN) substitutes
-        exact equivalents of the FFNs (:func:`infoflow_jax.core.fast_model.apply_fast`)."""
+        exact equivalents of the FFNs, ``shared_queries`` (one bool per layer) marks layers
+        whose token queries are proven equal (:func:`infoflow_jax.core.fast_model.apply_fast`)."""
         ffns = (None,) * len(self.blocks) if ffns is None else tuple(ffns)
+        shared = (False,) * len(self.blocks) if shared_queries is None else tuple(shared_queries)
         H = self.embed(X)
-        for block, ffn in zip(self.blocks[:-1], ffns[:-1]):
-            H = block(H, ffn)
+        for block, ffn, sq in zip(self.blocks[:-1], ffns[:-1], shared[:-1]):
+            H = block(H, ffn, sq)
         h0 = self.blocks[-1].cls_row(H, ffns[-1])[0] if len(self.blocks) else H[0]
         return h0 @ self.w[...] + self.b[...]
 

@@ -3,10 +3,12 @@
 Chunks are sized from bytes, not counts: an input X of shape (T, d) evaluated through a
 model costs about
 
-    bytes_per_input = 2 · 8 · (T + 1) · (E + W_max + h_max · T)       (float64)
+    bytes_per_input = 2 · 8 · [(T + 1) · (E + W_max + d) + max_l h_l · q_l · T]       (float64)
 
 — the residual stream (E), the widest FFN layer of one block (W_max, hidden units at every
-position) and one attention matrix per head, each held twice (:data:`COPIES`: pre-activation
+position) and the largest layer's attention matrices, h_l heads × q_l query rows × T keys
+(q_l = T + 1 on the dense path; on the fast path 2 for a layer with shared token queries and
+1 for the last layer, :func:`infoflow_jax.core.fast_model.fast_query_rows`), each held twice (:data:`COPIES`: pre-activation
 and relu, scores and softmax; XLA's own memory analysis of C2's compiled forward measured
 1.8–2.0 copies at T = 64 and 1024, dense and fast path) — and an ascent step, which keeps
 forward and backward values, at most :data:`ASCENT_FACTOR` times that (measured: 1.5–2.5). The budget is a safe fraction
@@ -52,15 +54,19 @@ def memory_budget(memory: int | None = None) -> int:
     return int(memory) if memory is not None else int(SAFE_FRACTION * available_bytes())
 
 
-def bytes_per_input(cfg, T: int, d: int = 1, ffn_widths: list[int] | None = None) -> int:
+def bytes_per_input(cfg, T: int, d: int = 1, ffn_widths: list[int] | None = None,
+                    query_rows: list[int] | None = None) -> int:
     """Activation bytes of one forward evaluation of a model of config ``cfg`` on X (T, d).
     ``ffn_widths`` (activations per position of each layer's FFN) replaces the config's
-    widths when the FFNs run on the fast path (:func:`infoflow_jax.core.fast_model.fast_ffn_widths`)."""
+    widths when the FFNs run on the fast path (:func:`infoflow_jax.core.fast_model.fast_ffn_widths`);
+    ``query_rows`` (per layer; default T + 1 each) the attention's query rows there
+    (:func:`infoflow_jax.core.fast_model.fast_query_rows`)."""
     if cfg is None:  # a lemma check: a softmax over T scores
         return ITEM * 4 * (T + 1) * d
     widths = [s.n_out for layer in cfg.layers for s in layer.ffn] if ffn_widths is None else list(ffn_widths)
-    heads = max(layer.heads for layer in cfg.layers)
-    return COPIES * ITEM * (T + 1) * (cfg.E + max(widths, default=0) + heads * T + d)
+    rows = [T + 1] * cfg.L if query_rows is None else list(query_rows)
+    scores = max((layer.heads * q * T for layer, q in zip(cfg.layers, rows)), default=0)
+    return COPIES * ITEM * ((T + 1) * (cfg.E + max(widths, default=0) + d) + scores)
 
 
 def fixed_input_bytes(T: int, d: int, samples: int, n_samplers: int) -> int:

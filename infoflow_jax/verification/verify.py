@@ -14,7 +14,7 @@ import time
 
 
 from infoflow_jax.core.errors import InputError
-from infoflow_jax.core.fast_model import MIN_FAST_UNITS, fast_ffn_widths, fast_plan
+from infoflow_jax.core.fast_model import fast_ffn_widths, fast_pays, fast_plan, fast_query_rows
 from infoflow_jax.core.precision import require_float64
 from infoflow_jax.core.samplers import samplers_for
 from infoflow_jax.verification import memory as mem
@@ -37,10 +37,11 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     a configuration that cannot fit is an InputError naming T and ε.
 
     ``fast``: evaluate Ĥ on the exact fast path (:mod:`infoflow_jax.core.fast_model`: every
-    one-input FFN group through its sorted breakpoints, planned from the compiled weights)
-    — True, False (the dense reference), or None (default): fast iff some one-input group
-    has at least :data:`~infoflow_jax.core.fast_model.MIN_FAST_UNITS` units. The record's
-    ``path`` says which ran.
+    one-input FFN group through its sorted breakpoints, and every layer whose token queries
+    are proven shared on two query rows, planned from the compiled weights) — True, False (the
+    dense reference), or None (default): fast iff :func:`~infoflow_jax.core.fast_model.fast_pays`
+    (a one-input group of at least ``MIN_FAST_UNITS`` units, or a shared-query layer at
+    T ≥ ``MIN_SHARED_T``). The record's ``path`` says which ran.
     """
     require_float64("verification")
     budget = DEFAULT_BUDGET if budget is None else budget
@@ -49,10 +50,11 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     plan = mem.memory_budget(memory)
     graphdef, state = built.split()
     fast_params = None if fast is False else fast_plan(graphdef, state)
-    path = "fast" if fast or (fast is None and fast_params.largest_group >= MIN_FAST_UNITS) else "dense"
+    path = "fast" if fast or (fast is None and fast_pays(fast_params, T)) else "dense"
     if path == "fast":
         err_fn, params = fast_error_function(built.task), fast_params
-        per = mem.bytes_per_input(built.compiled.model.cfg, T, d, fast_ffn_widths(fast_params))
+        per = mem.bytes_per_input(built.compiled.model.cfg, T, d, fast_ffn_widths(fast_params),
+                                  fast_query_rows(fast_params, T))
     else:
         err_fn, params = error_function(graphdef, built.task), state
         per = mem.bytes_per_input(built.compiled.model.cfg, T, d)
