@@ -64,7 +64,9 @@ def first_failing(steps: list[dict] | None) -> str | None:
 
 # ----------------------------------------------------------------------------- one site
 def _step(site, **kw) -> dict:
-    name = f"{site.kind}{site.layer + 1}:{','.join(site.outputs)}"
+    # named by what the proof says the step writes (a mutant may write elsewhere)
+    outs = [o for _, o in site.claim.values] if isinstance(site.claim, Retrieval) else site.outputs
+    name = f"{site.kind}{site.layer + 1}:{','.join(outs)}"
     return {"name": name, "note": site.note, "attained": None, "detail": None, "term": None, **kw}
 
 
