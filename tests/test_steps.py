@@ -23,7 +23,7 @@ TINY = Budget(samples=64, starts=4, steps=20)
 # (name, T, eps, k): a small point of each default grid
 REAL = [("C1", 4, 1e-1, None), ("C2", 4, 1e-2, None), ("C3", 4, 1e-2, 2), ("C3", 8, 1e-1, 3),
         ("C8", 4, 1e-1, 2), ("C6-decoupled", 8, 1e-2, 2), ("C6-coupled", 8, 0.3, 2), ("C7", 4, 0.1, None),
-        ("C5", 2, 0.3, None)]
+        ("C5", 2, 0.3, None), ("C4", 4, 1e-2, 2)]
 
 
 def build(name, T, eps, k=None, mutant=None):
@@ -66,8 +66,18 @@ def test_shipped_mutant_fails_a_step_or_the_global_check(name, T, eps, k, mutant
     assert certified is False or not verify(built, budget=TINY).passed
 
 
-def test_c4_claims_no_steps_yet():
-    assert check_steps(build("C4", 4, 1e-2, 2)) == ([], None)
+def test_one_weakened_self_exclusion_position_fails_the_c4_attention_step():
+    """C4 at T = 8: token 5's self-penalty halved (one weight of W_Q): the per-position reading
+    of the layer-1 head sees it, and only that step fails."""
+    built = build("C4", 8, 1e-2, 2)
+    Wq = built.compiled.model.blocks[0].attn.Wq
+    W = np.array(Wq[...])
+    row = built.compiled.slots.index("pos5")
+    col = int(np.flatnonzero(W[0, row])[0])
+    W[0, row, col] /= 2
+    _put(Wq, W)
+    steps, certified = check_steps(built)
+    assert not certified and [s["name"] for s in steps if not s["ok"]] == ["attn1:M"]
 
 
 def test_a_one_cell_bump_in_a_decoder_fails_exactly_that_step():

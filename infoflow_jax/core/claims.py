@@ -11,12 +11,15 @@ states that step's local statement in the step's own low-dimensional input space
 * :class:`OnBox` — an FFN block reading D forms (an L4 Kuhn decoder):
   sup_{z ∈ box} |net(z) − G(clip z)| ≤ tolerance, net affine on every simplex of the
   Kuhn triangulation of spacing 1/n;
+* :class:`SumOfOneInputs` — an FFN block whose output is a sum of one-input parts
+  Σ_i f_i(z_i) (e.g. C4's min(x, M) = x − relu(x − M)): each part checked like
+  :class:`OneInput` on its own interval, the errors added;
 * :class:`Retrieval` — one attention head: which lemma (L1 soft max, L2 margin, L2 on a
   flagged set, exact uniform averaging) makes its output slot(s) close to what, under
   which hypothesis on its keys (range D, margin γ, the number k of flagged tokens).
 
 Every claim also says how its error enters the bound: ``term`` (a key of the construction's
-``bound_terms``, or None for a step that contributes nothing and only discharges a
+``bound_terms``, a tuple of keys when one step is responsible for several terms, or None for a step that contributes nothing and only discharges a
 hypothesis of a later step, such as exact flags) and ``weight`` (the Lipschitz factor that
 carries the step's error to the output, e.g. L_F for an attention step feeding F̂), so that
 weight·tolerance is the step's share of its term. ``combine`` says how several steps share
@@ -37,7 +40,7 @@ import numpy as np
 
 from infoflow_jax.core.slots import Form
 
-LEMMAS = ("L1", "L2", "L2-set", "uniform")
+LEMMAS = ("L1", "L1-self", "L2", "L2-set", "uniform")
 COMBINE = ("sum", "max")
 
 
@@ -117,6 +120,10 @@ class Retrieval:
     * "L2-set" — a flagged set: score β·key with key = K on the ``k`` flagged tokens and 0
       on the others, values of range D: |out − mean over the flagged| ≤ ρ(T, k, βK)·D.
     * "uniform" — all scores equal (no key): out = (1/T)Σ_s value_s exactly.
+    * "L1-self" — soft max over the *other* tokens (C4): every token t queries with one-hot
+      positions, score_t(s) = β·key_s − B_t·[s = t] (the same offset for every s ≠ t), value =
+      key ∈ [0,1]: |out_t − max_{s≠t} key_s| ≤ e_max(T−1, β) + e^{β − B_t} (the self weight is
+      ≤ e^{β − B_t}). Queries "tokens" (CLS is not used).
 
     ``key``: the proof's key form (None for "uniform"); ``values``: (value form, slot)
     pairs, one per output slot; ``queries``: "cls" (only the CLS row is used) or "all".
@@ -139,16 +146,35 @@ class Retrieval:
     def __post_init__(self):
         if self.lemma not in LEMMAS:
             raise ValueError(f"lemma {self.lemma!r} is not one of {LEMMAS}")
-        if self.queries not in ("cls", "all"):
-            raise ValueError(f"queries {self.queries!r} is not 'cls' or 'all'")
+        if self.queries not in ("cls", "all", "tokens"):
+            raise ValueError(f"queries {self.queries!r} is not 'cls', 'all' or 'tokens'")
         if (self.key is None) != (self.lemma == "uniform"):
             raise ValueError("a key is needed exactly when the lemma is not 'uniform'")
         if self.lemma == "L2" and not (self.gamma and self.gamma > 0):
             raise ValueError("lemma L2 needs a margin gamma > 0")
-        if self.lemma in ("L1", "L2") and (len(self.values) != 1 or self.values[0][0] != self.key):
+        if self.lemma in ("L1", "L1-self", "L2") and (len(self.values) != 1 or self.values[0][0] != self.key):
             raise ValueError(f"lemma {self.lemma} retrieves the key itself: values must be ((key, slot),)")
         if self.lemma == "L2-set" and not (self.k and self.k >= 1):
             raise ValueError("lemma L2-set needs the number k >= 1 of flagged tokens")
+        _check_common(self)
+
+
+@dataclass(frozen=True)
+class SumOfOneInputs:
+    """slot ← Σ_i f_i(z_i) approximately: each part a :class:`OneInput` (its own input form,
+    target, intervals; its ``tolerance`` its share), the block's units split among the parts by
+    the form they read. sup |net − Σ f_i| ≤ Σ_i sup |net_i − f_i| ≤ ``tolerance``."""
+
+    parts: tuple[OneInput, ...]
+    tolerance: float
+    term: str | None
+    weight: float = 1.0
+    combine: str = "sum"
+    statement: str = ""
+
+    def __post_init__(self):
+        if not self.parts or any(p.input is None for p in self.parts):
+            raise ValueError("every part of a SumOfOneInputs claim needs its input form")
         _check_common(self)
 
 
@@ -159,7 +185,7 @@ def _check_common(claim) -> None:
         raise ValueError(f"combine {claim.combine!r} is not one of {COMBINE}")
 
 
-Claim = OneInput | OnBox | Retrieval
+Claim = OneInput | SumOfOneInputs | OnBox | Retrieval
 
 
 def step_function(threshold: float = 0.0) -> Callable:

@@ -354,7 +354,8 @@ class Program:
         put(model.w, self._vec(self.readout_form)); put(model.b, self.readout_bias)
         return CompiledProgram(model=model, slots=tuple(self.slots), trace=tuple(self.trace), sites=self._sites(),
                                layout=SlotLayout(stage=dict(self.stage), token_constants=dict(self.token_constants),
-                                                 cls_constants=dict(self.cls_constants)))
+                                                 cls_constants=dict(self.cls_constants),
+                                                 position_slots=tuple(self.position_slots)))
 
     def _sites(self) -> tuple["Site", ...]:
         """Every head and FFN block, where it sits in the compiled weights, with its claim."""
@@ -389,6 +390,7 @@ class SlotLayout:
     stage: dict
     token_constants: dict
     cls_constants: dict
+    position_slots: tuple = ()  # one-hot position slots pos1..posT (1 at token s, 0 elsewhere)
 
 
 @dataclass

@@ -33,6 +33,11 @@ The lemmas, at the actual β̂ (minimum over query classes) and the row's T
   |out − flagged mean| ≤ ρ(T, k, β̂K)·D.
 * uniform (no score on any variable slot): out = (1/T)Σ_s value_s exactly, up to the
   rounding of a T-term average (8·T·u·D).
+* L1-self (C4; queries at every token t, which holds one-hot position pos_t = 1): the key-side
+  vector κ_t is read per token; on the non-position slots it must be β̂_t·key, and on the
+  position slots its entries κ_t[pos_s] must be one number c_t for every s ≠ t — the *actual
+  penalty* of token t is B_t = c_t − κ_t[pos_t]. Then
+  |out_t − max_{s≠t} key_s| ≤ e_max(T−1, min_t β̂_t) + max_t e^{β̂_t − B_t}.
 """
 
 from __future__ import annotations
@@ -58,8 +63,8 @@ def _query_classes(layout, slots, readable: np.ndarray, queries: str):
     """[(name, constant values (E,), variable mask (E,))] of the query positions the claim uses."""
     cls_val = np.array([layout.cls_constants.get(s, 0.0) for s in slots])
     cls_var = np.array([layout.stage[s] > 0 for s in slots]) & readable & ~np.isin(slots, list(layout.cls_constants))
-    out = [("CLS", cls_val, cls_var)]
-    if queries == "all":
+    out = [("CLS", cls_val, cls_var)] if queries in ("cls", "all") else []
+    if queries in ("all", "tokens"):
         tok_val, tok_var = token_view(layout, slots, readable)
         out.append(("tokens", tok_val, tok_var))
     return out
@@ -77,28 +82,36 @@ def _close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a - b) <= 8 * U * (np.abs(a) + np.abs(b))
 
 
-def read_head(attn, head: int, slots, layout, stage: int, claim):
-    """(β̂ per query class, None) or (None, problem): the actual inverse temperature of the
-    head relative to the claimed key, after the structural checks of the module docstring."""
-    Wq, Wk = np.asarray(attn.Wq[...])[head], np.asarray(attn.Wk[...])[head]
+def value_problem(attn, head: int, slots, layout, stage: int, claim) -> str | None:
+    """None when the head writes exactly the claimed value forms into the claimed slots (on the
+    tokens' live slots) and nothing elsewhere; otherwise what differs."""
     Wv, Wo = np.asarray(attn.Wv[...])[head], np.asarray(attn.Wo[...])[head]
-    M, OV = Wq @ Wk.T, Wv @ Wo
+    OV = Wv @ Wo
     readable = np.array([layout.stage[s] < stage for s in slots])
     tok_val, tok_var = token_view(layout, slots, readable)
     live = tok_var | (readable & (tok_val != 0))
     names = np.asarray(slots)
-    # values: each claimed column equals its form on the live token rows; the others vanish there
-    claimed = {}
-    for vform, into in claim.values:
-        claimed[slots.index(into)] = form_vector(vform, slots)
+    claimed = {slots.index(into): form_vector(vform, slots) for vform, into in claim.values}
     for j in range(len(slots)):
-        want = claimed.get(j, np.zeros(len(slots)))
-        bad = live & ~_close(OV[:, j], want)
+        bad = live & ~_close(OV[:, j], claimed.get(j, np.zeros(len(slots))))
         if np.any(bad):
-            what = f"slot {slots[j]} gets value weight on {names[bad].tolist()}"
             if j in claimed:
-                what = f"the value written to {slots[j]} is not {_form_str(claim.values, slots[j])}"
-            return None, what
+                return f"the value written to {slots[j]} is not {_form_str(claim.values, slots[j])}"
+            return f"slot {slots[j]} gets value weight on {names[bad].tolist()}"
+    return None
+
+
+def read_head(attn, head: int, slots, layout, stage: int, claim):
+    """(β̂ per query class, None) or (None, problem): the actual inverse temperature of the
+    head relative to the claimed key, after the structural checks of the module docstring."""
+    problem = value_problem(attn, head, slots, layout, stage, claim)
+    if problem:
+        return None, problem
+    Wq, Wk = np.asarray(attn.Wq[...])[head], np.asarray(attn.Wk[...])[head]
+    M = Wq @ Wk.T
+    readable = np.array([layout.stage[s] < stage for s in slots])
+    tok_val, tok_var = token_view(layout, slots, readable)
+    names = np.asarray(slots)
     betas = []
     for cname, qval, qvar in _query_classes(layout, slots, readable, claim.queries):
         if np.any(M[qvar] != 0):
@@ -126,8 +139,55 @@ def _form_str(values, into: str) -> str:
     return next(str(f) for f, o in values if o == into)
 
 
+def read_self_excluding_head(attn, head: int, slots, layout, stage: int, claim, T: int):
+    """(β̂_t, B_t) per token t = 1..T, or (None, problem): the L1-self reading (module docstring)."""
+    problem = value_problem(attn, head, slots, layout, stage, claim)
+    if problem:
+        return None, problem
+    Wq, Wk = np.asarray(attn.Wq[...])[head], np.asarray(attn.Wk[...])[head]
+    M = Wq @ Wk.T
+    readable = np.array([layout.stage[s] < stage for s in slots])
+    names = np.asarray(slots)
+    pos = [slots.index(p) for p in layout.position_slots[:T]]
+    if len(pos) < T:
+        return None, f"L1-self needs one-hot positions for T = {T} tokens"
+    tok_val, tok_var = token_view(layout, slots, readable)
+    is_pos = np.zeros(len(slots), bool)
+    is_pos[pos] = True
+    qvar = tok_var & ~is_pos  # at token t the positions are known: pos_t = 1, the others 0
+    if np.any(M[qvar] != 0):
+        return None, f"the score depends on the token query's variable slots {names[np.any(M != 0, 1) & qvar].tolist()}"
+    k = form_vector(claim.key, slots)
+    kv = np.where(tok_var & ~is_pos, k, 0.0)
+    if not np.any(kv) or np.any(k[is_pos]):
+        return None, "the claimed key must read a variable non-position token slot and no position"
+    p = int(np.argmax(np.abs(kv)))
+    out = []
+    for t in range(T):
+        kappa = tok_val @ M + M[pos[t]]
+        beta = kappa[p] / k[p]
+        bad = tok_var & ~is_pos & ~_close(kappa, beta * k)
+        if np.any(bad):
+            return None, f"the score at token {t + 1} is not β·({claim.key}) + a position offset: it differs on {names[bad].tolist()}"
+        offsets = kappa[pos]
+        others = np.delete(offsets, t)
+        if others.size and np.any(others != others[0]):
+            return None, f"token {t + 1} gives the other tokens unequal position offsets"
+        out.append((float(beta), float((others[0] if others.size else 0.0) - offsets[t])))
+    return out, None
+
+
 def certify_head(attn, head: int, slots, layout, stage: int, claim, T: int) -> tuple[Certificate, float | None]:
     """The head's certified error under its claim's lemma at the row's T; and its actual β̂."""
+    if claim.lemma == "L1-self":
+        per_token, problem = read_self_excluding_head(attn, head, slots, layout, stage, claim, T)
+        if problem:
+            return Certificate(upper=math.inf, problem=problem), None
+        betas = [b for b, _ in per_token]
+        if min(betas) <= 0:
+            return Certificate(upper=math.inf, problem=f"actual β = {min(betas):.4g} is not positive"), min(betas)
+        self_weight = max(math.exp(min(b - B, 700.0)) for b, B in per_token)  # e^{β̂_t − B_t}, capped before overflow
+        return Certificate(upper=(e_max(max(T - 1, 1), min(betas)) + self_weight) * (1 + 8 * U)), min(betas)
     betas, problem = read_head(attn, head, slots, layout, stage, claim)
     if problem:
         return Certificate(upper=math.inf, problem=problem), None

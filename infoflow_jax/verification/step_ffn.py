@@ -92,19 +92,28 @@ def evaluate(f, z: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- one input
-def one_input_function(W1, b1, W2, b2, form: np.ndarray, out: int, readable: np.ndarray):
-    """The block writing slot ``out`` as a PiecewiseLinear of z = ⟨form, h⟩ (+ its constant),
-    or (None, problem) when a unit writing ``out`` reads anything but ``form``."""
-    live = np.flatnonzero(W2[:, out] != 0)
-    cols = W1[:, live][readable]
+def parallel_units(W1, units: np.ndarray, form: np.ndarray, readable: np.ndarray):
+    """Which of ``units`` read along ``form`` only (W1[:, j] = a_j·form on the readable slots,
+    to 4 ulps), and their a_j."""
+    cols = W1[:, units][readable]
     phi = form[readable]
     p = int(np.argmax(np.abs(phi)))
     a = cols[p] / phi[p]
-    mismatch = np.abs(cols - np.outer(phi, a)) > 4 * U * np.abs(cols)
-    if np.any(mismatch):
-        rows = np.flatnonzero(readable)[np.any(mismatch, axis=1)]
-        return None, f"units writing the slot also read slot rows {rows.tolist()} beyond its input form"
-    c = float(b2[out])
+    return np.all(np.abs(cols - np.outer(phi, a)) <= 4 * U * np.abs(cols), axis=0), a
+
+
+def one_input_function(W1, b1, W2, b2, form: np.ndarray, out: int, readable: np.ndarray,
+                       units: np.ndarray | None = None, with_bias: bool = True):
+    """The block writing slot ``out`` as a PiecewiseLinear of z = ⟨form, h⟩ (+ its constant),
+    or (None, problem) when a unit writing ``out`` reads anything but ``form``. ``units``: only
+    these hidden units (default: every unit writing ``out``); ``with_bias``: add b2[out]."""
+    live = np.flatnonzero(W2[:, out] != 0) if units is None else np.asarray(units)
+    ok, a = parallel_units(W1, live, form, readable)
+    if not np.all(ok):
+        cols = W1[:, live[~ok]]
+        rows = np.flatnonzero(readable & np.any(cols != 0, axis=1))
+        return None, f"units writing the slot read slots {rows.tolist()} beyond its input form"
+    c = float(b2[out]) if with_bias else 0.0
     # the output bias as two constant units: relu(c) − relu(−c) = c
     a = np.concatenate([a, [0.0, 0.0]])
     b = np.concatenate([b1[live], [c, -c]])

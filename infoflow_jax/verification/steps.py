@@ -36,12 +36,12 @@ import math
 
 import numpy as np
 
-from infoflow_jax.core.claims import OnBox, OneInput, Retrieval
+from infoflow_jax.core.claims import OnBox, OneInput, Retrieval, SumOfOneInputs
 from infoflow_jax.core.precision import FLOAT64_FLOOR, within_bound
 from infoflow_jax.core.pwl import layer_ffn_weights
 from infoflow_jax.verification.step_attention import certify_head, form_vector
 from infoflow_jax.verification.step_ffn import Certificate, certify_kuhn, kuhn_block_network, one_input_function, \
-    sup_one_input
+    parallel_units, sup_one_input
 
 STEP_KEYS = ("name", "note", "claim", "certified_error", "tolerance", "term", "ok", "attained", "detail")
 
@@ -83,6 +83,8 @@ def _check_site(compiled, site, T: int) -> dict:
             return _finish(site, claim, cert, detail)
         if isinstance(claim, OneInput) and site.kind == "ffn":
             return _finish(site, claim, *_one_input(compiled, site, claim))
+        if isinstance(claim, SumOfOneInputs) and site.kind == "ffn":
+            return _finish(site, claim, *_sum_of_one_inputs(compiled, site, claim))
         if isinstance(claim, OnBox) and site.kind == "ffn":
             return _finish(site, claim, *_on_box(compiled, site, claim))
     except np.linalg.LinAlgError as exc:  # a degenerate input form
@@ -101,7 +103,7 @@ def _finish(site, claim, cert: Certificate, detail: str | None = None) -> dict:
             ok = False
             detail = f"values in [{lo:.6g}, {hi:.6g}], not inside the claimed [{values_in[0]:g}, {values_in[1]:g}]"
     return _step(site, claim=describe(claim), certified_error=float(cert.upper), tolerance=float(claim.tolerance),
-                 term=claim.term, ok=bool(ok), attained=None if cert.problem else cert.lower or None,
+                 term=" + ".join(claim.term) if isinstance(claim.term, tuple) else claim.term, ok=bool(ok), attained=None if cert.problem else cert.lower or None,
                  detail=detail if detail is not None else cert.problem)
 
 
@@ -111,25 +113,63 @@ def _readable(compiled, site) -> np.ndarray:
     return np.array([compiled.layout.stage[s] < stage for s in compiled.slots])
 
 
-def _one_input(compiled, site, claim: OneInput) -> tuple[Certificate, str | None]:
+def _depth_one(compiled, site):
+    """The layer's FFN as (W1, b1, W2, b2), or a problem when it is not one Dense hidden layer."""
     parts = layer_ffn_weights(compiled.model, site.layer)
     if len(site.outputs) != 1:
-        return Certificate(upper=math.inf), "a one-input claim needs a block writing one slot"
+        return None, "a one-input claim needs a block writing one slot"
     if len(parts) != 2 or parts[0][2] or parts[1][2]:
-        return Certificate(upper=math.inf), "a one-input claim needs its layer's FFN to have one Dense hidden layer"
+        return None, "a one-input claim needs its layer's FFN to have one Dense hidden layer"
     (W1, b1, _), (W2, b2, _) = parts
-    form = claim.input if claim.input is not None else site.inputs[0]
-    pl, problem = one_input_function(W1, b1, W2, b2, form_vector(form, compiled.slots),
-                                     compiled.slots.index(site.outputs[0]), _readable(compiled, site))
-    if problem:
-        return Certificate(upper=math.inf, problem=problem), problem
+    return (W1, b1, W2, b2), None
+
+
+def _certify_part(pl, claim: OneInput) -> Certificate:
+    """One PiecewiseLinear against a OneInput claim, over all of its intervals."""
     certs = [sup_one_input(pl, claim.target, claim.lipschitz, lo, hi, claim.tolerance, claim.affine_between)
              for lo, hi in claim.intervals]
     worst = max(certs, key=lambda c: c.upper)
-    rng = (min(c.value_range[0] for c in certs), max(c.value_range[1] for c in certs))
     at = max(certs, key=lambda c: c.lower)
-    return Certificate(upper=worst.upper, lower=at.lower, at=at.at, value_range=rng, rounding=worst.rounding), \
-        f"sup attained ≥ {at.lower:.3e} at z = {at.at:.6g}"
+    rng = (min(c.value_range[0] for c in certs), max(c.value_range[1] for c in certs))
+    return Certificate(upper=worst.upper, lower=at.lower, at=at.at, value_range=rng, rounding=worst.rounding)
+
+
+def _one_input(compiled, site, claim: OneInput) -> tuple[Certificate, str | None]:
+    weights, problem = _depth_one(compiled, site)
+    if problem:
+        return Certificate(upper=math.inf, problem=problem), problem
+    form = claim.input if claim.input is not None else site.inputs[0]
+    pl, problem = one_input_function(*weights, form_vector(form, compiled.slots),
+                                     compiled.slots.index(site.outputs[0]), _readable(compiled, site))
+    if problem:
+        return Certificate(upper=math.inf, problem=problem), problem
+    cert = _certify_part(pl, claim)
+    return cert, f"sup attained ≥ {cert.lower:.3e} at z = {cert.at:.6g}"
+
+
+def _sum_of_one_inputs(compiled, site, claim: SumOfOneInputs) -> tuple[Certificate, str | None]:
+    """Each part's units are those reading its form; every unit writing the slot must be in one.
+    sup |Σ_i net_i − Σ_i f_i| ≤ Σ_i sup |net_i − f_i| (the output bias goes with the first part)."""
+    weights, problem = _depth_one(compiled, site)
+    if problem:
+        return Certificate(upper=math.inf, problem=problem), problem
+    W1, b1, W2, b2 = weights
+    out, readable = compiled.slots.index(site.outputs[0]), _readable(compiled, site)
+    live = np.flatnonzero(W2[:, out] != 0)
+    free = np.ones(live.size, bool)
+    certs = []
+    for i, part in enumerate(claim.parts):
+        form = form_vector(part.input, compiled.slots)
+        mine = parallel_units(W1, live, form, readable)[0] & free
+        free &= ~mine
+        pl, _ = one_input_function(W1, b1, W2, b2, form, out, readable, units=live[mine], with_bias=i == 0)
+        certs.append(_certify_part(pl, part))
+    if np.any(free):
+        problem = f"units {live[free].tolist()} writing the slot read none of the parts' forms"
+        return Certificate(upper=math.inf, problem=problem), problem
+    cert = Certificate(upper=sum(c.upper for c in certs), lower=max(c.lower for c in certs),
+                       rounding=sum(c.rounding for c in certs))
+    return cert, "parts' certified errors: " + ", ".join(f"{c.upper:.3e}" for c in certs)
 
 
 def _on_box(compiled, site, claim: OnBox) -> tuple[Certificate, str | None]:
@@ -147,22 +187,30 @@ def _on_box(compiled, site, claim: OnBox) -> tuple[Certificate, str | None]:
 
 # ----------------------------------------------------------------------------- the bound's terms
 def _term_checks(claims, bound_terms: dict) -> list[dict]:
-    """Failing pseudo-steps where the claims do not account for the bound's terms."""
+    """Failing pseudo-steps where the claims do not account for the bound's terms. A claim's
+    ``term`` is a name or a tuple of names (one step responsible for several terms): the steps
+    naming the same group share the sum of its terms."""
     out = []
-    claims = [c for c in claims if c is not None]
+    claims = [c for c in claims if c is not None and c.term is not None]
+    group = lambda c: c.term if isinstance(c.term, tuple) else (c.term,)
     for c in claims:
-        if c.term is not None and c.term not in bound_terms:
-            out.append(_pseudo(c.term, None, None, f"a step names term '{c.term}', which the bound does not have"))
+        for t in group(c):
+            if t not in bound_terms:
+                out.append(_pseudo(t, None, None, f"a step names term '{t}', which the bound does not have"))
+    groups = {group(c) for c in claims}
+    for term in bound_terms:
+        if sum(term in g for g in groups) > 1:
+            out.append(_pseudo(term, None, float(bound_terms[term]), "the term is split between step groups"))
     for term, value in bound_terms.items():
-        mine = [c for c in claims if c.term == term]
-        if not mine:
-            if value > 0:
-                out.append(_pseudo(term, None, float(value), "no step claims this term of the bound"))
-            continue
+        if value > 0 and not any(term in g for g in groups):
+            out.append(_pseudo(term, None, float(value), "no step claims this term of the bound"))
+    for g in groups:
+        mine = [c for c in claims if group(c) == g]
+        value = sum(bound_terms.get(t, 0.0) for t in g)
         shares = [c.weight * c.tolerance for c in mine]
         total = max(shares) if all(c.combine == "max" for c in mine) else sum(shares)
         if not within_bound(total, value):
-            out.append(_pseudo(term, float(total), float(value),
+            out.append(_pseudo(" + ".join(g), float(total), float(value),
                                "the steps' shares weight·tolerance exceed this term of the bound"))
     return out
 
@@ -182,10 +230,13 @@ def describe(claim) -> str:
         where = " ∪ ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in claim.intervals)
         name = getattr(claim.target, "name", "f")
         return f"|net(z) − {name}(z)| ≤ tol on z ∈ {where}"
+    if isinstance(claim, SumOfOneInputs):
+        return " + ".join(describe(p) for p in claim.parts)
     if isinstance(claim, OnBox):
         return f"|net(z) − G(clip z)| ≤ tol on z ∈ [{claim.box[0]:.4g}, {claim.box[1]:.4g}]^D, affine per simplex (n={claim.n})"
     outs = ", ".join(o for _, o in claim.values)
     return {"L1": f"L1: |{outs} − max_s ({claim.key})| ≤ D·e_max(T, βD), D={claim.key_range:g}",
+            "L1-self": f"L1 over the others: |{outs}_t − max_(s≠t) ({claim.key})| ≤ e_max(T−1,β) + e^(β−B_t)",
             "L2": f"L2: |{outs} − top ({claim.key})| ≤ (T−1)e^(−βγ)·D, γ={claim.gamma:g}, D={claim.key_range:g}",
             "L2-set": f"L2: |{outs} − mean over the {claim.k} flagged| ≤ ρ(T,k,βK)·D, D={claim.key_range:g}",
             "uniform": f"uniform: {outs} = exact token averages"}[claim.lemma]
