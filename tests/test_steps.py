@@ -100,6 +100,13 @@ def test_a_one_cell_bump_in_a_decoder_fails_exactly_that_step():
     assert next(s for s in steps if s["name"] == "ffn2:y")["attained"] >= 1.9 * tol
 
 
+def test_an_edited_readout_weight_fails_the_readout_step():
+    built = build("C1", 4, 1e-1)
+    _put(built.compiled.model.w, 1.01 * np.asarray(built.compiled.model.w[...]))
+    steps, certified = check_steps(built)
+    assert not certified and [s["name"] for s in steps if not s["ok"]] == ["readout"]
+
+
 def test_a_moved_hat_threshold_in_a_kuhn_block_is_not_affine_per_simplex():
     """C7: one hat unit's bias 1 → 1.5 puts kinks inside simplices; the Kuhn step fails."""
     built = build("C7", 4, 0.1)
@@ -139,7 +146,8 @@ def test_kuhn_certificate_bounds_the_densely_sampled_error(mutant):
                         np.random.default_rng(1).uniform(lo, hi, (20000, 2))])
     net = _ffn_output(built.compiled.model, site.layer, built.compiled.slots, {"m1": 0, "z": 1}, "y", Z)
     sampled = np.max(np.abs(net - np.asarray(site.claim.target(np.clip(Z, 0.0, 1.0)))))
-    assert sampled <= steps[-1]["certified_error"], (sampled, steps[-1]["certified_error"])
+    cert = next(s["certified_error"] for s in steps if s["name"] == "ffn2:y")
+    assert sampled <= cert, (sampled, cert)
 
 
 @pytest.mark.parametrize("mutant", [None, "beta-small"])

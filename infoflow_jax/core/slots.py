@@ -355,7 +355,8 @@ class Program:
         return CompiledProgram(model=model, slots=tuple(self.slots), trace=tuple(self.trace), sites=self._sites(),
                                layout=SlotLayout(stage=dict(self.stage), token_constants=dict(self.token_constants),
                                                  cls_constants=dict(self.cls_constants),
-                                                 position_slots=tuple(self.position_slots)))
+                                                 position_slots=tuple(self.position_slots),
+                                                 readout=self.readout_form, readout_bias=self.readout_bias))
 
     def _sites(self) -> tuple["Site", ...]:
         """Every head and FFN block, where it sits in the compiled weights, with its claim."""
@@ -391,6 +392,8 @@ class SlotLayout:
     token_constants: dict
     cls_constants: dict
     position_slots: tuple = ()  # one-hot position slots pos1..posT (1 at token s, 0 elsewhere)
+    readout: Form | None = None  # y = ⟨readout, h_CLS⟩ + readout_bias, as the program wrote it
+    readout_bias: float = 0.0
 
 
 @dataclass

@@ -53,6 +53,7 @@ def check_steps(built) -> tuple[list[dict], bool | None]:
     if compiled.layout is None or not any(s.claim is not None for s in sites):
         return [], None
     steps = [_check_site(compiled, site, built.task.T) for site in sites]
+    steps.append(_readout_step(compiled))
     steps += _term_checks([s.claim for s in sites], built.bound_terms)
     return steps, all(s["ok"] for s in steps)
 
@@ -183,6 +184,18 @@ def _on_box(compiled, site, claim: OnBox) -> tuple[Certificate, str | None]:
         return Certificate(upper=math.inf, problem=problem), problem
     cert = certify_kuhn(net, claim.target, claim.lipschitz, claim.n, claim.box, claim.tolerance)
     return cert, cert.problem or f"sup attained ≥ {cert.lower:.3e} at z = {np.round(cert.at, 6).tolist()}"
+
+
+def _readout_step(compiled) -> dict:
+    """The readout is exact: the compiled w, b are the program's readout form and bias (a
+    weight edited after build shows here). Certified error 0 when equal, else ∞."""
+    layout, model = compiled.layout, compiled.model
+    want = form_vector(layout.readout, compiled.slots) if layout.readout is not None else None
+    w, b = np.asarray(model.w[...]), float(np.asarray(model.b[...]))
+    ok = want is not None and np.array_equal(w, want) and b == layout.readout_bias
+    return {"name": "readout", "note": f"y ← {layout.readout} at CLS", "claim": "the readout is the program's, exactly",
+            "certified_error": 0.0 if ok else math.inf, "tolerance": 0.0, "term": None, "ok": bool(ok),
+            "attained": None, "detail": None if ok else "the compiled readout differs from the program's"}
 
 
 # ----------------------------------------------------------------------------- the bound's terms
