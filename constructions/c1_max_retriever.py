@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
+from infoflow_jax.core.claims import OneInput, Retrieval
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
@@ -41,11 +42,19 @@ def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, beta: float | None 
     beta_used = BETA_SMALL(beta) if mutant == "beta-small" else beta
     sign = -1.0 if mutant == "value-sign-flipped" else 1.0
 
+    names = list(terms)
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
+    # the claims are the proof's (value x, the chosen β's tolerance), whatever a mutant compiles
     prog.layer().attend(max_retrieval(query=beta_used * one, key=x, value=sign * x, into="m",
-                                      note=f"m ← soft-max over tokens of x (β={beta_used:.4g})"))
-    prog.layers[0].ffn(FFNBlock((prog["m"],), tuple(decoder), ("y",), note=f"y ← F̂(m), L3 decoder, N={N}"))
+                                      note=f"m ← soft-max over tokens of x (β={beta_used:.4g})",
+                                      claim=Retrieval("L1", key=x, values=((x, "m"),), tolerance=e_max(T, beta),
+                                                      term=names[0], weight=L_F,
+                                                      statement="L1: |m − max_s x_s| ≤ e_max(T, β) at CLS")))
+    prog.layers[0].ffn(FFNBlock((prog["m"],), tuple(decoder), ("y",), note=f"y ← F̂(m), L3 decoder, N={N}",
+                                claim=OneInput(F, L_F, intervals=((0.0, 1.0),), tolerance=pl_decoder_error(L_F, N),
+                                               term=names[1], input=prog["m"],
+                                               statement="|F̂(m) − F(m)| ≤ L_F/(2N) on m ∈ [0,1]")))
     prog.readout(prog["y"])
     return Built(name="C1", task=task, compiled=prog.compile(), eps=eps, bound=sum(terms.values()),
                  bound_terms=terms, betas=[beta], choices={"N": N}, mutant=mutant)

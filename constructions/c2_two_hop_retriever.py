@@ -19,6 +19,7 @@ import numpy as np
 
 from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
+from infoflow_jax.core.claims import OneInput, Retrieval, clipped
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, TENT, LipschitzFn
@@ -58,19 +59,34 @@ def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, psi: LipschitzFn = 
     psi_net = knot_dropped(psi, N1) if mutant == "psi-knot-dropped" else piecewise_linear_decoder(psi, N1)
     b1 = BETA_SMALL(beta1) if mutant == "beta1-small" else beta1
 
+    # each step's claim: the proof's statement (never the mutant's), its tolerance and its bound term
+    names = list(terms)
+    e1, e2 = e_max(T, beta1), e_max(T, beta2)
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
     l1 = prog.layer()
-    l1.attend(max_retrieval(query=b1 * one, key=x, into="m", note=f"m ← soft-max over tokens of x, all positions (β₁={b1:.4g})"))
+    l1.attend(max_retrieval(
+        query=b1 * one, key=x, into="m", note=f"m ← soft-max over tokens of x, all positions (β₁={b1:.4g})",
+        claim=Retrieval("L1", key=x, values=((x, "m"),), queries="all", tolerance=e1, term=names[1],
+                        weight=L_F * L_psi, statement="L1: |m_t − max_s x_s| ≤ e_max(T, β₁) at every position")))
     m = prog["m"]
-    l1.ffn(FFNBlock((m - x,), tuple(psi_net), ("p",), note=f"p ← ψ̂(m − x), L3 decoder, N₁={N1}"))
+    # m_t − x_t ∈ [−e_max₁, 1]; ψ̂ = ψ̂∘clip there, with values in [0,1] (layer 2's L1 needs them)
+    l1.ffn(FFNBlock((m - x,), tuple(psi_net), ("p",), note=f"p ← ψ̂(m − x), L3 decoder, N₁={N1}",
+                    claim=OneInput(clipped(psi), L_psi, intervals=((-e1, 1.0),), tolerance=pl_decoder_error(L_psi, N1),
+                                   term=names[2], weight=L_F, input=m - x, values_in=(0.0, 1.0),
+                                   affine_between=(0.0, 0.5, 1.0) if psi == TENT else None,
+                                   statement=f"|ψ̂(z) − ψ(clip z)| ≤ L_ψ/(2N₁) on z ∈ [−e_max₁, 1], ψ̂ ∈ [0,1]")))
     p = prog["p"]
     key2 = x if mutant == "hop-skipped" else p
     value2 = -p if mutant == "value-sign-flipped" else key2
     l2 = prog.layer()
     l2.attend(max_retrieval(query=beta2 * one, key=key2, value=value2, into="r",
-                            note=f"r ← soft-max over tokens of {key2} (β₂={beta2:.4g})"))
-    l2.ffn(FFNBlock((prog["r"],), tuple(piecewise_linear_decoder(F, N2)), ("y",), note=f"y ← F̂(r), L3 decoder, N₂={N2}"))
+                            note=f"r ← soft-max over tokens of {key2} (β₂={beta2:.4g})",
+                            claim=Retrieval("L1", key=p, values=((p, "r"),), tolerance=e2, term=names[0], weight=L_F,
+                                            statement="L1: |r − max_t p_t| ≤ e_max(T, β₂) at CLS")))
+    l2.ffn(FFNBlock((prog["r"],), tuple(piecewise_linear_decoder(F, N2)), ("y",), note=f"y ← F̂(r), L3 decoder, N₂={N2}",
+                    claim=OneInput(F, L_F, intervals=((0.0, 1.0),), tolerance=pl_decoder_error(L_F, N2), term=names[3],
+                                   input=prog["r"], statement="|F̂(r) − F(r)| ≤ L_F/(2N₂) on r ∈ [0,1]")))
     prog.readout(prog["y"])
     return Built(name="C2", task=task, compiled=prog.compile(), eps=eps, bound=sum(terms.values()),
                  bound_terms=terms, betas=[beta1, beta2], choices={"N1": N1, "N2": N2}, mutant=mutant)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
+from infoflow_jax.core.claims import OneInput, Retrieval, clipped
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
@@ -68,14 +69,23 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, F: Lips
     sign = 1.0 if mutant == "flag-sign-flipped" else -1.0
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
-    score = exclusion_layers(prog, x, one, k, b_ex, gamma, sign=sign)  # layers 1..k−1: x − K·f_{k−1}
+    eta = margin_retrieval_error(T, beta_ex, gamma, SCORE_RANGE)
+    score = exclusion_layers(prog, x, one, k, b_ex, gamma, sign=sign, eta=eta)  # layers 1..k−1: x − K·f_{k−1}
+    proof = x if k == 1 else x - K_EXCLUDE * prog[f"f{k - 1}"]  # the claims' score, whatever a mutant compiles
     if mutant == "flag-dropped":
         score = x
     decoder = knot_dropped(F, N) if mutant == "knot-dropped" else piecewise_linear_decoder(F, N)
+    names, e = list(terms), e_max(T, beta_last)
     last = prog.layer()
     last.attend(max_retrieval(query=beta_last * one, key=score, into="z",
-                              note=f"z ← soft-max over tokens of ({score}) = x_({k}) (β={beta_last:.4g})"))
-    last.ffn(FFNBlock((prog["z"],), tuple(decoder), ("y",), note=f"y ← F̂(z), L3 decoder, N={N}"))
+                              note=f"z ← soft-max over tokens of ({score}) = x_({k}) (β={beta_last:.4g})",
+                              claim=Retrieval("L1", key=proof, values=((proof, "z"),), excluded=k > 1, tolerance=e,
+                                              term=names[0], weight=L_F,
+                                              statement=f"L1 (flagged tokens ≥ 1 below): |z − x_({k})| ≤ e_max(T, β)")))
+    last.ffn(FFNBlock((prog["z"],), tuple(decoder), ("y",), note=f"y ← F̂(z), L3 decoder, N={N}",
+                      claim=OneInput(clipped(F), L_F, intervals=((-e, 1.0),), tolerance=pl_decoder_error(L_F, N),
+                                     term=names[1], input=prog["z"],
+                                     statement="|F̂(z) − F(clip z)| ≤ L_F/(2N) on z ∈ [−e_max, 1]")))
     prog.readout(prog["y"])
     return Built(name="C3", task=task, compiled=prog.compile(), eps=eps, bound=sum(terms.values()),
                  bound_terms=terms, betas=[beta_ex] * (k - 1) + [beta_last],

@@ -36,6 +36,7 @@ import numpy as np
 
 from infoflow_jax.verification.mutants import knot_dropped
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
+from infoflow_jax.core.claims import OneInput, Retrieval, SumOfOneInputs, clipped
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
@@ -87,6 +88,8 @@ def build(T: int, eps: float, *, k: int = 2, F: LipschitzFn = DEFAULT_F, beta: f
              "decoder L_F/(2N)": pl_decoder_error(L_F, N)}
 
     B_used = 0.1 if mutant == "B-small" else B
+    t1, t_self, t2, t_dec = list(terms)
+    e2 = e_max(T, beta2)
     prog = Program(positional="onehot", max_T=T)
     one, x = prog.constant("one"), prog.token_input("x")
     pos = prog.position_codes()
@@ -94,17 +97,35 @@ def build(T: int, eps: float, *, k: int = 2, F: LipschitzFn = DEFAULT_F, beta: f
     pairs = ((beta1 * one, x),)
     if mutant != "self-exclusion-dropped":
         pairs += tuple((-B_used * p, p) for p in pos)
+    # claims: the proof's statements, whatever a mutant compiles
     l1.attend(Head(score=pairs, values=((x, "M"),),
-                   note=f"M ← soft-max over s ≠ t of x_s: scores β₁x_s − B·[s=t] (β₁={beta1:.4g}, B={B_used:.4g})"))
+                   note=f"M ← soft-max over s ≠ t of x_s: scores β₁x_s − B·[s=t] (β₁={beta1:.4g}, B={B_used:.4g})",
+                   claim=Retrieval("L1-self", key=x, values=((x, "M"),), queries="tokens", tolerance=e1,
+                                   term=(t1, t_self), weight=L_F,
+                                   statement="L1 over s ≠ t: |M_t − max_(s≠t) x_s| ≤ e_max(T−1,β₁) + e^(β₁−B) = e₁")))
     sign = 1.0 if mutant == "min-sign-flipped" else -1.0
     min_net = (Dense(np.eye(2), np.zeros(2)),  # (x − M, x) → relu(x − M), relu(x) = x (x ≥ 0)
                Dense(np.array([[sign], [1.0]]), np.zeros(1)))
-    l1.ffn(FFNBlock((x - prog["M"], x), min_net, ("u",), note="u ← x − relu(x − M) = min(x, M)"))
+    M = prog["M"]
+    # u = min(x, M) = x − relu(x − M), exactly: x ∈ [0,1], M_t ∈ [−e₁, 1 + e₁] so x − M ∈ [−1 − e₁, 1 + e₁]
+    min_claim = SumOfOneInputs(
+        parts=(OneInput(lambda z: z, 1.0, intervals=((0.0, 1.0),), tolerance=0.0, term=None, affine_between=(),
+                        input=x),
+               OneInput(lambda z: -np.maximum(z, 0.0), 1.0, intervals=((-1.0 - e1, 1.0 + e1),), tolerance=0.0,
+                        term=None, affine_between=(0.0,), input=x - M)),
+        tolerance=0.0, term=None, statement="u = x − relu(x − M) = min(x, M), exactly (x ∈ [0,1], |M − M*| ≤ e₁)")
+    l1.ffn(FFNBlock((x - M, x), min_net, ("u",), note="u ← x − relu(x − M) = min(x, M)", claim=min_claim))
     decoder = knot_dropped(F, N) if mutant == "knot-dropped" else piecewise_linear_decoder(F, N)
     l2 = prog.layer()
+    # u ∈ [−e₁, 1]: L1 on keys of range 1 + e₁ (e_max decreasing in β)
     l2.attend(max_retrieval(query=beta2 * one, key=prog["u"], into="z",
-                            note=f"z ← soft-max over tokens of u = x_(2) (β₂={beta2:.4g})"))
-    l2.ffn(FFNBlock((prog["z"],), tuple(decoder), ("y",), note=f"y ← F̂(z), L3 decoder, N={N}"))
+                            note=f"z ← soft-max over tokens of u = x_(2) (β₂={beta2:.4g})",
+                            claim=Retrieval("L1", key=prog["u"], values=((prog["u"], "z"),), key_range=1.0 + e1,
+                                            tolerance=(1 + e1) * e2, term=t2, weight=L_F,
+                                            statement="L1: |z − max_t u_t| ≤ (1 + e₁)·e_max(T, β₂)")))
+    l2.ffn(FFNBlock((prog["z"],), tuple(decoder), ("y",), note=f"y ← F̂(z), L3 decoder, N={N}",
+                    claim=OneInput(clipped(F), L_F, intervals=((-e1, 1.0),), tolerance=pl_decoder_error(L_F, N),
+                                   term=t_dec, input=prog["z"], statement="|F̂(z) − F(clip z)| ≤ L_F/(2N) on z ∈ [−e₁, 1]")))
     prog.readout(prog["y"])
     built = Built(name="C4", task=task, compiled=prog.compile(), eps=eps, bound=sum(terms.values()),
                   bound_terms=terms, betas=[beta1, beta2], choices={"N": N, "B": B, "eta": eta}, mutant=mutant)

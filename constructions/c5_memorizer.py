@@ -22,6 +22,7 @@ import math
 import jax.numpy as jnp
 
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
+from infoflow_jax.core.claims import OnBox, Retrieval
 from infoflow_jax.core.errors import InputError, check_choice, check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
 from infoflow_jax.core.kuhn import kuhn_cells_for, kuhn_decoder, kuhn_error_constant, kuhn_param_formula
@@ -98,13 +99,19 @@ def build(T: int, eps: float, *, target: str = "max", F: LipschitzFn = DEFAULT_F
         for f in xs[1:]:
             total = total + f
         score = ((50.0 * one, total),)
+    dec_term, att_term = list(terms)
+    proof_values = tuple((T * xs[j], f"z{j + 1}") for j in range(T))  # the claim's, whatever a mutant compiles
     l1 = prog.layer()
-    l1.attend(Head(score=score, values=values, note="z_j ← uniform average of T·x_s⊗e_s = x_j at CLS (β = 0)"))
+    l1.attend(Head(score=score, values=values, note="z_j ← uniform average of T·x_s⊗e_s = x_j at CLS (β = 0)",
+                   claim=Retrieval("uniform", key=None, values=proof_values, tolerance=0.0, term=att_term,
+                                   key_range=float(T), statement="uniform attention: z_j = (1/T)Σ_s T·xs_j = x_j, exactly")))
     net = kuhn_ffn(dec)
     if mutant == "vertex-shifted":
         net = vertex_shifted(dec, 1.0, int(sum((n // 2) * (n + 1) ** i for i in range(T))))
-    l1.ffn(FFNBlock(tuple(prog[f"z{j + 1}"] for j in range(T)), net, ("y",),
-                    note=f"y ← Ĥ(z_1..z_{T}), L4 Kuhn decoder on [0,1]^{T}, n={n}"))
+    zs = tuple(prog[f"z{j + 1}"] for j in range(T))
+    l1.ffn(FFNBlock(zs, net, ("y",), note=f"y ← Ĥ(z_1..z_{T}), L4 Kuhn decoder on [0,1]^{T}, n={n}",
+                    claim=OnBox(H, L, n=n, box=(0.0, 1.0), tolerance=dec.error_bound(L), term=dec_term, inputs=zs,
+                                statement=f"|Ĥ(z) − H(z)| ≤ C_T·L_∞/n on [0,1]^{T}, affine per Kuhn simplex")))
     prog.readout(prog["y"])
     return Built(name="C5", task=task, compiled=prog.compile(), eps=eps, bound=sum(terms.values()),
                  bound_terms=terms, betas=[0.0], choices={"n": n, "C_T": kuhn_error_constant(T), "target": target,

@@ -32,6 +32,7 @@ import numpy as np
 
 from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
+from infoflow_jax.core.claims import OnBox, OneInput, Retrieval, clipped
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import check_int_range, check_open_interval
 from infoflow_jax.core.kuhn import kuhn_cells_for, kuhn_decoder, kuhn_error_constant
@@ -110,29 +111,47 @@ def _build(T: int, eps: float, *, coupled: bool, k: int = 2, gamma: float | None
     choices.update({"r": r, "gamma": gamma, "eta": eta, "K": 2.0})
 
     scale = BETA_SMALL(1.0) if mutant == "beta-small" else 1.0
+    # claims: every retrieved m_j (L2, η) and z (L1, e_max) feeds the decode through its Lipschitz
+    # weight; the coupled decoder reads them in ‖·‖_∞, so there each share is the whole term ("max")
+    dec_term, ret_term = list(terms)
+    weights = [L] * r if coupled else [Gj.lipschitz for Gj in task.Gs]
+    combine = "max" if coupled else "sum"
+    e_last = e_max(T, beta_last)
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
-    score = exclusion_layers(prog, x, one, r, scale * beta_ex, gamma)  # layers 1..r−1
+    score = exclusion_layers(prog, x, one, r, scale * beta_ex, gamma, eta=eta, retrieval_term=ret_term,
+                             retrieval_weights=weights[:-1], combine=combine)  # layers 1..r−1
+    proof = x if r == 1 else x - 2.0 * prog[f"f{r - 1}"]  # the claims' score, whatever a mutant compiles
     if mutant == "flag-dropped":
         score = x
     last = prog.layer()
     last.attend(max_retrieval(query=scale * beta_last * one, key=score, into="z",
-                              note=f"z ← soft-max over tokens of ({score}) = x_({r}) at CLS (β={scale * beta_last:.4g})"))
+                              note=f"z ← soft-max over tokens of ({score}) = x_({r}) at CLS (β={scale * beta_last:.4g})",
+                              claim=Retrieval("L1", key=proof, values=((proof, "z"),), excluded=r > 1, tolerance=e_last,
+                                              term=ret_term, weight=weights[-1], combine=combine,
+                                              statement=f"L1 (flagged tokens ≥ 1 below): |z − x_({r})| ≤ e_max(T, β)")))
     retrieved = [prog[f"m{j}"] for j in range(1, r)] + [prog["z"]]
+    slack = [eta] * (r - 1) + [e_last]  # retrieved values lie in [−slack_j, 1]
     if coupled:
         net = kuhn_ffn(dec)
         if mutant == "vertex-shifted":
             net = vertex_shifted(dec, 1.0, nearest_vertex(typical_point(T, r, gamma), n))
         last.ffn(FFNBlock(tuple(retrieved), net, ("y",),
-                          note=f"y ← Ĝ(m1..m{r - 1}, z), L4 Kuhn decoder on [0,1]^{r}, n={n}"))
+                          note=f"y ← Ĝ(m1..m{r - 1}, z), L4 Kuhn decoder on [0,1]^{r}, n={n}",
+                          claim=OnBox(task.G, L, n=n, box=(-max(slack), 1.0), tolerance=dec.error_bound(L),
+                                      term=dec_term, inputs=tuple(retrieved),
+                                      statement=f"|Ĝ(z) − G(clip z)| ≤ C_r·L/n on [−δ, 1]^{r}, affine per Kuhn simplex")))
         prog.readout(prog["y"])
     else:
         outs = []
-        for j, (Gj, Nj, u) in enumerate(zip(task.Gs, Ns, retrieved), start=1):
+        for j, (Gj, Nj, u, sl) in enumerate(zip(task.Gs, Ns, retrieved, slack), start=1):
             net = piecewise_linear_decoder(Gj, Nj)
             if mutant == "knot-dropped" and j == r:
                 net = knot_dropped(Gj, Nj)
-            last.ffn(FFNBlock((u,), tuple(net), (f"y{j}",), note=f"y{j} ← Ĝ_{j}({u}), L3 decoder, N={Nj}"))
+            last.ffn(FFNBlock((u,), tuple(net), (f"y{j}",), note=f"y{j} ← Ĝ_{j}({u}), L3 decoder, N={Nj}",
+                              claim=OneInput(clipped(Gj), Gj.lipschitz, intervals=((-sl, 1.0),),
+                                             tolerance=pl_decoder_error(Gj.lipschitz, Nj), term=dec_term, input=u,
+                                             statement=f"|Ĝ_{j}(u) − G_{j}(clip u)| ≤ L_j/(2N_j) on u ∈ [−δ_j, 1]")))
             outs.append(prog[f"y{j}"])
         total = outs[0]
         for o in outs[1:]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
+from infoflow_jax.core.claims import OnBox, Retrieval
 from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
 from infoflow_jax.core.kuhn import kuhn_cells_for, kuhn_decoder, kuhn_error_constant
 from infoflow_jax.core.lemmas import beta_for_soft_max, e_max
@@ -56,6 +57,8 @@ def build(T: int, eps: float, *, D: int = 2, d: int = 2, gs=None, G=None, beta: 
     dec = kuhn_decoder(task.G, D, n)
     terms = {"decoder C_D·L_G/n": dec.error_bound(L_G), "attention L_G·e_max(T,β)": L_G * e_max(T, beta)}
 
+    dec_term, att_term = list(terms)
+    e = e_max(T, beta)
     prog = Program(d=d)
     one = prog.constant("one")
     xc = [prog.token_input(f"x{c}", coordinate=c) for c in range(d)]
@@ -69,13 +72,20 @@ def build(T: int, eps: float, *, D: int = 2, d: int = 2, gs=None, G=None, beta: 
             if w:
                 key = key + w * xc[c]
         value = key * 0.0 if (mutant == "head-dropped" and i == D - 1) else key
+        # the claim is the proof's: head i writes max_s g_i(x_s) into z_{i+1}; G reads the z's in ‖·‖_∞
         l1.attend(max_retrieval(query=beta * one, key=key, value=value, into=slots[i],
-                                note=f"{slots[i]} ← soft-max over tokens of g_{i + 1}(x) = {key} (β={beta:.4g})"))
+                                note=f"{slots[i]} ← soft-max over tokens of g_{i + 1}(x) = {key} (β={beta:.4g})",
+                                claim=Retrieval("L1", key=key, values=((key, f"z{i + 1}"),), tolerance=e,
+                                                term=att_term, weight=L_G, combine="max",
+                                                statement=f"L1: |z{i + 1} − max_s g_{i + 1}(x_s)| ≤ e_max(T, β)")))
     net = kuhn_ffn(dec)
     if mutant == "vertex-shifted":
         net = vertex_shifted(dec, 1.0, int(sum(round(0.8 * n) * (n + 1) ** i for i in range(D))))
-    l1.ffn(FFNBlock(tuple(prog[f"z{i + 1}"] for i in range(D)), net, ("y",),
-                    note=f"y ← Ĝ(z_1..z_{D}), L4 Kuhn decoder on [0,1]^{D}, n={n}"))
+    zs = tuple(prog[f"z{i + 1}"] for i in range(D))
+    l1.ffn(FFNBlock(zs, net, ("y",), note=f"y ← Ĝ(z_1..z_{D}), L4 Kuhn decoder on [0,1]^{D}, n={n}",
+                    claim=OnBox(task.G, L_G, n=n, box=(0.0, 1.0), tolerance=dec.error_bound(L_G), term=dec_term,
+                                inputs=zs, statement=f"|Ĝ(z) − G(z)| ≤ C_D·L_G/n on [0,1]^{D} (z: averages of "
+                                                     "g_i ∈ [0,1]), affine per Kuhn simplex")))
     prog.readout(prog["y"])
     return Built(name="C7", task=task, compiled=prog.compile(), eps=eps, bound=sum(terms.values()),
                  bound_terms=terms, betas=[beta], choices={"n": n, "C_D": kuhn_error_constant(D), "h": D, "d": d},

@@ -42,6 +42,7 @@ import numpy as np
 
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.verification.mutants import BETA_SMALL
+from infoflow_jax.core.claims import OneInput, Retrieval
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, IDENTITY, LipschitzFn
@@ -98,23 +99,30 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, v: Lips
     assert eta <= gamma / 4  # the flags are exact
     gap = score_gap_for_flagged_set(T, k, SHARES["leakage"] * eps / L_F, D)
     beta_u = beta if beta is not None else gap / K_UNIFORM
-    terms = {"flags (exact: η ≤ γ/4)": 0.0,
+    terms = {"flags (exact: η ≤ γ/4)": 0.0,  # the claims below name these keys
              "leakage L_F·ρ(T,k,βK)·D": L_F * flagged_set_leakage(T, k, beta_u * K_UNIFORM) * D,
              "F decoder L_F/(2N)": pl_decoder_error(L_F, N)}
     if N_v is not None:
         terms["value decoder L_F·L_v/(2N_v)"] = L_F * pl_decoder_error(L_v, N_v)
 
     nudge = {"last-threshold-nudged": {k: gamma}, "first-threshold-nudged": {1: gamma}}.get(mutant)
+    flags_term, leak_term, F_term = "flags (exact: η ≤ γ/4)", "leakage L_F·ρ(T,k,βK)·D", "F decoder L_F/(2N)"
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
-    exclusion_layers(prog, x, one, k + 1, beta_ex, gamma, nudge=nudge)  # layers 1..k: flags f_1..f_k
+    exclusion_layers(prog, x, one, k + 1, beta_ex, gamma, nudge=nudge, eta=eta, flag_term=flags_term)  # f_1..f_k
     if N_v is None:
         value = x
     else:
+        vals = np.asarray(v(np.linspace(0.0, 1.0, N_v + 1)), dtype=np.float64)
         prog.layers[0].ffn(FFNBlock((x,), tuple(piecewise_linear_decoder(v, N_v)), ("v",),
-                                    note=f"v ← v̂(x), L3 decoder, N_v={N_v}"))
+                                    note=f"v ← v̂(x), L3 decoder, N_v={N_v}",
+                                    claim=OneInput(v, L_v, intervals=((0.0, 1.0),), tolerance=pl_decoder_error(L_v, N_v),
+                                                   term="value decoder L_F·L_v/(2N_v)", weight=L_F, input=x,
+                                                   values_in=(float(vals.min()), float(vals.max())),
+                                                   statement="|v̂(x) − v(x)| ≤ L_v/(2N_v) on [0,1], v̂ of range D")))
         value = prog["v"]
     flag = prog[f"f{k}"]
+    proof_key = K_UNIFORM * flag  # the claim's score, whatever a mutant compiles
     if mutant == "flag-dropped":
         flag = prog[f"f{k - 1}"] if k > 1 else Form(())
     key = K_UNIFORM * flag
@@ -124,9 +132,14 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, v: Lips
     last = prog.layer()
     last.attend(max_retrieval(
         query=b_u * one, key=key, value=value, into="u",
-        note=f"u ← Σ_s softmax(β·({key}))·{value} ≈ mean over the top {k} (β={b_u:.4g})"))
+        note=f"u ← Σ_s softmax(β·({key}))·{value} ≈ mean over the top {k} (β={b_u:.4g})",
+        claim=Retrieval("L2-set", key=proof_key, values=((value, "u"),), k=k, key_range=D,
+                        tolerance=flagged_set_leakage(T, k, beta_u * K_UNIFORM) * D, term=leak_term, weight=L_F,
+                        statement=f"L2 on the flagged set: |u − mean of v̂ over the top {k}| ≤ ρ(T,k,βK)·D")))
     last.ffn(FFNBlock((prog["u"],), tuple(piecewise_linear_decoder(F, N)), ("y",),
-                      note=f"y ← F̂(u), L3 decoder, N={N}"))
+                      note=f"y ← F̂(u), L3 decoder, N={N}",
+                      claim=OneInput(F, L_F, intervals=((0.0, 1.0),), tolerance=pl_decoder_error(L_F, N), term=F_term,
+                                     input=prog["u"], statement="|F̂(u) − F(u)| ≤ L_F/(2N) on u ∈ [0,1]")))
     prog.readout(prog["y"])
     return Built(name="C8", task=task, compiled=prog.compile(), eps=eps, bound=sum(terms.values()),
                  bound_terms=terms, betas=[beta_ex] * k + [beta_u],

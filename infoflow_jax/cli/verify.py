@@ -315,6 +315,15 @@ def _params_cell(r):
     return f"{fmt_int(r['params_theorem'])}/{fmt_int(r['params_total'])}"
 
 
+def _steps_cell(r):
+    """Proof-step checks: ok, the first failing step's name, or - (no claims)."""
+    from infoflow_jax.verification.steps import first_failing
+
+    if r.get("step_certified") is None:
+        return "-"
+    return "ok" if r["step_certified"] else first_failing(r.get("steps")) or "FAIL"
+
+
 COLUMNS = [
     Column("name", "name", 14, "<"),
     Column("task", "task", 4, "<"),
@@ -327,6 +336,7 @@ COLUMNS = [
     Column("err_estimate", "estimate", 9, ">", fmt_sci),
     Column("estimator", "estimator", 13, "<"),
     Column("passed", "result", 6, "<", fmt_pass),
+    Column("steps", "steps", 12, "<", cell=_steps_cell),
     Column("mutant", "mutant", 18, "<"),
     Column("expected", "expected", 10, "<", lambda x: "ok" if x else "UNEXPECTED"),
     Column("seconds", "sec", 5, ">", fmt_seconds),
@@ -568,7 +578,7 @@ def run(args) -> int:
                 bar.update(1)
                 if rec["mutant"] is None and rec["passed"]:
                     n_pass += 1
-                if rec["mutant"] is not None and not rec["passed"]:
+                if rec["mutant"] is not None and expected_outcome(rec):  # failed the global check or a step
                     n_caught += 1
                 if not expected_outcome(rec):
                     n_unexpected += 1

@@ -94,9 +94,11 @@ class Head:
     score: tuple[tuple[Form, Form], ...]
     values: tuple[tuple[Form, str], ...]
     note: str = ""
+    claim: object = None  # the step's local claim (infoflow_jax.core.claims), checked against the weights
 
 
-def max_retrieval(*, query: Form, key: Form, into: str, value: Form | None = None, note: str = "") -> Head:
+def max_retrieval(*, query: Form, key: Form, into: str, value: Form | None = None, note: str = "",
+                  claim: object = None) -> Head:
     """slot ``into`` ← softmax-average of ``value`` (default: ``key``) under score ⟨query⟩·⟨key⟩.
 
     With ``query = β·one`` this is the soft maximum of L1: it lies within
@@ -104,7 +106,7 @@ def max_retrieval(*, query: Form, key: Form, into: str, value: Form | None = Non
     """
     value = key if value is None else value
     return Head(score=((query, key),), values=((value, into),),
-                note=note or f"{into} ← max over tokens of ({key})")
+                note=note or f"{into} ← max over tokens of ({key})", claim=claim)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class FFNBlock:
     net: tuple[Layer, ...]
     outputs: tuple[str, ...]
     note: str = ""
+    claim: object = None  # the step's local claim (infoflow_jax.core.claims), checked against the weights
 
     def __post_init__(self):
         if not self.net:
@@ -147,7 +150,7 @@ class LayerBuilder:
         for v, out in head.values:
             self.program._check_readable(v, f"layer {self.index} attention value")
         for v, out in head.values:
-            self.program._write(out, f"layer {self.index} attention ({head.note})")
+            self.program._write(out, f"layer {self.index} attention ({head.note})", stage=2 * self.index - 1)
         self.heads.append(head)
         self.program.trace.append(f"layer {self.index} attn: {head.note}")
         return self
@@ -156,7 +159,7 @@ class LayerBuilder:
         for f in block.inputs:
             self.program._check_readable(f, f"layer {self.index} FFN input")
         for out in block.outputs:
-            self.program._write(out, f"layer {self.index} FFN ({block.note})")
+            self.program._write(out, f"layer {self.index} FFN ({block.note})", stage=2 * self.index)
         self.blocks.append(block)
         self.program.trace.append(f"layer {self.index} ffn : {block.note}")
         return self
@@ -171,6 +174,7 @@ class Program:
         self.max_T = max_T
         self.slots: list[str] = []
         self.writer: dict[str, str] = {}
+        self.stage: dict[str, int] = {}  # slot → when it is written: 0 embedding, 2l−1 layer l's attention, 2l its FFN
         self.token_inputs: dict[str, int] = {}  # slot ← x_{s, i}
         self.token_constants: dict[str, float] = {}
         self.cls_constants: dict[str, float] = {}
@@ -187,10 +191,11 @@ class Program:
             raise BuildError(f"slot '{name}' is read before it is written")
         return Form.of(**{name: 1.0})
 
-    def _write(self, name: str, by: str) -> Form:
+    def _write(self, name: str, by: str, stage: int = 0) -> Form:
         if name in self.writer:
             raise BuildError(f"slot '{name}' is written by {self.writer[name]} and again by {by}")
         self.writer[name] = by
+        self.stage[name] = stage
         self.slots.append(name)
         return Form.of(**{name: 1.0})
 
@@ -347,16 +352,59 @@ class Program:
             for i, l in enumerate(ffn):
                 put(blk.ffn.W[i], l.W); put(blk.ffn.b[i], l.b)
         put(model.w, self._vec(self.readout_form)); put(model.b, self.readout_bias)
-        return CompiledProgram(model=model, slots=tuple(self.slots), trace=tuple(self.trace))
+        return CompiledProgram(model=model, slots=tuple(self.slots), trace=tuple(self.trace), sites=self._sites(),
+                               layout=SlotLayout(stage=dict(self.stage), token_constants=dict(self.token_constants),
+                                                 cls_constants=dict(self.cls_constants),
+                                                 position_slots=tuple(self.position_slots),
+                                                 readout=self.readout_form, readout_bias=self.readout_bias))
+
+    def _sites(self) -> tuple["Site", ...]:
+        """Every head and FFN block, where it sits in the compiled weights, with its claim."""
+        sites = []
+        for lb in self.layers:
+            sites += [Site(lb.index - 1, "attn", i, h.note, h.claim, outputs=tuple(o for _, o in h.values))
+                      for i, h in enumerate(lb.heads)]
+            sites += [Site(lb.index - 1, "ffn", i, b.note, b.claim, inputs=b.inputs, outputs=b.outputs)
+                      for i, b in enumerate(lb.blocks)]
+        return tuple(sites)
+
+
+@dataclass(frozen=True)
+class Site:
+    """One step of a program: head ``index`` of layer ``layer``'s attention (0-based layer),
+    or FFN block ``index`` of its FFN; what it reads and writes, and its claim (or None)."""
+
+    layer: int
+    kind: str  # "attn" | "ffn"
+    index: int
+    note: str
+    claim: object
+    inputs: tuple[Form, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlotLayout:
+    """When each slot is written (0 embedding, 2l−1 attention of layer l, 2l its FFN) and the
+    constants of the embedding: what a step checker needs to read weights in slot terms."""
+
+    stage: dict
+    token_constants: dict
+    cls_constants: dict
+    position_slots: tuple = ()  # one-hot position slots pos1..posT (1 at token s, 0 elsewhere)
+    readout: Form | None = None  # y = ⟨readout, h_CLS⟩ + readout_bias, as the program wrote it
+    readout_bias: float = 0.0
 
 
 @dataclass
 class CompiledProgram:
-    """A compiled construction: the module, its slot layout and its proof trace."""
+    """A compiled construction: the module, its slot layout, its proof trace and its steps."""
 
     model: Transformer
     slots: tuple[str, ...]
     trace: tuple[str, ...]
+    sites: tuple[Site, ...] = ()
+    layout: SlotLayout | None = None
 
     def split(self):
         return nnx.split(self.model)

@@ -12,7 +12,9 @@ Verdicts (THEORY §6):
   :func:`~infoflow_jax.core.precision.within_bound`, since some bounds are attained exactly);
 * lemma check: ``0.99·attained ≤ err_estimate ≤ bound`` (the search found the known worst
   case, and nothing exceeds the lemma);
-* a row is *as expected* when a real row passes and a mutant row fails.
+* a row is *as expected* when a real row passes and a mutant row fails; with proof-step
+  checks (``step_certified`` not None) a real row must also be step-certified, and a mutant
+  row is caught when it fails either the global check or a step.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Record:
     estimator: str | None = None  # which estimator attained it
     estimates: dict | None = None  # every estimator's value
     passed: bool = False
+    steps: list | None = None  # proof-step checks: [{name, note, claim, certified_error, tolerance, term, ok, …}]
+    step_certified: bool | None = None  # every claimed step certified (None: the construction claims none)
     worst_input: list | None = None  # the input (T × d) attaining the estimate
     mutant: str | None = None  # None for the real construction
     expected: bool | None = None  # real row passed, or mutant row failed
@@ -117,8 +121,12 @@ def lemma_passes(err_estimate: float, bound: float, attained: float) -> bool:
 
 
 def expected_outcome(record) -> bool:
-    """A row is as expected when a real construction passes and a mutant fails."""
-    return bool(record["passed"] if record["mutant"] is None else not record["passed"])
+    """A row is as expected when a real construction passes (and, where it claims proof steps,
+    is step-certified) and a mutant fails (the global check, or a step)."""
+    steps_failed = record.get("step_certified") is False
+    if record["mutant"] is None:
+        return bool(record["passed"] and not steps_failed)
+    return bool(not record["passed"] or steps_failed)
 
 
 # ----------------------------------------------------------------------------- constructors

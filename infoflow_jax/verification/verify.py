@@ -21,6 +21,7 @@ from infoflow_jax.verification import memory as mem
 from infoflow_jax.verification.construction import Built, ConstructionSpec, error_function, fast_error_function
 from infoflow_jax.verification.estimators import DEFAULT_BUDGET, Budget, estimate_sup_error
 from infoflow_jax.verification.records import Record, construction_record
+from infoflow_jax.verification.steps import check_steps
 
 
 def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory: int | None = None,
@@ -33,6 +34,8 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     ``budget`` defaults to :data:`~infoflow_jax.verification.estimators.DEFAULT_BUDGET`,
     exactly what ``infoflow verify`` uses. The record passes iff
     ``err_estimate ≤ built.bound ≤ built.eps``; a mutant (``built.mutant``) is expected to fail.
+    The record also carries the proof-step checks (``steps``, ``step_certified``;
+    :mod:`~infoflow_jax.verification.steps`), judged separately from ``passed``.
     ``memory`` (bytes; default: a safe fraction of what is free) sizes the vectorised chunks;
     a configuration that cannot fit is an InputError naming T and ε.
 
@@ -65,6 +68,7 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
                              chunk=mem.chunk_for(per, plan, fixed, budget.chunk),
                              ascent_chunk=mem.chunk_for(per, plan, fixed, budget.starts, mem.ASCENT_FACTOR))
     record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path)
+    record.steps, record.step_certified = check_steps(built)  # the proof's steps against the compiled weights
     record.seconds = time.perf_counter() - t0
     return record
 
