@@ -178,3 +178,11 @@ def test_the_record_and_the_table_name_the_first_failing_step():
     rec = verify(build("C1", 4, 1e-1, mutant="beta-small"), budget=TINY)
     assert rec.step_certified is False and first_failing(rec.steps) == "attn1:m"
     assert "attn1:m" in TABLE.row(rec)
+
+
+def test_a_kuhn_block_too_large_to_check_is_reported_not_certified_instead_of_exhausting_memory():
+    from infoflow_jax.verification.steps import check_steps
+
+    steps, certified = check_steps(lookup("C7").build(16, 0.1, D=3, d=2))  # ~24 GB if attempted
+    assert certified is False
+    assert any(s["detail"] and s["detail"].startswith("not checked:") and not s["ok"] for s in steps)

@@ -66,6 +66,10 @@ from infoflow_jax.core.pwl import EVAL_ULPS_OF_F, UNIT_ROUNDOFF, PiecewiseLinear
 U = UNIT_ROUNDOFF
 MAX_POINTS = 1 << 21  # refinement stops here (the bound is then what it is: sound, maybe loose)
 SIGN_THRESHOLD = 2.0 ** -36  # relative: a pre-activation this close to 0 counts as 0
+# A Kuhn block's check holds every hidden pre-activation at every grid vertex (units × vertices
+# floats, plus sign masks): above this many entries (≈ 0.5 GB of float64) it is not attempted and
+# the step is reported as not certified, with the size (C7 at D = 3 would need tens of GB).
+MAX_KUHN_ENTRIES = 6e7
 
 
 @dataclass(frozen=True)
@@ -297,6 +301,12 @@ def certify_kuhn(net_reach, G, lipschitz: float, n: int, box: tuple[float, float
     inner = np.arange(n + 1) / n
     axis = np.concatenate([[box[0]] if box[0] < 0 else [], inner, [box[1]] if box[1] > 1 else []])
     sizes = (axis.size,) * D
+    units = sum(W.shape[-1] if not grouped else W.shape[0] * W.shape[2] for W, _, grouped in net[:-1])
+    entries = float(units) * axis.size ** D
+    if entries > MAX_KUHN_ENTRIES:
+        return Certificate(upper=math.inf, problem=f"not checked: {units} units × {axis.size ** D} grid vertices "
+                                                   f"= {entries:.2g} pre-activations exceed this checker's limit "
+                                                   f"{MAX_KUHN_ENTRIES:.0e}")
     Z = np.stack(np.meshgrid(*([axis] * D), indexing="ij"), -1).reshape(-1, D)
     pre, out = _forward(net, Z)
     scales = _scales(net, Z)
