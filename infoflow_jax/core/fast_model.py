@@ -99,10 +99,12 @@ def fast_pays(plan: FastPlan, T: int) -> bool:
     return plan.largest_group >= MIN_FAST_UNITS or (plan.shares_queries and T >= MIN_SHARED_T)
 
 
-def apply_fast(plan: FastPlan, X):
+def apply_fast(plan: FastPlan, X, valid=None):
     """Ĥ(X) with every planned FFN evaluated through its FastFFN and every shared-query layer's
-    attention on two query rows; pure, jit/vmap/grad over (plan, X)."""
-    return nnx.merge(plan.graphdef, plan.state)(X, ffns=plan.ffns, shared_queries=plan.shared_queries or None)
+    attention on two query rows; pure, jit/vmap/grad over (plan, X). ``valid``: the real tokens
+    of a padded input (token 1 must be real: the shared row is token 1's)."""
+    return nnx.merge(plan.graphdef, plan.state)(X, ffns=plan.ffns, shared_queries=plan.shared_queries or None,
+                                                valid=valid)
 
 
 def fast_query_rows(plan: FastPlan, T: int) -> list[int]:

@@ -154,19 +154,22 @@ class Attention(nnx.Module):
         self.Wv = nnx.Param(_zeros_or_random(rngs, (h, E, dv), dtype, 1.0 / np.sqrt(E)))
         self.Wo = nnx.Param(_zeros_or_random(rngs, (h, dv, E), dtype, 1.0 / np.sqrt(dv * h)))
 
-    def weights(self, H, queries=None):
+    def weights(self, H, queries=None, valid=None):
         """Attention weights, shape (h, P, T): softmax over token positions, for the
-        query rows ``queries`` (default: all T+1 positions of H)."""
+        query rows ``queries`` (default: all T+1 positions of H). ``valid`` (bool (T,)):
+        keys where it is False (padding) get score −∞, i.e. weight exactly 0."""
         queries = H if queries is None else queries
         q = jnp.einsum("pe,hek->hpk", queries, self.Wq[...])
         k = jnp.einsum("se,hek->hsk", H[1:], self.Wk[...])
         scores = jnp.einsum("hpk,hsk->hps", q, k)
+        if valid is not None:
+            scores = jnp.where(valid, scores, -jnp.inf)
         # jax.nn.softmax subtracts the row max: exp never sees a positive argument.
         return jax.nn.softmax(scores, axis=-1)
 
-    def __call__(self, H, queries=None):
+    def __call__(self, H, queries=None, valid=None):
         v = jnp.einsum("se,hev->hsv", H[1:], self.Wv[...])
-        heads = jnp.einsum("hps,hsv->hpv", self.weights(H, queries), v)
+        heads = jnp.einsum("hps,hsv->hpv", self.weights(H, queries, valid), v)
         return jnp.einsum("hpv,hve->pe", heads, self.Wo[...])
 
 
@@ -203,25 +206,26 @@ class Block(nnx.Module):
         self.attn = Attention(E, shape, dtype=dtype, rngs=rngs)
         self.ffn = FFN(shape.ffn, dtype=dtype, rngs=rngs)
 
-    def __call__(self, H, ffn=None, shared_query=False):
+    def __call__(self, H, ffn=None, shared_query=False, valid=None):
         """``ffn`` (a position-wise callable) replaces this block's own FFN when given:
         the fast path (:mod:`infoflow_jax.core.fast_model`) passes an exact equivalent.
         ``shared_query=True`` is for a caller that has proven every token row's query equal
         (:mod:`infoflow_jax.core.invariance`): attention then runs for the query rows CLS and
-        token 1 only and token 1's output row is broadcast to every token, O(T) not O(T²)."""
+        token 1 only and token 1's output row is broadcast to every token, O(T) not O(T²).
+        ``valid`` (bool (T,)) masks padded keys (:meth:`Attention.weights`)."""
         ffn = self.ffn if ffn is None else ffn
         if shared_query:
-            a = self.attn(H, queries=H[:2])
+            a = self.attn(H, queries=H[:2], valid=valid)
             H = H + jnp.concatenate([a[:1], jnp.broadcast_to(a[1:2], (H.shape[0] - 1, a.shape[1]))])
         else:
-            H = H + self.attn(H)
+            H = H + self.attn(H, valid=valid)
         return H + ffn(H)
 
-    def cls_row(self, H, ffn=None):
+    def cls_row(self, H, ffn=None, valid=None):
         """The CLS row of ``self(H)`` only, shape (1, E): the last layer needs no more,
         which saves a factor T+1 of FFN work there."""
         ffn = self.ffn if ffn is None else ffn
-        h0 = H[:1] + self.attn(H, queries=H[:1])
+        h0 = H[:1] + self.attn(H, queries=H[:1], valid=valid)
         return h0 + ffn(h0)
 
 
@@ -244,22 +248,26 @@ class Transformer(nnx.Module):
             states.append(H)
         return states
 
-    def __call__(self, X, ffns=None, shared_queries=None):
+    def __call__(self, X, ffns=None, shared_queries=None, valid=None):
         """Ĥ(X). ``ffns`` (one entry per layer, None = the block's own FFN) substitutes
         exact equivalents of the FFNs, ``shared_queries`` (one bool per layer) marks layers
-        whose token queries are proven equal (:func:`infoflow_jax.core.fast_model.apply_fast`)."""
+        whose token queries are proven equal (:func:`infoflow_jax.core.fast_model.apply_fast`).
+        ``valid`` (bool (T,), default all True) marks the real tokens of a padded input:
+        attention gives padded keys weight exactly 0 and the readout reads CLS only, so Ĥ
+        equals Ĥ of the unpadded input (to the summation order of zeros)."""
         ffns = (None,) * len(self.blocks) if ffns is None else tuple(ffns)
         shared = (False,) * len(self.blocks) if shared_queries is None else tuple(shared_queries)
         H = self.embed(X)
         for block, ffn, sq in zip(self.blocks[:-1], ffns[:-1], shared[:-1]):
-            H = block(H, ffn, sq)
-        h0 = self.blocks[-1].cls_row(H, ffns[-1])[0] if len(self.blocks) else H[0]
+            H = block(H, ffn, sq, valid)
+        h0 = self.blocks[-1].cls_row(H, ffns[-1], valid)[0] if len(self.blocks) else H[0]
         return h0 @ self.w[...] + self.b[...]
 
 
-def apply(graphdef, state, X):
-    """Pure form: ``apply(*nnx.split(model), X) == model(X)``; jit/vmap over X and state."""
-    return nnx.merge(graphdef, state)(X)
+def apply(graphdef, state, X, valid=None):
+    """Pure form: ``apply(*nnx.split(model), X) == model(X)``; jit/vmap over X and state.
+    ``valid``: the real tokens of a padded input (:meth:`Transformer.__call__`)."""
+    return nnx.merge(graphdef, state)(X, valid=valid)
 
 
 def batched_apply(graphdef, state, Xs):

@@ -22,6 +22,22 @@ def kth_largest(X, k: int):
     return -jnp.sort(-X[..., 0], axis=-1)[..., k - 1]
 
 
+PADDING_RULES = ("min", "first")
+
+
+def fill_tokens(X, valid, rule: str):
+    """X (..., T, d) with the tokens where ``valid`` (..., T) is False replaced by a copy of the
+    smallest real token (``"min"``, d = 1) or of token 1 (``"first"``); token 1 must be real."""
+    m = valid[..., None]
+    if rule == "min":
+        tok = jnp.min(jnp.where(m, X, jnp.inf), axis=-2, keepdims=True)
+    elif rule == "first":
+        tok = X[..., :1, :]
+    else:
+        raise ValueError(f"padding rule {rule!r}: one of {PADDING_RULES}")
+    return jnp.where(m, X, tok)
+
+
 @dataclass(frozen=True)
 class Task:
     """Base: id, human name, input dim d, sequence length T and domain."""
@@ -34,6 +50,19 @@ class Task:
     d = 1
     id = "?"
     name = "?"
+    # How a padded input's padding tokens are filled so that H is unchanged (T padding, one
+    # compiled program for several T): "min" — a copy of the smallest real token (d = 1; exact
+    # for every function of the top order statistics or of maxima over tokens), "first" — a copy
+    # of token 1 (exact for maxima over tokens of any d), None — not paddable.
+    padding = None
+
+    def fill_padding(self, X, valid):
+        """X (..., T, d) with every token where ``valid`` (..., T) is False replaced as
+        :attr:`padding` says (:func:`fill_tokens`); H(fill_padding(X, valid)) = H(real tokens
+        of X) exactly, and so is its gradient with respect to the real tokens."""
+        if self.padding is None:
+            raise ValueError(f"task {self.id} does not declare how to pad (padding = None)")
+        return fill_tokens(X, valid, self.padding)
 
     @property
     def domain(self):
@@ -56,6 +85,7 @@ class MaxRetrieval(Task):
     """T1: H(X) = F(max_s x_s) on the cube."""
 
     F: LipschitzFn = DEFAULT_F
+    padding = "min"
     id = "T1"
     name = "max retrieval"
 
@@ -73,6 +103,7 @@ class TwoHop(Task):
 
     F: LipschitzFn = DEFAULT_F
     psi: LipschitzFn = TENT
+    padding = "min"
     id = "T2"
     name = "two-hop retrieval"
 
@@ -94,6 +125,7 @@ class KthLargest(Task):
     k: int = 2
     gamma: float | None = None
     F: LipschitzFn = DEFAULT_F
+    padding = "min"
     id = "T3"
     name = "k-th largest"
 
@@ -166,6 +198,7 @@ class CoupledTopR(Task):
     r: int = 2
     gamma: float = 0.1
     G: object = None
+    padding = "min"
     id = "T4"
     name = "coupled top-r decode"
 
@@ -198,6 +231,7 @@ class DecoupledTopR(Task):
     r: int = 2
     gamma: float = 0.1
     Gs: tuple = ()
+    padding = "min"
     id = "T5"
     name = "decoupled top-r decode"
 
@@ -276,6 +310,7 @@ class DRetrieval(Task):
     D: int = 2
     gs: tuple = ()
     G: object = None
+    padding = "first"
     id = "T6"
     name = "D-retrieval"
 
@@ -383,6 +418,7 @@ class TopKMean(Task):
     v: LipschitzFn = IDENTITY
     F: LipschitzFn = DEFAULT_F
     gaps: str = "all"
+    padding = "min"
     id = "T7"
     name = "top-k aggregation"
 

@@ -214,3 +214,42 @@ def plan_widths(cfgs: Sequence[TFConfig], T: int, evals: float, *, platform: str
         b = merged[p]
         tight[b] = c if b not in tight else join([tight[b], c])
     return [tight[merged[p]] for p in pow2]
+
+
+def plan_T(members: Sequence[tuple[int, TFConfig | None, float]], *, platform: str = "cpu",
+           policy: str = "auto") -> dict[int, int]:
+    """T padding (``pad_T``): the padded length T_pad each T of a family runs at.
+
+    ``members``: one (T, cfg, evals) per configuration — its model config (None for a lemma
+    check: cost ∝ T) and its forward-evaluation equivalents at its own T. A T merged into a
+    group runs at the group's largest T and evaluates the group's largest input batches
+    (the exhaustive grid exists only at small T). Policy ``"family"``: every T at the largest;
+    ``"pow2"`` and ``"auto"``: going down from the largest T, a smaller T joins the current
+    group while the extra evaluation it causes costs less than the compilation it saves
+    (the cost model of :func:`plan_widths`, :data:`AUTO_COST`); else it starts its own group.
+    """
+    Ts = sorted({t for t, _, _ in members}, reverse=True)
+    if policy == "family":
+        return {t: Ts[0] for t in Ts}
+    compile_s, flops_per_s = AUTO_COST.get(platform, AUTO_COST["cpu"])
+    flops = lambda cfg, T: eval_flops(cfg, T) if cfg is not None else 8.0 * T
+
+    def cost(group: list[int]) -> float:
+        """Seconds evaluating the group's members in one padded program."""
+        t_pad = group[0]
+        evals = max(e for t, _, e in members if t in group)
+        return sum(evals * flops(cfg, t_pad) for t, cfg, _ in members if t in group) / flops_per_s
+
+    def alone(t: int) -> float:
+        return sum(e * flops(cfg, t) for tt, cfg, e in members if tt == t) / flops_per_s
+
+    out: dict[int, int] = {}
+    group = [Ts[0]]
+    for t in Ts[1:]:
+        if cost(group + [t]) - cost(group) - alone(t) < compile_s:
+            group.append(t)
+        else:
+            out.update({g: group[0] for g in group})
+            group = [t]
+    out.update({g: group[0] for g in group})
+    return out

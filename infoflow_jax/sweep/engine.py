@@ -41,7 +41,7 @@ import functools
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import jax
@@ -49,12 +49,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from infoflow_jax.core.errors import InputError
-from infoflow_jax.verification.estimators import (Budget, Estimate, candidate_names, draw_for_seed, evaluate,
-                                                  evaluations_per_config, to_estimate)
+from infoflow_jax.core.samplers import samplers_for
+from infoflow_jax.verification.estimators import (Budget, Estimate, ascent_on, candidate_names, draw_for_seed,
+                                                  evaluate, evaluations_per_config, grid_side, to_estimate)
 from infoflow_jax.core.precision import require_float64
 from infoflow_jax.sweep import buckets as bk
 from infoflow_jax.core.devices import Placement
 from infoflow_jax.verification import lemma_checks as lc
+from infoflow_jax.verification import padding as pad
 from infoflow_jax.verification import records
 from infoflow_jax.verification.construction import error_function
 from infoflow_jax.verification.records import Record
@@ -114,6 +116,16 @@ def lemma_error_fn(name: str, dtype: str) -> Callable:
     return lambda beta, X: fn(beta.astype(jnp.float32), X.astype(jnp.float32)).astype(jnp.float64)
 
 
+@functools.lru_cache(maxsize=16)
+def padded_lemma_error_fn(name: str, dtype: str) -> Callable:
+    """The lemma's gap on padded inputs (β, X_aug) ↦ gap over the real tokens (−∞ for a filler)."""
+    fn = lc.GAP_FUNCTIONS[name]
+    if dtype == "float64":
+        return pad.padded(fn)
+    return pad.padded(lambda beta, X, valid: fn(beta.astype(jnp.float32), X.astype(jnp.float32),
+                                                valid).astype(jnp.float64))
+
+
 def lemma_record(cfg: Config, est: Estimate) -> Record:
     """The record ``lemma_checks.run_check`` writes for this configuration (seconds set later)."""
     bound, attained = lc.claim(cfg.name, cfg.T, cfg.beta)
@@ -161,9 +173,10 @@ class Prepared:
     error: str | None = None
 
 
-def _group_key(c: Config) -> tuple:
-    """Configurations that may share buckets (one family of shapes); ε, β, mutant, seed vary inside."""
-    return (c.kind, c.name, c.T, c.k, c.gamma, c.dtype, c.budget, c.options)
+def _group_key(c: Config, pad_T: bool = False) -> tuple:
+    """Configurations that may share buckets (one family of shapes); ε, β, mutant, seed vary inside,
+    and T too with ``pad_T`` (one padded program per family; :mod:`infoflow_jax.verification.padding`)."""
+    return (c.kind, c.name, None if pad_T else c.T, c.k, c.gamma, c.dtype, c.budget, c.options)
 
 
 def prepare(config: Config, entry) -> Prepared:
@@ -234,6 +247,12 @@ class Bucket:
     chunk: int = 256
     names: list = field(default_factory=list)  # estimator candidates, in estimate_sup_error's order
     shared_key: bool = True  # one seed in the bucket: inputs drawn once for the whole batch
+    # T padding: members' T differ; inputs are (T_pad, d + 1) with a mask channel, every estimator's
+    # batch padded with fillers to ``segment_sizes``; ``base_domain``/``data_d`` are the real ones
+    padded: bool = False
+    base_domain: Any = None
+    data_d: int = 1
+    segment_sizes: tuple = ()
     trace_seconds: float = 0.0
     compile_seconds: float = 0.0  # trace + XLA compile
 
@@ -273,8 +292,40 @@ def _label(p: Prepared, target_cfg) -> str:
     return "/".join(parts)
 
 
-def make_buckets(group: list[Prepared], policy: str, platform: str = "cpu") -> list[Bucket]:
-    """Bucket one group's built configurations (all of one T, k, γ, dtype, budget)."""
+def make_buckets(group: list[Prepared], policy: str, platform: str = "cpu", pad_T: bool = False) -> list[Bucket]:
+    """Bucket one group's built configurations (one k, γ, dtype, budget; one T unless ``pad_T``).
+
+    With ``pad_T`` a group holds every T of its family: paddable members (their task has a
+    padding rule and their model no positional input) share buckets at T_pad = the family's
+    largest T; the others are bucketed per T as without padding."""
+    if pad_T and len({p.config.T for p in group}) > 1:
+        by_T: dict[int, list[Prepared]] = {}
+        rest = []
+        for p in group:
+            if p.config.kind == "lemma" or (p.error is None and pad.paddable(p.built.task, p.cfg)):
+                rest.append(p)
+            else:
+                by_T.setdefault(p.config.T, []).append(p)
+        out = [b for members in by_T.values() for b in _buckets(members, policy, platform)]
+        t_pad = bk.plan_T([(p.config.T, p.cfg, _evals(p)) for p in rest], platform=platform, policy=policy)
+        for T_pad in sorted(set(t_pad.values())):
+            members = [p for p in rest if t_pad[p.config.T] == T_pad]
+            several = len({p.config.T for p in members}) > 1
+            out += _padded_buckets(members, policy, platform) if several else _buckets(members, policy, platform)
+        return out
+    return _buckets(group, policy, platform)
+
+
+def _evals(p: Prepared) -> float:
+    """Forward-evaluation equivalents of one configuration at its own T (cost model only)."""
+    c = p.config
+    domain = lc.domain_of(c.name) if c.kind == "lemma" else p.built.task.domain
+    d = 1 if c.kind == "lemma" else p.built.task.d
+    return evaluations_per_config(domain, c.T, d, c.budget, tuple(x.shape[0] for x in p.probes), ascent_factor=3)
+
+
+def _buckets(group: list[Prepared], policy: str, platform: str) -> list[Bucket]:
+    """Buckets of a group of one T (no padding)."""
     from flax import nnx
 
     out: dict[Any, Bucket] = {}
@@ -309,7 +360,10 @@ def make_buckets(group: list[Prepared], policy: str, platform: str = "cpu") -> l
                                   target_cfg=tcfg, probe_names=probe_names,
                                   probe_sizes=tuple(s[0] for s in probe_shapes))
             out[key].members.append(p)
-    buckets = list(out.values())
+    return _unique_labels(list(out.values()))
+
+
+def _unique_labels(buckets: list[Bucket]) -> list[Bucket]:
     labels: dict[str, int] = {}
     for b in buckets:  # labels unique within the sweep's group
         n = labels.get(b.label, 0)
@@ -317,6 +371,71 @@ def make_buckets(group: list[Prepared], policy: str, platform: str = "cpu") -> l
         if n:
             b.label = f"{b.label}#{n}"
     return buckets
+
+
+def _padded_label(p: Prepared, T_pad: int, target_cfg) -> str:
+    parts = _label(p, target_cfg).split("/")
+    parts[1] = f"T<={T_pad}"
+    return "/".join(parts)
+
+
+def _padded_buckets(group: list[Prepared], policy: str, platform: str) -> list[Bucket]:
+    """Buckets of paddable members of several T: one program at T_pad = their largest T."""
+    from flax import nnx
+
+    T_pad = max(p.config.T for p in group)
+    first = group[0].config
+    if first.kind == "lemma":
+        base = lc.domain_of(first.name)
+        b = Bucket(label=_padded_label(group[0], T_pad, None), members=list(group), kind="lemma", T=T_pad, d=2,
+                   dtype=first.dtype, budget=first.budget, domain=pad.PaddedDomain(base, "min"),
+                   err_fn=padded_lemma_error_fn(first.name, first.dtype), padded=True, base_domain=base, data_d=1)
+        return [_with_segments(b)]
+    live = [p for p in group if p.error is None]
+    out: dict[Any, Bucket] = {}
+    by_structure: dict[Any, list[Prepared]] = {}
+    for p in live:
+        task = replace(p.built.task, T=T_pad)  # the family's task: targets read X's shape, not T
+        key = (bk.structure(p.cfg), task, p.probe_names, tuple(x.shape[0] for x in p.probes))
+        by_structure.setdefault(key, []).append(p)
+    for (struct, task, probe_names, probe_counts), members in by_structure.items():
+        evals = evaluations_per_config(task.domain, T_pad, task.d, first.budget, probe_counts, ascent_factor=3)
+        planned = bk.plan_widths([p.cfg for p in members], T_pad, evals, platform=platform, policy=policy)
+        for p, tcfg in zip(members, planned):
+            key = (tcfg, task, probe_names, probe_counts)
+            if key not in out:
+                dtype = jnp.float64 if first.dtype == "float64" else jnp.float32
+                graphdef, _ = nnx.split(bk.Transformer(tcfg, dtype=dtype, rngs=None))
+                out[key] = Bucket(label=_padded_label(p, T_pad, tcfg), members=[], kind="construction", T=T_pad,
+                                  d=task.d + 1, dtype=first.dtype, budget=first.budget,
+                                  domain=pad.PaddedDomain(task.domain, task.padding),
+                                  err_fn=pad.padded_error_function(graphdef, task, first.dtype), graphdef=graphdef,
+                                  target_cfg=tcfg, probe_names=probe_names, probe_sizes=probe_counts,
+                                  padded=True, base_domain=task.domain, data_d=task.d)
+            out[key].members.append(p)
+    return _unique_labels([_with_segments(b) for b in out.values()])
+
+
+def _with_segments(b: Bucket) -> Bucket:
+    """A padded bucket's estimator layout: the grid if some member has one (sized for the largest),
+    then one batch per sampler; every member's batches are filled up to these sizes."""
+    grids = [grid_side(p.config.T, b.data_d, b.budget.grid_points) for p in b.members]
+    grid = max(n ** (p.config.T * b.data_d) if n >= 3 else 0 for n, p in zip(grids, b.members))
+    samplers = samplers_for(b.base_domain)
+    b.segment_sizes = ((grid,) if grid else ()) + (b.budget.samples,) * len(samplers)
+    b.names = (["grid"] if grid else []) + samplers + list(b.probe_names) + (["adversarial"] if ascent_on(b.budget) else [])
+    return b
+
+
+def _member_estimate(bucket: Bucket, p: Prepared, values, inputs) -> Estimate:
+    """A member's estimate from its bucket's per-candidate maxima: a padded bucket's member drops the
+    all-filler grid batch it did not have and gets its worst input back at its own T."""
+    if not bucket.padded:
+        return to_estimate(bucket.names, values, inputs)
+    keep = [j for j, n in enumerate(bucket.names)
+            if n != "grid" or grid_side(p.config.T, bucket.data_d, bucket.budget.grid_points) >= 3]
+    return to_estimate([bucket.names[j] for j in keep], values[keep],
+                       pad.strip(np.asarray(inputs)[keep], p.config.T))
 
 
 def _stack(trees: list):
@@ -337,11 +456,31 @@ def _batch_inputs(bucket: Bucket, rows: list[Prepared]):
                 p.params = jax.tree_util.tree_map(np.asarray, p.params)
             states.append(p.params)
         params = _stack(states)
+    if bucket.padded:
+        drawn = _stack([_padded_draw(bucket, p) for p in rows])
+        probes = tuple(np.stack([pad.with_mask(p.probes[j], bucket.T) for p in rows])
+                       for j in range(len(bucket.probe_names)))
+        return params, drawn, probes
     draws = [draw_for_seed(p.config.seed, domain=bucket.domain, T=bucket.T, d=bucket.d, budget=bucket.budget)
              for p in (rows[:1] if bucket.shared_key else rows)]
     drawn = draws[0] if bucket.shared_key else _stack(draws)
     probes = tuple(np.stack([p.probes[j] for p in rows]) for j in range(len(bucket.probe_names)))
     return params, drawn, probes
+
+
+def _padded_draw(bucket: Bucket, p: Prepared):
+    """The member's own draw (its T, its seed: what ``verify`` evaluates), masked to T_pad and every
+    estimator's batch filled up to the bucket's size with fillers (error −∞; a member without a grid
+    gets an all-filler grid batch, dropped from its record)."""
+    T, d = p.config.T, bucket.data_d
+    Xs, fresh = draw_for_seed(p.config.seed, domain=bucket.base_domain, T=T, d=d, budget=bucket.budget)
+    if bucket.names[0] == "grid" and grid_side(T, d, bucket.budget.grid_points) < 3:
+        Xs = [np.zeros((0, T, d))] + list(Xs)
+    out = []
+    for X, size in zip(Xs, bucket.segment_sizes):
+        X = pad.with_mask(X, bucket.T)
+        out.append(np.concatenate([X, pad.fillers(size - X.shape[0], bucket.T, d)]))
+    return out, None if fresh is None else pad.with_mask(fresh, bucket.T)
 
 
 # ----------------------------------------------------------------------------- running
@@ -406,7 +545,7 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
 
     groups: dict[tuple, list[Config]] = {}
     for c in configs:
-        groups.setdefault(_group_key(c), []).append(c)
+        groups.setdefault(_group_key(c, spec.pad_T), []).append(c)
 
     from tqdm import tqdm
 
@@ -463,11 +602,13 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
             prepared = [p for p in prepared if p not in direct]
             if not prepared:
                 continue
-            for bucket in make_buckets(prepared, spec.bucket, placement.devices[0].platform):
+            for bucket in make_buckets(prepared, spec.bucket, placement.devices[0].platform, spec.pad_T):
                 stats.buckets += 1
                 _size(bucket, spec, placement)
-                bucket.names = candidate_names(bucket.domain, bucket.T, bucket.d, bucket.budget, bucket.probe_names)
-                bucket.shared_key = len({p.config.seed for p in bucket.members}) == 1
+                if not bucket.padded:  # a padded bucket's layout is set with its segments
+                    bucket.names = candidate_names(bucket.domain, bucket.T, bucket.d, bucket.budget,
+                                                   bucket.probe_names)
+                bucket.shared_key = not bucket.padded and len({p.config.seed for p in bucket.members}) == 1
                 first = next(_pending_rows(bucket, done), None)
                 if first is None:
                     continue
@@ -496,7 +637,11 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
 
 def _run_bucket(bucket: Bucket, compiled, first_args, store: ResultsStore, done: set, stats: Stats,
                 placement: Placement, bar, budget_left: int | None) -> int:
-    per_cfg_evals = evaluations_per_config(bucket.domain, bucket.T, bucket.d, bucket.budget, bucket.probe_sizes)
+    if bucket.padded:  # fillers included: they are evaluated too
+        b = bucket.budget
+        per_cfg_evals = sum(bucket.segment_sizes) + sum(bucket.probe_sizes) + (b.starts * (b.steps + 1) if ascent_on(b) else 0)
+    else:
+        per_cfg_evals = evaluations_per_config(bucket.domain, bucket.T, bucket.d, bucket.budget, bucket.probe_sizes)
     written = 0
     t_eval_bucket = 0.0
     bar.set_postfix_str(f"bucket {bucket.label} ({len(bucket.members)} cfg)", refresh=True)
@@ -512,7 +657,7 @@ def _run_bucket(bucket: Bucket, compiled, first_args, store: ResultsStore, done:
         for i, p in enumerate(rows):
             if p.config.hash in done:
                 continue
-            est = to_estimate(bucket.names, values[i], inputs[i])
+            est = _member_estimate(bucket, p, values[i], inputs[i])
             store.append(_record(p, est, bucket, dt / len(rows)))
             done.add(p.config.hash)
             stats.configs_run += 1

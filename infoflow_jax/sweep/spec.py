@@ -11,6 +11,7 @@ TOML form (every field optional unless marked)::
     seeds = [0]               # default seeds of every run
     dtype = ["float64"]       # default dtypes of every run (float64 | float32)
     bucket = "pow2"           # width bucketing: "pow2" | "family" | "auto" (see buckets.py)
+    pad_T = false             # one program per family for every T (padded tokens masked; docs/sweeps.md)
     max_batch = 8             # configurations evaluated together (vmap) per call
     memory_mb = 1024          # activation memory one call may use (caps the batch)
 
@@ -51,7 +52,7 @@ from infoflow_jax.verification.estimators import Budget
 
 BUCKET_POLICIES = ("pow2", "family", "auto")
 DTYPES = ("float64", "float32")
-TOP_KEYS = ("name", "description", "seeds", "dtype", "bucket", "max_batch", "memory_mb", "budget", "run")
+TOP_KEYS = ("name", "description", "seeds", "dtype", "bucket", "pad_T", "max_batch", "memory_mb", "budget", "run")
 RUN_KEYS = ("construction", "lemma", "T", "k", "eps", "gamma", "beta", "mutants", "base", "seeds", "dtype",
             "budget", "options")
 BUDGET_KEYS = tuple(f.name for f in fields(Budget))
@@ -88,13 +89,14 @@ class SweepSpec:
     dtype: tuple[str, ...] = ("float64",)
     budget: Budget = Budget()
     bucket: str = "pow2"
+    pad_T: bool = False
     max_batch: int = 8
     memory_mb: int = 1024
 
     def to_dict(self) -> dict:
         """JSON-able form (what the manifest stores); :func:`parse_spec` reads it back."""
         d = {"name": self.name, "description": self.description, "seeds": list(self.seeds),
-             "dtype": list(self.dtype), "bucket": self.bucket, "max_batch": self.max_batch,
+             "dtype": list(self.dtype), "bucket": self.bucket, "pad_T": self.pad_T, "max_batch": self.max_batch,
              "memory_mb": self.memory_mb, "budget": asdict(self.budget), "run": []}
         for r in self.runs:
             t = {("lemma" if r.kind == "lemma" else "construction"): r.name}
@@ -247,6 +249,10 @@ def parse_spec(data: dict, *, registry: dict | None = None) -> SweepSpec:
         if data["bucket"] not in BUCKET_POLICIES:
             raise InputError("bucket", data["bucket"], "one of " + ", ".join(BUCKET_POLICIES))
         kw["bucket"] = data["bucket"]
+    if "pad_T" in data:
+        if not isinstance(data["pad_T"], bool):
+            raise InputError("pad_T", data["pad_T"], "true or false")
+        kw["pad_T"] = data["pad_T"]
     for key in ("max_batch", "memory_mb"):
         if key in data:
             if not _is_int(data[key]) or data[key] < 1:

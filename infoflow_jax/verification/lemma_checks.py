@@ -33,17 +33,26 @@ LEMMA_MUTANTS = {"temperature-off": TEMPERATURE_OFF.description}
 L2_GAMMA = 0.1
 
 
-def softmax_max_gap(beta, X):
-    """max v − Σ_s softmax(βv)_s v_s for v = X[:, 0]."""
+def softmax_max_gap(beta, X, valid=None):
+    """max v − Σ_s softmax(βv)_s v_s for v = X[:, 0] (over the tokens where ``valid``, default all)."""
     v = X[:, 0]
-    return jnp.max(v) - jnp.sum(jax.nn.softmax(beta * v) * v)
+    if valid is None:
+        return jnp.max(v) - jnp.sum(jax.nn.softmax(beta * v) * v)
+    p = jax.nn.softmax(jnp.where(valid, beta * v, -jnp.inf))  # padded tokens: weight exactly 0
+    return jnp.max(jnp.where(valid, v, -jnp.inf)) - jnp.sum(p * v)
 
 
-def margin_defect(beta, X):
-    """‖softmax(βa) − e_{s*}‖₁ = 2·Σ_{s≠s*} softmax_s (no cancellation near 1)."""
+def margin_defect(beta, X, valid=None):
+    """‖softmax(βa) − e_{s*}‖₁ = 2·Σ_{s≠s*} softmax_s (no cancellation near 1); over the tokens
+    where ``valid`` (default all)."""
     a = X[:, 0]
-    p = jax.nn.softmax(beta * a)
-    return 2.0 * jnp.sum(jnp.where(jnp.arange(a.shape[0]) == jnp.argmax(a), 0.0, p))
+    if valid is None:
+        p = jax.nn.softmax(beta * a)
+        top = jnp.argmax(a)
+    else:
+        p = jax.nn.softmax(jnp.where(valid, beta * a, -jnp.inf))
+        top = jnp.argmax(jnp.where(valid, a, -jnp.inf))
+    return 2.0 * jnp.sum(jnp.where(jnp.arange(a.shape[0]) == top, 0.0, p))
 
 
 def claim(name: str, T: int, beta: float, gamma: float = L2_GAMMA) -> tuple[float, float]:
