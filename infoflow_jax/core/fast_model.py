@@ -132,3 +132,57 @@ def _dense_width(plan: FastPlan, layer: int) -> int:
     # the FFN parameters of block `layer` are state.blocks[layer].ffn.b[i]: their last axes give the widths
     ffn = plan.state["blocks"][layer]["ffn"]
     return max(int(np.prod(ffn["b"][i][...].shape)) for i in range(len(ffn["b"])))
+
+
+# ----------------------------------------------------------------------------- one shape for a batch
+def _pad_axis(x, axis: int, n: int, value: float = 0.0):
+    x = np.asarray(x)
+    if x.shape[axis] == n:
+        return x
+    shape = list(x.shape)
+    shape[axis] = n - shape[axis]
+    return np.concatenate([x, np.full(shape, value, x.dtype)], axis=axis)
+
+
+def _pad_ffn(ffn: FastFFN, G: int, K: int, R: int) -> FastFFN:
+    """``ffn`` with G groups, K breakpoints per group and R dense units, computing the same function:
+    extra groups have zero directions and a constant-0 PL, extra breakpoints are +inf (never below
+    a finite input: :func:`infoflow_jax.core.pwl.stack`'s convention), extra units are zero."""
+    from infoflow_jax.core.pwl import PiecewiseLinear
+
+    pl = ffn.pl
+    g0 = np.asarray(pl.breakpoints).shape[0]
+    t = np.array(_pad_axis(_pad_axis(pl.breakpoints, 1, K, np.inf), 0, G, np.inf))  # a writable copy
+    t[g0:, 0] = 0.0  # a constant-0 group: one finite breakpoint keeps its evaluation finite
+    pl = PiecewiseLinear(breakpoints=t,
+                         values=_pad_axis(_pad_axis(pl.values, 1, K), 0, G),
+                         slopes=_pad_axis(_pad_axis(pl.slopes, 1, K + 1), 0, G),
+                         slopes_at=_pad_axis(_pad_axis(pl.slopes_at, 1, K), 0, G),
+                         scale_a=_pad_axis(pl.scale_a, 0, G), scale_b=_pad_axis(pl.scale_b, 0, G),
+                         n_units=_pad_axis(pl.n_units, 0, G))
+    return FastFFN(U=_pad_axis(ffn.U, 1, G), O=_pad_axis(ffn.O, 0, G), pl=pl,
+                   W1r=_pad_axis(ffn.W1r, 1, R), b1r=_pad_axis(ffn.b1r, 0, R), W2r=_pad_axis(ffn.W2r, 0, R),
+                   b2=np.asarray(ffn.b2))
+
+
+def same_shape_plans(plans: list[FastPlan]) -> list[FastPlan]:
+    """Plans of one model structure (one graphdef, states of one shape) padded to one pytree shape,
+    so that a batch of them stacks (``jax.vmap`` over configurations, the sweep engine); each still
+    computes its own function exactly. A layer must be fast in all plans or in none."""
+    if len({(p.graphdef, p.shared_queries) for p in plans}) != 1:
+        raise ValueError("plans of different structure cannot share one shape")
+    out = [list(p.ffns) for p in plans]
+    for layer in range(len(plans[0].ffns)):
+        ffns = [p.ffns[layer] for p in plans]
+        if all(f is None for f in ffns):
+            continue
+        if any(f is None or f.pl is None for f in ffns):
+            raise ValueError(f"layer {layer} is fast in some plans only")
+        G = max(int(np.asarray(f.U).shape[1]) for f in ffns)
+        K = max(int(np.asarray(f.pl.breakpoints).shape[1]) for f in ffns)
+        R = max(int(np.asarray(f.W1r).shape[1]) for f in ffns)
+        for i, f in enumerate(ffns):
+            out[i][layer] = _pad_ffn(f, G, K, R)
+    largest = max(p.largest_group for p in plans)
+    return [FastPlan(state=p.state, ffns=tuple(f), graphdef=p.graphdef, largest_group=largest,
+                     shared_queries=p.shared_queries) for p, f in zip(plans, out)]

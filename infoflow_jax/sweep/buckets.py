@@ -84,6 +84,19 @@ def padded_config(cfg: TFConfig, bucket: Callable[[int], int] = next_pow2) -> TF
     return with_widths(cfg, [[bucket(w) if w else 0 for w in ws] for ws in hidden_widths(cfg)])
 
 
+def capped(cfg: TFConfig, width: int) -> TFConfig:
+    """``cfg`` with every paddable hidden width at most ``width`` (for cost estimates only)."""
+    layers = []
+    for layer, flags in zip(cfg.layers, paddable(cfg)):
+        ffn = list(layer.ffn)
+        for j, ok in enumerate(flags):
+            if ok and ffn[j].n_out > width:
+                ffn[j] = replace(ffn[j], n_out=width)
+                ffn[j + 1] = replace(ffn[j + 1], n_in=width)
+        layers.append(replace(layer, ffn=tuple(ffn)))
+    return replace(cfg, layers=tuple(layers))
+
+
 def structure(cfg: TFConfig) -> TFConfig:
     """The shape family of ``cfg``: its config with every paddable width set to 0."""
     layers = []

@@ -58,7 +58,8 @@ from infoflow_jax.core.devices import Placement
 from infoflow_jax.verification import lemma_checks as lc
 from infoflow_jax.verification import padding as pad
 from infoflow_jax.verification import records
-from infoflow_jax.verification.construction import error_function
+from infoflow_jax.core.fast_model import fast_ffn_widths, fast_pays, fast_plan, same_shape_plans
+from infoflow_jax.verification.construction import error_function, fast_error_function
 from infoflow_jax.verification.records import Record
 from infoflow_jax.verification.store import ResultsStore
 from infoflow_jax.sweep.spec import Config, SweepSpec, expand
@@ -171,6 +172,7 @@ class Prepared:
     cfg: Any = None  # TFConfig (unpadded)
     build_seconds: float = 0.0
     error: str | None = None
+    fast: bool | None = None  # the exact fast path pays for this configuration (decided once)
 
 
 def _group_key(c: Config, pad_T: bool = False) -> tuple:
@@ -249,6 +251,8 @@ class Bucket:
     shared_key: bool = True  # one seed in the bucket: inputs drawn once for the whole batch
     # T padding: members' T differ; inputs are (T_pad, d + 1) with a mask channel, every estimator's
     # batch padded with fillers to ``segment_sizes``; ``base_domain``/``data_d`` are the real ones
+    fast: bool = False  # the exact fast path (core/fast_model.py); params are stacked FastPlans
+    plans: Any = None  # id(member) → its FastPlan, padded to the bucket's one shape
     padded: bool = False
     base_domain: Any = None
     data_d: int = 1
@@ -257,12 +261,14 @@ class Bucket:
     compile_seconds: float = 0.0  # trace + XLA compile
 
 
-def _bytes_per_eval(cfg, T: int, dtype: str) -> int:
-    """Rough activation bytes of one forward evaluation (for batch sizing only)."""
+def _bytes_per_eval(cfg, T: int, dtype: str, ffn_widths=None) -> int:
+    """Rough activation bytes of one forward evaluation (for batch sizing only); ``ffn_widths``:
+    the activations per position of each layer's FFN when not the dense ones (the fast path)."""
     item = 8 if dtype == "float64" else 4
     if cfg is None:
         return item * 4 * T
-    widths = [cfg.E] + [s.n_out for layer in cfg.layers for s in layer.ffn]
+    widths = [cfg.E] + (list(ffn_widths) if ffn_widths is not None
+                        else [s.n_out for layer in cfg.layers for s in layer.ffn])
     attn = max(layer.heads for layer in cfg.layers) * (T + 1) * T
     return item * ((T + 1) * max(widths) + attn)
 
@@ -270,7 +276,11 @@ def _bytes_per_eval(cfg, T: int, dtype: str) -> int:
 def _size(bucket: Bucket, spec: SweepSpec, placement: Placement) -> None:
     """Choose the configurations per call (B) and inputs per vectorised step (chunk) from the memory budget."""
     mem = spec.memory_mb * 2 ** 20
-    per = _bytes_per_eval(bucket.target_cfg, bucket.T, bucket.dtype)
+    widths = None
+    if bucket.fast:
+        _fast_params(bucket, bucket.members[:1])  # every member's plan, one shape
+        widths = fast_ffn_widths(next(iter(bucket.plans.values())))
+    per = _bytes_per_eval(bucket.target_cfg, bucket.T, bucket.dtype, widths)
     b = bucket.budget
     ascent = max(b.starts, 1) * 8 * per  # forward + backward + optimizer state per start
     B = min(spec.max_batch, len(bucket.members), max(1, int(mem // max(ascent, 1))))
@@ -307,13 +317,23 @@ def make_buckets(group: list[Prepared], policy: str, platform: str = "cpu", pad_
             else:
                 by_T.setdefault(p.config.T, []).append(p)
         out = [b for members in by_T.values() for b in _buckets(members, policy, platform)]
-        t_pad = bk.plan_T([(p.config.T, p.cfg, _evals(p)) for p in rest], platform=platform, policy=policy)
+        t_pad = bk.plan_T([(p.config.T, _cost_cfg(p), _evals(p)) for p in rest], platform=platform, policy=policy)
         for T_pad in sorted(set(t_pad.values())):
             members = [p for p in rest if t_pad[p.config.T] == T_pad]
             several = len({p.config.T for p in members}) > 1
             out += _padded_buckets(members, policy, platform) if several else _buckets(members, policy, platform)
         return out
     return _buckets(group, policy, platform)
+
+
+def _cost_cfg(p: Prepared):
+    """The config whose FLOPs model this member's forward (cost model only): on the fast path a
+    one-input group costs a binary search per position, so its width is counted as 16."""
+    if p.config.kind == "lemma":
+        return None
+    if p.fast is None and p.config.dtype == "float64":
+        p.fast = fast_pays(fast_plan(*p.built.split()), p.config.T)
+    return bk.capped(p.cfg, 16) if p.fast else p.cfg
 
 
 def _evals(p: Prepared) -> float:
@@ -346,7 +366,8 @@ def _buckets(group: list[Prepared], policy: str, platform: str) -> list[Bucket]:
     for (struct, task, probe_names, probe_shapes), members in by_structure.items():
         evals = evaluations_per_config(task.domain, first.T, task.d, first.budget, tuple(s[0] for s in probe_shapes),
                                        ascent_factor=3)
-        planned = bk.plan_widths([p.cfg for p in members], first.T, evals, platform=platform, policy=policy)
+        fast = _fast_family(members, first.dtype)
+        planned = _plan(members, first.T, evals, platform, policy, fast)
         targets = {id(p): t for p, t in zip(members, planned)}
         for p in members:
             tcfg = targets[id(p)]
@@ -354,13 +375,45 @@ def _buckets(group: list[Prepared], policy: str, platform: str) -> list[Bucket]:
             if key not in out:
                 dtype = jnp.float64 if first.dtype == "float64" else jnp.float32
                 graphdef, _ = nnx.split(bk.Transformer(tcfg, dtype=dtype, rngs=None))
-                out[key] = Bucket(label=_label(p, tcfg), members=[], kind="construction", T=first.T,
-                                  d=task.d, dtype=first.dtype, budget=first.budget, domain=task.domain,
-                                  err_fn=error_function(graphdef, task, first.dtype), graphdef=graphdef,
-                                  target_cfg=tcfg, probe_names=probe_names,
-                                  probe_sizes=tuple(s[0] for s in probe_shapes))
+                err_fn = fast_error_function(task) if fast else error_function(graphdef, task, first.dtype)
+                out[key] = Bucket(label=_label(p, tcfg) + ("/fast" if fast else ""), members=[], kind="construction",
+                                  T=first.T, d=task.d, dtype=first.dtype, budget=first.budget, domain=task.domain,
+                                  err_fn=err_fn, graphdef=graphdef, target_cfg=tcfg, probe_names=probe_names,
+                                  probe_sizes=tuple(s[0] for s in probe_shapes), fast=fast)
             out[key].members.append(p)
     return _unique_labels(list(out.values()))
+
+
+def _fast_family(members: list[Prepared], dtype: str) -> bool:
+    """Run this family on the exact fast path (float64 only): as ``verify`` decides, from each
+    member's compiled weights (:func:`~infoflow_jax.core.fast_model.fast_pays`)."""
+    if dtype != "float64":
+        return False
+    for p in members:
+        if p.fast is None:
+            p.fast = fast_pays(fast_plan(*p.built.split()), p.config.T)
+    return any(p.fast for p in members)
+
+
+def _plan(members: list[Prepared], T: int, evals: float, platform: str, policy: str, fast: bool) -> list:
+    """Bucket widths: with policy ``auto`` on the fast path one bucket per family (a one-input group
+    costs O(log N) per position, so padding its breakpoints costs almost nothing); else
+    :func:`buckets.plan_widths` (``pow2`` and ``family`` are what the spec asked for)."""
+    if fast and policy == "auto":
+        return [bk.join([p.cfg for p in members])] * len(members)
+    return bk.plan_widths([p.cfg for p in members], T, evals, platform=platform, policy=policy)
+
+
+def _fast_params(bucket: Bucket, rows: list[Prepared]):
+    """The rows' fast plans, read from their padded weights and padded to the bucket's one shape
+    (computed once for every member, so every call of the bucket has the same shapes)."""
+    if bucket.plans is None:
+        plans = []
+        for p in bucket.members:
+            graphdef, state = bk.pad_state(p.built, bucket.target_cfg, dtype=jnp.float64)
+            plans.append(fast_plan(graphdef, jax.tree_util.tree_map(np.asarray, state)))
+        bucket.plans = dict(zip((id(p) for p in bucket.members), same_shape_plans(plans)))
+    return _stack([bucket.plans[id(p)] for p in rows])
 
 
 def _unique_labels(buckets: list[Bucket]) -> list[Bucket]:
@@ -400,18 +453,21 @@ def _padded_buckets(group: list[Prepared], policy: str, platform: str) -> list[B
         by_structure.setdefault(key, []).append(p)
     for (struct, task, probe_names, probe_counts), members in by_structure.items():
         evals = evaluations_per_config(task.domain, T_pad, task.d, first.budget, probe_counts, ascent_factor=3)
-        planned = bk.plan_widths([p.cfg for p in members], T_pad, evals, platform=platform, policy=policy)
+        fast = _fast_family(members, first.dtype)
+        planned = _plan(members, T_pad, evals, platform, policy, fast)
         for p, tcfg in zip(members, planned):
             key = (tcfg, task, probe_names, probe_counts)
             if key not in out:
                 dtype = jnp.float64 if first.dtype == "float64" else jnp.float32
                 graphdef, _ = nnx.split(bk.Transformer(tcfg, dtype=dtype, rngs=None))
-                out[key] = Bucket(label=_padded_label(p, T_pad, tcfg), members=[], kind="construction", T=T_pad,
-                                  d=task.d + 1, dtype=first.dtype, budget=first.budget,
-                                  domain=pad.PaddedDomain(task.domain, task.padding),
-                                  err_fn=pad.padded_error_function(graphdef, task, first.dtype), graphdef=graphdef,
-                                  target_cfg=tcfg, probe_names=probe_names, probe_sizes=probe_counts,
-                                  padded=True, base_domain=task.domain, data_d=task.d)
+                err_fn = pad.padded_fast_error_function(task) if fast else \
+                    pad.padded_error_function(graphdef, task, first.dtype)
+                out[key] = Bucket(label=_padded_label(p, T_pad, tcfg) + ("/fast" if fast else ""), members=[],
+                                  kind="construction", T=T_pad, d=task.d + 1, dtype=first.dtype, budget=first.budget,
+                                  domain=pad.PaddedDomain(task.domain, task.padding), err_fn=err_fn,
+                                  graphdef=graphdef, target_cfg=tcfg, probe_names=probe_names,
+                                  probe_sizes=probe_counts, padded=True, base_domain=task.domain, data_d=task.d,
+                                  fast=fast)
             out[key].members.append(p)
     return _unique_labels([_with_segments(b) for b in out.values()])
 
@@ -447,6 +503,8 @@ def _batch_inputs(bucket: Bucket, rows: list[Prepared]):
     seed, else stacked per configuration) and stacked probes."""
     if bucket.kind == "lemma":
         params = np.stack([p.params for p in rows])
+    elif bucket.fast:
+        params = _fast_params(bucket, rows)
     else:
         states = []
         for p in rows:
@@ -680,7 +738,7 @@ def _record(p: Prepared, est: Estimate, bucket: Bucket, eval_seconds: float) -> 
         rec = lemma_record(c, est)
     else:
         rec = records.construction_record(p.built, est, T=c.T, eps=c.eps, seed=c.seed, dtype=c.dtype,
-                                          name=p.entry.name)
+                                          name=p.entry.name, path="fast" if bucket.fast else "dense")
     rec.seconds = p.build_seconds + eval_seconds
     rec.config_hash = c.hash
     rec.bucket = bucket.label
