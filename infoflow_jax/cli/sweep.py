@@ -85,6 +85,7 @@ def run(args) -> int:
     print(f"{stats.buckets_run} buckets evaluated, {stats.compilations} compilations "
           f"({stats.compile_seconds:.1f} s compiling, summed over compile threads), "
           f"{stats.eval_seconds:.1f} s evaluating, {stats.build_seconds:.1f} s building, "
+          f"{stats.prep_seconds:.1f} s preparing inputs, "
           f"wall {stats.wall_seconds:.1f} s")
     for r in unexpected:
         what = "mutant passed" if r.get("mutant") else "failed"

@@ -79,7 +79,8 @@ class Stats:
     buckets: int = 0  # buckets formed (of configuration groups that had work left)
     buckets_run: int = 0  # buckets with at least one batch evaluated
     compilations: int = 0  # traces of the bucket program (one per compile)
-    compile_seconds: float = 0.0
+    compile_seconds: float = 0.0  # trace + lower + XLA compile, summed over compile threads
+    prep_seconds: float = 0.0  # host work preparing each bucket's first call (draws, padding, plans)
     eval_seconds: float = 0.0
     build_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -257,6 +258,7 @@ class Bucket:
     base_domain: Any = None
     data_d: int = 1
     segment_sizes: tuple = ()
+    prep_seconds: float = 0.0  # host work of the first call (draws, padding, plans), before tracing
     trace_seconds: float = 0.0
     compile_seconds: float = 0.0  # trace + XLA compile
 
@@ -562,13 +564,15 @@ def _call_args(bucket: Bucket, rows: list[Prepared], placement: Placement):
 def _compile(bucket: Bucket, rows: list[Prepared], placement: Placement, counter: _TraceCounter):
     """Trace and compile the bucket's program (runs in a worker thread; XLA compiles without the GIL)."""
     t0 = time.perf_counter()
-    args = _call_args(bucket, rows, placement)
+    args = _call_args(bucket, rows, placement)  # host work (draws, padding, plans): not compilation
+    t_prep = time.perf_counter()
     fn = make_program(bucket.err_fn, bucket.domain, bucket.budget, bucket.chunk, bucket.shared_key, counter)
     lowered = fn.lower(*args)
     t1 = time.perf_counter()
     compiled = lowered.compile()
-    bucket.trace_seconds = t1 - t0
-    bucket.compile_seconds = time.perf_counter() - t0
+    bucket.prep_seconds = t_prep - t0
+    bucket.trace_seconds = t1 - t_prep
+    bucket.compile_seconds = time.perf_counter() - t_prep  # trace + lower + XLA compile
     return compiled, args
 
 
@@ -641,6 +645,7 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
                 bar.set_postfix_str(f"bucket {bucket.label} ({len(bucket.members)} cfg, compiling)", refresh=True)
                 compiled, first_args = future.result()
                 stats.compile_seconds += bucket.compile_seconds
+                stats.prep_seconds += bucket.prep_seconds
                 written += _run_bucket(bucket, compiled, first_args, store, done, stats, placement, bar,
                                        None if max_configs is None else max_configs - written)
                 if max_configs is not None and written >= max_configs:
@@ -727,7 +732,8 @@ def _run_bucket(bucket: Bucket, compiled, first_args, store: ResultsStore, done:
             break
     stats.buckets_run += 1
     stats.per_bucket.append({"bucket": bucket.label, "configs": len(bucket.members), "batch": bucket.batch,
-                             "chunk": bucket.chunk, "trace_seconds": bucket.trace_seconds,
+                             "chunk": bucket.chunk, "prep_seconds": bucket.prep_seconds,
+                             "trace_seconds": bucket.trace_seconds,
                              "compile_seconds": bucket.compile_seconds, "eval_seconds": t_eval_bucket})
     return written
 
