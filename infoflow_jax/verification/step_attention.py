@@ -101,15 +101,22 @@ def value_problem(attn, head: int, slots, layout, stage: int, claim) -> str | No
     return None
 
 
+def _score_matrix(attn, head: int, slots, layout, stage: int, claim):
+    """(M = W_Q W_Kᵀ of the head in the slot basis, the slots readable at ``stage``, problem): the
+    value structure is checked first (:func:`value_problem`); on a problem M is None."""
+    problem = value_problem(attn, head, slots, layout, stage, claim)
+    if problem:
+        return None, None, problem
+    Wq, Wk = np.asarray(attn.Wq[...])[head], np.asarray(attn.Wk[...])[head]
+    return Wq @ Wk.T, np.array([layout.stage[s] < stage for s in slots]), None
+
+
 def read_head(attn, head: int, slots, layout, stage: int, claim):
     """(β̂ per query class, None) or (None, problem): the actual inverse temperature of the
     head relative to the claimed key, after the structural checks of the module docstring."""
-    problem = value_problem(attn, head, slots, layout, stage, claim)
+    M, readable, problem = _score_matrix(attn, head, slots, layout, stage, claim)
     if problem:
         return None, problem
-    Wq, Wk = np.asarray(attn.Wq[...])[head], np.asarray(attn.Wk[...])[head]
-    M = Wq @ Wk.T
-    readable = np.array([layout.stage[s] < stage for s in slots])
     tok_val, tok_var = token_view(layout, slots, readable)
     names = np.asarray(slots)
     betas = []
@@ -141,12 +148,9 @@ def _form_str(values, into: str) -> str:
 
 def read_self_excluding_head(attn, head: int, slots, layout, stage: int, claim, T: int):
     """(β̂_t, B_t) per token t = 1..T, or (None, problem): the L1-self reading (module docstring)."""
-    problem = value_problem(attn, head, slots, layout, stage, claim)
+    M, readable, problem = _score_matrix(attn, head, slots, layout, stage, claim)
     if problem:
         return None, problem
-    Wq, Wk = np.asarray(attn.Wq[...])[head], np.asarray(attn.Wk[...])[head]
-    M = Wq @ Wk.T
-    readable = np.array([layout.stage[s] < stage for s in slots])
     names = np.asarray(slots)
     pos = [slots.index(p) for p in layout.position_slots[:T]]
     if len(pos) < T:
