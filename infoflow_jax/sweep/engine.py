@@ -50,8 +50,9 @@ import numpy as np
 
 from infoflow_jax.core.errors import InputError
 from infoflow_jax.core.samplers import samplers_for
-from infoflow_jax.verification.estimators import (Budget, Estimate, ascent_on, candidate_names, draw_for_seed,
-                                                  evaluate, evaluations_per_config, grid_side, to_estimate)
+from infoflow_jax.verification.estimators import (Budget, Estimate, ascent_evaluations, candidate_names,
+                                                  draw_for_seed, evaluate, evaluations_per_config, grid_size,
+                                                  to_estimate)
 from infoflow_jax.core.precision import require_float64
 from infoflow_jax.sweep import buckets as bk
 from infoflow_jax.core.devices import Placement
@@ -280,8 +281,7 @@ def _size(bucket: Bucket, spec: SweepSpec, placement: Placement) -> None:
     mem = spec.memory_mb * 2 ** 20
     widths = None
     if bucket.fast:
-        _fast_params(bucket, bucket.members[:1])  # every member's plan, one shape
-        widths = fast_ffn_widths(next(iter(bucket.plans.values())))
+        widths = fast_ffn_widths(next(iter(_bucket_plans(bucket).values())))
     per = _bytes_per_eval(bucket.target_cfg, bucket.T, bucket.dtype, widths)
     b = bucket.budget
     ascent = max(b.starts, 1) * 8 * per  # forward + backward + optimizer state per start
@@ -290,9 +290,9 @@ def _size(bucket: Bucket, spec: SweepSpec, placement: Placement) -> None:
     bucket.chunk = int(max(1, min(b.chunk, mem // max(3 * per * bucket.batch, 1))))
 
 
-def _label(p: Prepared, target_cfg) -> str:
+def _label(p: Prepared, target_cfg, T_pad: int | None = None) -> str:
     c = p.config
-    parts = [c.name, f"T{c.T}"]
+    parts = [c.name, f"T{c.T}" if T_pad is None else f"T<={T_pad}"]
     if c.k is not None:
         parts.append(f"k{c.k}")
     if c.gamma is not None:
@@ -322,8 +322,7 @@ def make_buckets(group: list[Prepared], policy: str, platform: str = "cpu", pad_
         t_pad = bk.plan_T([(p.config.T, _cost_cfg(p), _evals(p)) for p in rest], platform=platform, policy=policy)
         for T_pad in sorted(set(t_pad.values())):
             members = [p for p in rest if t_pad[p.config.T] == T_pad]
-            several = len({p.config.T for p in members}) > 1
-            out += _padded_buckets(members, policy, platform) if several else _buckets(members, policy, platform)
+            out += _buckets(members, policy, platform, padded=len({p.config.T for p in members}) > 1)
         return out
     return _buckets(group, policy, platform)
 
@@ -333,9 +332,15 @@ def _cost_cfg(p: Prepared):
     one-input group costs a binary search per position, so its width is counted as 16."""
     if p.config.kind == "lemma":
         return None
-    if p.fast is None and p.config.dtype == "float64":
-        p.fast = fast_pays(fast_plan(*p.built.split()), p.config.T)
-    return bk.capped(p.cfg, 16) if p.fast else p.cfg
+    return bk.capped(p.cfg, 16) if _pays_fast(p) else p.cfg
+
+
+def _pays_fast(p: Prepared) -> bool:
+    """Does the exact fast path pay for this configuration (float64 only)? Decided once, as ``verify``
+    decides, from its compiled weights (:func:`~infoflow_jax.core.fast_model.fast_pays`)."""
+    if p.fast is None:
+        p.fast = p.config.dtype == "float64" and fast_pays(fast_plan(*p.built.split()), p.config.T)
+    return p.fast
 
 
 def _evals(p: Prepared) -> float:
@@ -346,55 +351,66 @@ def _evals(p: Prepared) -> float:
     return evaluations_per_config(domain, c.T, d, c.budget, tuple(x.shape[0] for x in p.probes), ascent_factor=3)
 
 
-def _buckets(group: list[Prepared], policy: str, platform: str) -> list[Bucket]:
-    """Buckets of a group of one T (no padding)."""
+def _buckets(group: list[Prepared], policy: str, platform: str, padded: bool = False) -> list[Bucket]:
+    """Buckets of a group of one T, or (``padded``) of several T sharing programs at T_pad = their
+    largest T (inputs with a mask channel, :mod:`infoflow_jax.verification.padding`)."""
     from flax import nnx
 
-    out: dict[Any, Bucket] = {}
+    T = max(p.config.T for p in group)
+    T_pad = T if padded else None
     first = group[0].config
     if first.kind == "lemma":
-        domain = lc.domain_of(first.name)
-        b = Bucket(label=_label(group[0], None), members=list(group), kind="lemma", T=first.T, d=1,
-                   dtype=first.dtype, budget=first.budget, domain=domain,
-                   err_fn=lemma_error_fn(first.name, first.dtype))
-        return [b]
+        base = lc.domain_of(first.name)
+        if not padded:
+            return [Bucket(label=_label(group[0], None), members=list(group), kind="lemma", T=T, d=1,
+                           dtype=first.dtype, budget=first.budget, domain=base,
+                           err_fn=lemma_error_fn(first.name, first.dtype))]
+        return [_with_segments(Bucket(label=_label(group[0], None, T_pad), members=list(group), kind="lemma", T=T,
+                                      d=2, dtype=first.dtype, budget=first.budget,
+                                      domain=pad.PaddedDomain(base, "min"),
+                                      err_fn=padded_lemma_error_fn(first.name, first.dtype), padded=True,
+                                      base_domain=base, data_d=1))]
     live = [p for p in group if p.error is None]
     if not live:
         return []
     by_structure: dict[Any, list[Prepared]] = {}
     for p in live:
-        key = (bk.structure(p.cfg), p.built.task, p.probe_names, tuple(x.shape for x in p.probes))
+        # padded: the family's task at T_pad (targets read X's shape, not T); else every member's own (one T)
+        task = replace(p.built.task, T=T) if padded else p.built.task
+        key = (bk.structure(p.cfg), task, p.probe_names, tuple(x.shape[0] for x in p.probes))
         by_structure.setdefault(key, []).append(p)
-    for (struct, task, probe_names, probe_shapes), members in by_structure.items():
-        evals = evaluations_per_config(task.domain, first.T, task.d, first.budget, tuple(s[0] for s in probe_shapes),
-                                       ascent_factor=3)
-        fast = _fast_family(members, first.dtype)
-        planned = _plan(members, first.T, evals, platform, policy, fast)
-        targets = {id(p): t for p, t in zip(members, planned)}
-        for p in members:
-            tcfg = targets[id(p)]
-            key = (tcfg, task, probe_names, probe_shapes)
+    out: dict[Any, Bucket] = {}
+    for (struct, task, probe_names, probe_counts), members in by_structure.items():
+        evals = evaluations_per_config(task.domain, T, task.d, first.budget, probe_counts, ascent_factor=3)
+        fast = _fast_family(members)
+        planned = _plan(members, T, evals, platform, policy, fast)
+        for p, tcfg in zip(members, planned):
+            key = (tcfg, task, probe_names, probe_counts)
             if key not in out:
                 dtype = jnp.float64 if first.dtype == "float64" else jnp.float32
                 graphdef, _ = nnx.split(bk.Transformer(tcfg, dtype=dtype, rngs=None))
-                err_fn = fast_error_function(task) if fast else error_function(graphdef, task, first.dtype)
-                out[key] = Bucket(label=_label(p, tcfg) + ("/fast" if fast else ""), members=[], kind="construction",
-                                  T=first.T, d=task.d, dtype=first.dtype, budget=first.budget, domain=task.domain,
-                                  err_fn=err_fn, graphdef=graphdef, target_cfg=tcfg, probe_names=probe_names,
-                                  probe_sizes=tuple(s[0] for s in probe_shapes), fast=fast)
+                out[key] = Bucket(label=_label(p, tcfg, T_pad) + ("/fast" if fast else ""), members=[],
+                                  kind="construction", T=T, d=task.d + padded, dtype=first.dtype,
+                                  budget=first.budget,
+                                  domain=pad.PaddedDomain(task.domain, task.padding) if padded else task.domain,
+                                  err_fn=_error_fn(task, graphdef, first.dtype, fast, padded), graphdef=graphdef,
+                                  target_cfg=tcfg, probe_names=probe_names, probe_sizes=probe_counts, fast=fast,
+                                  padded=padded, base_domain=task.domain, data_d=task.d)
             out[key].members.append(p)
-    return _unique_labels(list(out.values()))
+    buckets = list(out.values())
+    return _unique_labels([_with_segments(b) for b in buckets] if padded else buckets)
 
 
-def _fast_family(members: list[Prepared], dtype: str) -> bool:
-    """Run this family on the exact fast path (float64 only): as ``verify`` decides, from each
-    member's compiled weights (:func:`~infoflow_jax.core.fast_model.fast_pays`)."""
-    if dtype != "float64":
-        return False
-    for p in members:
-        if p.fast is None:
-            p.fast = fast_pays(fast_plan(*p.built.split()), p.config.T)
-    return any(p.fast for p in members)
+def _error_fn(task, graphdef, dtype: str, fast: bool, padded: bool):
+    """|Ĥ − H| for a bucket: dense or on the fast path (float64), on plain or padded inputs."""
+    if padded:
+        return pad.padded_fast_error_function(task) if fast else pad.padded_error_function(graphdef, task, dtype)
+    return fast_error_function(task) if fast else error_function(graphdef, task, dtype)
+
+
+def _fast_family(members: list[Prepared]) -> bool:
+    """Run this family on the exact fast path: when it pays for some member (:func:`_pays_fast`)."""
+    return any([_pays_fast(p) for p in members])  # a list: every member's decision is cached
 
 
 def _plan(members: list[Prepared], T: int, evals: float, platform: str, policy: str, fast: bool) -> list:
@@ -406,8 +422,8 @@ def _plan(members: list[Prepared], T: int, evals: float, platform: str, policy: 
     return bk.plan_widths([p.cfg for p in members], T, evals, platform=platform, policy=policy)
 
 
-def _fast_params(bucket: Bucket, rows: list[Prepared]):
-    """The rows' fast plans, read from their padded weights and padded to the bucket's one shape
+def _bucket_plans(bucket: Bucket) -> dict:
+    """id(member) → its fast plan, read from its padded weights and padded to the bucket's one shape
     (computed once for every member, so every call of the bucket has the same shapes)."""
     if bucket.plans is None:
         plans = []
@@ -415,7 +431,7 @@ def _fast_params(bucket: Bucket, rows: list[Prepared]):
             graphdef, state = bk.pad_state(p.built, bucket.target_cfg, dtype=jnp.float64)
             plans.append(fast_plan(graphdef, jax.tree_util.tree_map(np.asarray, state)))
         bucket.plans = dict(zip((id(p) for p in bucket.members), same_shape_plans(plans)))
-    return _stack([bucket.plans[id(p)] for p in rows])
+    return bucket.plans
 
 
 def _unique_labels(buckets: list[Bucket]) -> list[Bucket]:
@@ -428,60 +444,13 @@ def _unique_labels(buckets: list[Bucket]) -> list[Bucket]:
     return buckets
 
 
-def _padded_label(p: Prepared, T_pad: int, target_cfg) -> str:
-    parts = _label(p, target_cfg).split("/")
-    parts[1] = f"T<={T_pad}"
-    return "/".join(parts)
-
-
-def _padded_buckets(group: list[Prepared], policy: str, platform: str) -> list[Bucket]:
-    """Buckets of paddable members of several T: one program at T_pad = their largest T."""
-    from flax import nnx
-
-    T_pad = max(p.config.T for p in group)
-    first = group[0].config
-    if first.kind == "lemma":
-        base = lc.domain_of(first.name)
-        b = Bucket(label=_padded_label(group[0], T_pad, None), members=list(group), kind="lemma", T=T_pad, d=2,
-                   dtype=first.dtype, budget=first.budget, domain=pad.PaddedDomain(base, "min"),
-                   err_fn=padded_lemma_error_fn(first.name, first.dtype), padded=True, base_domain=base, data_d=1)
-        return [_with_segments(b)]
-    live = [p for p in group if p.error is None]
-    out: dict[Any, Bucket] = {}
-    by_structure: dict[Any, list[Prepared]] = {}
-    for p in live:
-        task = replace(p.built.task, T=T_pad)  # the family's task: targets read X's shape, not T
-        key = (bk.structure(p.cfg), task, p.probe_names, tuple(x.shape[0] for x in p.probes))
-        by_structure.setdefault(key, []).append(p)
-    for (struct, task, probe_names, probe_counts), members in by_structure.items():
-        evals = evaluations_per_config(task.domain, T_pad, task.d, first.budget, probe_counts, ascent_factor=3)
-        fast = _fast_family(members, first.dtype)
-        planned = _plan(members, T_pad, evals, platform, policy, fast)
-        for p, tcfg in zip(members, planned):
-            key = (tcfg, task, probe_names, probe_counts)
-            if key not in out:
-                dtype = jnp.float64 if first.dtype == "float64" else jnp.float32
-                graphdef, _ = nnx.split(bk.Transformer(tcfg, dtype=dtype, rngs=None))
-                err_fn = pad.padded_fast_error_function(task) if fast else \
-                    pad.padded_error_function(graphdef, task, first.dtype)
-                out[key] = Bucket(label=_padded_label(p, T_pad, tcfg) + ("/fast" if fast else ""), members=[],
-                                  kind="construction", T=T_pad, d=task.d + 1, dtype=first.dtype, budget=first.budget,
-                                  domain=pad.PaddedDomain(task.domain, task.padding), err_fn=err_fn,
-                                  graphdef=graphdef, target_cfg=tcfg, probe_names=probe_names,
-                                  probe_sizes=probe_counts, padded=True, base_domain=task.domain, data_d=task.d,
-                                  fast=fast)
-            out[key].members.append(p)
-    return _unique_labels([_with_segments(b) for b in out.values()])
-
-
 def _with_segments(b: Bucket) -> Bucket:
-    """A padded bucket's estimator layout: the grid if some member has one (sized for the largest),
-    then one batch per sampler; every member's batches are filled up to these sizes."""
-    grids = [grid_side(p.config.T, b.data_d, b.budget.grid_points) for p in b.members]
-    grid = max(n ** (p.config.T * b.data_d) if n >= 3 else 0 for n, p in zip(grids, b.members))
-    samplers = samplers_for(b.base_domain)
-    b.segment_sizes = ((grid,) if grid else ()) + (b.budget.samples,) * len(samplers)
-    b.names = (["grid"] if grid else []) + samplers + list(b.probe_names) + (["adversarial"] if ascent_on(b.budget) else [])
+    """A padded bucket's estimator layout: the grid if some member has one (the smallest T has one if
+    any does; sized for the largest), then one batch per sampler; every member's batches are filled
+    up to these sizes."""
+    grid = max(grid_size(p.config.T, b.data_d, b.budget.grid_points) for p in b.members)
+    b.segment_sizes = ((grid,) if grid else ()) + (b.budget.samples,) * len(samplers_for(b.base_domain))
+    b.names = candidate_names(b.base_domain, min(p.config.T for p in b.members), b.data_d, b.budget, b.probe_names)
     return b
 
 
@@ -490,8 +459,8 @@ def _member_estimate(bucket: Bucket, p: Prepared, values, inputs) -> Estimate:
     all-filler grid batch it did not have and gets its worst input back at its own T."""
     if not bucket.padded:
         return to_estimate(bucket.names, values, inputs)
-    keep = [j for j, n in enumerate(bucket.names)
-            if n != "grid" or grid_side(p.config.T, bucket.data_d, bucket.budget.grid_points) >= 3]
+    has_grid = grid_size(p.config.T, bucket.data_d, bucket.budget.grid_points) > 0
+    keep = [j for j, n in enumerate(bucket.names) if n != "grid" or has_grid]
     return to_estimate([bucket.names[j] for j in keep], values[keep],
                        pad.strip(np.asarray(inputs)[keep], p.config.T))
 
@@ -506,7 +475,8 @@ def _batch_inputs(bucket: Bucket, rows: list[Prepared]):
     if bucket.kind == "lemma":
         params = np.stack([p.params for p in rows])
     elif bucket.fast:
-        params = _fast_params(bucket, rows)
+        plans = _bucket_plans(bucket)
+        params = _stack([plans[id(p)] for p in rows])
     else:
         states = []
         for p in rows:
@@ -534,7 +504,7 @@ def _padded_draw(bucket: Bucket, p: Prepared):
     gets an all-filler grid batch, dropped from its record)."""
     T, d = p.config.T, bucket.data_d
     Xs, fresh = draw_for_seed(p.config.seed, domain=bucket.base_domain, T=T, d=d, budget=bucket.budget)
-    if bucket.names[0] == "grid" and grid_side(T, d, bucket.budget.grid_points) < 3:
+    if bucket.names[0] == "grid" and not grid_size(T, d, bucket.budget.grid_points):
         Xs = [np.zeros((0, T, d))] + list(Xs)
     out = []
     for X, size in zip(Xs, bucket.segment_sizes):
@@ -701,8 +671,7 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
 def _run_bucket(bucket: Bucket, compiled, first_args, store: ResultsStore, done: set, stats: Stats,
                 placement: Placement, bar, budget_left: int | None) -> int:
     if bucket.padded:  # fillers included: they are evaluated too
-        b = bucket.budget
-        per_cfg_evals = sum(bucket.segment_sizes) + sum(bucket.probe_sizes) + (b.starts * (b.steps + 1) if ascent_on(b) else 0)
+        per_cfg_evals = sum(bucket.segment_sizes) + sum(bucket.probe_sizes) + ascent_evaluations(bucket.budget)
     else:
         per_cfg_evals = evaluations_per_config(bucket.domain, bucket.T, bucket.d, bucket.budget, bucket.probe_sizes)
     written = 0

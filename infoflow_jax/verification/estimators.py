@@ -104,15 +104,23 @@ def candidate_names(domain, T: int, d: int, budget: Budget, probe_names: tuple[s
     return names
 
 
+def grid_size(T: int, d: int, max_points: int) -> int:
+    """Points of the exhaustive grid (:func:`grid_inputs`); 0 where it does not run."""
+    n = grid_side(T, d, max_points)
+    return n ** (T * d) if n >= 3 else 0
+
+
+def ascent_evaluations(budget: Budget, ascent_factor: int = 1) -> int:
+    """Evaluations of the ascent per configuration: steps + 1 value-and-gradient evaluations per
+    start (:func:`ascend`), each counting ``ascent_factor``."""
+    return budget.starts * (budget.steps + 1) * ascent_factor if ascent_on(budget) else 0
+
+
 def evaluations_per_config(domain, T: int, d: int, budget: Budget, probe_sizes: tuple[int, ...] = (),
                            ascent_factor: int = 1) -> int:
     """Forward evaluations of |Ĥ − H| per configuration (an ascent step counts ``ascent_factor``)."""
-    n_grid = grid_side(T, d, budget.grid_points)
-    n = n_grid ** (T * d) if n_grid >= 3 else 0
-    n += len(samplers_for(domain)) * budget.samples + sum(probe_sizes)
-    if ascent_on(budget):
-        n += budget.starts * (budget.steps + 1) * ascent_factor  # steps + 1 value-and-gradient evaluations
-    return n
+    return (grid_size(T, d, budget.grid_points) + len(samplers_for(domain)) * budget.samples + sum(probe_sizes)
+            + ascent_evaluations(budget, ascent_factor))
 
 
 def draw(src, grid, *, domain, T: int, d: int, budget: Budget):

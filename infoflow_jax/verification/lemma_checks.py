@@ -33,25 +33,24 @@ LEMMA_MUTANTS = {"temperature-off": TEMPERATURE_OFF.description}
 L2_GAMMA = 0.1
 
 
+def _all_tokens(X, valid):
+    return jnp.ones(X.shape[0], bool) if valid is None else valid
+
+
 def softmax_max_gap(beta, X, valid=None):
-    """max v − Σ_s softmax(βv)_s v_s for v = X[:, 0] (over the tokens where ``valid``, default all)."""
-    v = X[:, 0]
-    if valid is None:
-        return jnp.max(v) - jnp.sum(jax.nn.softmax(beta * v) * v)
-    p = jax.nn.softmax(jnp.where(valid, beta * v, -jnp.inf))  # padded tokens: weight exactly 0
+    """max v − Σ_s softmax(βv)_s v_s for v = X[:, 0] over the tokens where ``valid`` (default all;
+    padded tokens get score −∞, i.e. weight exactly 0)."""
+    v, valid = X[:, 0], _all_tokens(X, valid)
+    p = jax.nn.softmax(jnp.where(valid, beta * v, -jnp.inf))
     return jnp.max(jnp.where(valid, v, -jnp.inf)) - jnp.sum(p * v)
 
 
 def margin_defect(beta, X, valid=None):
     """‖softmax(βa) − e_{s*}‖₁ = 2·Σ_{s≠s*} softmax_s (no cancellation near 1); over the tokens
     where ``valid`` (default all)."""
-    a = X[:, 0]
-    if valid is None:
-        p = jax.nn.softmax(beta * a)
-        top = jnp.argmax(a)
-    else:
-        p = jax.nn.softmax(jnp.where(valid, beta * a, -jnp.inf))
-        top = jnp.argmax(jnp.where(valid, a, -jnp.inf))
+    a, valid = X[:, 0], _all_tokens(X, valid)
+    p = jax.nn.softmax(jnp.where(valid, beta * a, -jnp.inf))
+    top = jnp.argmax(jnp.where(valid, a, -jnp.inf))
     return 2.0 * jnp.sum(jnp.where(jnp.arange(a.shape[0]) == top, 0.0, p))
 
 
