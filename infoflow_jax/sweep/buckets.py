@@ -33,6 +33,7 @@ Policies (``SweepSpec.bucket``):
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Callable, Sequence
 
@@ -175,6 +176,20 @@ def cast_state(state, dtype):
 #: platform → (seconds one bucket program takes to compile, sustained FLOP/s of evaluation).
 #: Measured orders of magnitude (docs/sweeps.md); only the ratio matters.
 AUTO_COST = {"cpu": (6.0, 4e9), "gpu": (15.0, 2e12), "tpu": (15.0, 2e12)}
+
+#: platform → XLA compiler options for a bucket program. On CPU, XLA's fusion emitters (the
+#: default in jaxlib 0.10) spend most of a bucket's compile time in LLVM; the classic emitters
+#: compile the same HLO in 15–50 % less time at equal evaluation speed on C1 and C3 (C2's
+#: evaluation slower; docs/sweeps.md has the measurement). Numerics are float64 either way
+#: (no fast-math). A user's XLA_FLAGS cannot override these: set ``INFOFLOW_XLA_DEFAULTS=off``.
+COMPILER_OPTIONS = {"cpu": {"xla_cpu_use_fusion_emitters": False}}
+
+
+def compiler_options(platform: str) -> dict | None:
+    """The options :data:`COMPILER_OPTIONS` gives ``platform`` (None: XLA's defaults)."""
+    if os.environ.get("INFOFLOW_XLA_DEFAULTS", "").lower() in ("off", "0", "false"):
+        return None
+    return COMPILER_OPTIONS.get(platform) or None
 
 
 def eval_flops(cfg: TFConfig, T: int) -> float:

@@ -539,7 +539,7 @@ def _compile(bucket: Bucket, rows: list[Prepared], placement: Placement, counter
     fn = make_program(bucket.err_fn, bucket.domain, bucket.budget, bucket.chunk, bucket.shared_key, counter)
     lowered = fn.lower(*args)
     t1 = time.perf_counter()
-    compiled = lowered.compile()
+    compiled = lowered.compile(bk.compiler_options(placement.devices[0].platform))
     bucket.prep_seconds = t_prep - t0
     bucket.trace_seconds = t1 - t_prep
     bucket.compile_seconds = time.perf_counter() - t_prep  # trace + lower + XLA compile
