@@ -84,6 +84,7 @@ class Certificate:
     seconds: float
     reason: str | None = None
     notes: list = field(default_factory=list)
+    worst_box: tuple | None = None  # (lo, hi) of the queued box with the largest upper bound (open runs)
 
 
 # ----------------------------------------------------------------------------- structure
@@ -232,7 +233,8 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
     def choose_split(lo, hi, eff):
         width = (hi - lo).reshape(len(lo), -1)
         e = eff.reshape(len(lo), -1)
-        score = e + 0.05 * width * (e.max(-1, keepdims=True) + 1e-3)
+        g = e / np.maximum(width, 1e-300)  # |∂Ĥ| + |∂H| at the centre
+        score = width * (g + 0.5 * g.max(-1, keepdims=True) + 1e-3)  # a floor: no coordinate starves
         return np.argmax(score, -1)
 
     lower, witness = 0.0, None
@@ -294,5 +296,9 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
         upper = closed_upper if np.isfinite(closed_upper) else 0.0
     else:
         upper = float(max(closed_upper, np.max(q_up))) if len(q_up) else closed_upper
+    worst = None
+    if status != "certified" and len(q_up):
+        j = int(np.argmax(q_up))
+        worst = (q_lo[j].copy(), q_hi[j].copy())
     return Certificate(status, float(upper), float(lower), witness, n_boxes, time.perf_counter() - t0,
-                       reason=reason, notes=notes)
+                       reason=reason, notes=notes, worst_box=worst)
