@@ -68,6 +68,7 @@ from infoflow_jax.core.precision import require_float64, within_bound
 from infoflow_jax.verification.target_bounds import NotCertifiable, target_bounds_for
 
 BATCH = 1024  # children bounded per compiled call
+SMALL_BATCH = 32  # the second compiled shape, for the first rounds (few boxes)
 MAX_QUEUE = 4_000_000  # boxes kept at most (memory: T·d·16 bytes each); beyond, the run stops "open"
 MAX_ORDER_ROOTS = 24  # T! roots for non-invariant models on margin domains, up to T = 4
 
@@ -216,12 +217,13 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
             lo, hi, oidx = lo[keep], hi[keep], oidx[keep]
         n = len(lo)
         ups, errs, wits, effs = [], [], [], []
-        for s in range(0, n, batch):  # fixed shape: pad the last chunk with copies
-            l, h = lo[s:s + batch], hi[s:s + batch]
+        size = SMALL_BATCH if n <= SMALL_BATCH else batch  # two fixed shapes: the first rounds are small
+        for s in range(0, n, size):  # fixed shape: pad the last chunk with copies
+            l, h = lo[s:s + size], hi[s:s + size]
             m = len(l)
-            if m < batch:
-                l = np.concatenate([l, np.repeat(l[-1:], batch - m, 0)])
-                h = np.concatenate([h, np.repeat(h[-1:], batch - m, 0)])
+            if m < size:
+                l = np.concatenate([l, np.repeat(l[-1:], size - m, 0)])
+                h = np.concatenate([h, np.repeat(h[-1:], size - m, 0)])
             up, err, wit, eff = program(plan, state, jnp.asarray(l), jnp.asarray(h))
             ups.append(np.asarray(up)[:m]); errs.append(np.asarray(err)[:m])
             wits.append(np.asarray(wit)[:m]); effs.append(np.asarray(eff)[:m])
@@ -302,3 +304,46 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
         worst = (q_lo[j].copy(), q_hi[j].copy())
     return Certificate(status, float(upper), float(lower), witness, n_boxes, time.perf_counter() - t0,
                        reason=reason, notes=notes, worst_box=worst)
+
+
+# ----------------------------------------------------------------------------- records
+DEFAULT_BUDGET_SECONDS = 120.0
+
+
+def certify(built, *, budget_seconds: float = DEFAULT_BUDGET_SECONDS, seed: int = 0, budget=None,
+            progress=None, batch: int = BATCH):
+    """:func:`~infoflow_jax.verification.verify.verify` (the estimate ``err_estimate`` and the step
+    checks), then the branch-and-bound certificate; one :class:`~infoflow_jax.verification.records.Record`
+    with ``certificate``, ``certified_upper``, ``boxes``, ``witness`` and ``certificate_note``.
+    An estimate above the bound refutes at once (its worst input is the witness)."""
+    from infoflow_jax.core.errors import check_positive
+    from infoflow_jax.verification.verify import verify
+
+    check_positive("budget_seconds", budget_seconds)
+    t0 = time.perf_counter()
+    record = verify(built, seed=seed, budget=budget)
+    if not within_bound(record.err_estimate, built.bound):
+        cert = Certificate("refuted", None, float(record.err_estimate), np.asarray(record.worst_input), 0, 0.0,
+                           notes=["the estimators' worst input exceeds the bound"])
+    else:
+        cert = certify_built(built, budget_seconds=budget_seconds, progress=progress, batch=batch)
+    record.certificate = cert.status
+    record.certified_upper = cert.upper
+    record.boxes = cert.boxes
+    record.witness = None if cert.status != "refuted" or cert.witness is None else np.asarray(cert.witness).tolist()
+    record.certificate_note = "; ".join([*([cert.reason] if cert.reason else []), *cert.notes]) or None
+    record.seconds = time.perf_counter() - t0
+    return record
+
+
+def certify_construction(spec, *, T: int, eps: float, k: int | None = None, mutant: str | None = None,
+                         budget_seconds: float = DEFAULT_BUDGET_SECONDS, seed: int = 0, budget=None,
+                         progress=None, **options):
+    """Build catalog entry ``spec`` at (T, ε, k) (a mutant) and :func:`certify` it."""
+    kw = dict(options)
+    if spec.uses_k:
+        kw["k"] = k
+    built = spec.build(T, eps, mutant=mutant, **kw)
+    record = certify(built, budget_seconds=budget_seconds, seed=seed, budget=budget, progress=progress)
+    record.name = spec.name
+    return record
