@@ -46,7 +46,7 @@ def _box_and_points(seed: int, T: int, d: int, n: int = 64):
 
 
 @pytest.mark.parametrize("task", TASKS, ids=lambda t: type(t).__name__)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1))
 def test_no_sampled_point_of_a_box_has_a_target_outside_the_target_bounds(task, seed):
     lo, hi, pts = _box_and_points(seed, task.T, task.d)
@@ -74,7 +74,7 @@ def _ffn(Ws, bs, h):
 _linear = jax.jit(lambda Ws, bs, lo, hi: tuple(vars(linear_ffn_bounds(Ws, bs, (False,) * 4, Interval(lo, hi))).values()))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1), scale=st.sampled_from([1.0, 1e-2, 1e-5]))
 def test_no_sampled_point_of_a_box_leaves_the_linear_bounds_of_a_random_deep_relu_net(seed, scale):
     rng = np.random.default_rng(seed)
@@ -99,7 +99,7 @@ def c1():
     return lookup("C1").build(2, 0.1)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1))
 def test_no_sampled_point_of_a_box_has_an_error_above_the_box_upper_bound(c1, seed):
     graphdef, state = c1.split()
@@ -115,7 +115,6 @@ def test_no_sampled_point_of_a_box_has_an_error_above_the_box_upper_bound(c1, se
 @settings(max_examples=50, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1))
 def test_tightening_to_a_margin_chain_keeps_every_point_of_the_domain_in_the_box(seed):
-    rng = np.random.default_rng(seed)
     T, dom = 3, Margin(0.2, 3)
     lo, hi, pts = _box_and_points(seed, T, 1, n=512)
     pts = np.sort(pts, axis=1)[:, ::-1]  # the sorted region x_1 ≥ x_2 ≥ x_3
@@ -124,7 +123,6 @@ def test_tightening_to_a_margin_chain_keeps_every_point_of_the_domain_in_the_box
     tlo, thi, empty = tighten(lo[None], hi[None], np.arange(T)[None], np.array([0.2, 0.2]))
     assert not (len(inside) and empty[0])
     assert np.all((inside >= tlo[0]) & (inside <= thi[0]))
-    del rng
 
 
 def test_a_box_with_no_point_of_the_margin_chain_is_empty():
