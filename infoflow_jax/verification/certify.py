@@ -317,6 +317,7 @@ def certify(built, *, budget_seconds: float = DEFAULT_BUDGET_SECONDS, seed: int 
     with ``certificate``, ``certified_upper``, ``boxes``, ``witness`` and ``certificate_note``.
     An estimate above the bound refutes at once (its worst input is the witness)."""
     from infoflow_jax.core.errors import check_positive
+    from infoflow_jax.verification.records import expected_outcome
     from infoflow_jax.verification.verify import verify
 
     check_positive("budget_seconds", budget_seconds)
@@ -333,6 +334,7 @@ def certify(built, *, budget_seconds: float = DEFAULT_BUDGET_SECONDS, seed: int 
     record.witness = None if cert.status != "refuted" or cert.witness is None else np.asarray(cert.witness).tolist()
     record.certificate_note = "; ".join([*([cert.reason] if cert.reason else []), *cert.notes]) or None
     record.seconds = time.perf_counter() - t0
+    record.expected = expected_outcome(record)  # now judged by the certificate
     return record
 
 
