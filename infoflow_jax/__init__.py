@@ -13,6 +13,7 @@ Write a construction (weights from named residual slots, tracr-style):
 
 Check it:
     :func:`verify` (one configuration → :class:`Record`), :func:`verify_grid` (a grid of T, k, ε),
+    :func:`certify` (a sound upper bound by branch-and-bound: ``record.certificate``, ``certified_upper``),
     :func:`fit_exponent` (the parameter exponent), :class:`Budget` with
     :data:`DEFAULT_BUDGET` / :data:`QUICK_BUDGET`; shared defects for mutants in
     :mod:`infoflow_jax.verification.mutants`.
@@ -41,6 +42,7 @@ from infoflow_jax.core.tasks import FunctionTask, KthLargest, MaxRetrieval, Task
 from infoflow_jax.verification.construction import Built, ConstructionSpec
 from infoflow_jax.verification.estimators import DEFAULT_BUDGET, QUICK_BUDGET, Budget
 from infoflow_jax.verification.records import RECORD_KEYS, Record
+from infoflow_jax.verification.certify import certify
 from infoflow_jax.verification.verify import verify, verify_grid
 
 __all__ = [
@@ -50,7 +52,7 @@ __all__ = [
     "e_max", "beta_for_soft_max", "knots_for", "pl_decoder_error",
     "Task", "FunctionTask", "MaxRetrieval", "TwoHop", "KthLargest", "Cube", "Margin", "Built",
     # check it
-    "verify", "verify_grid", "fit_exponent", "Budget", "DEFAULT_BUDGET", "QUICK_BUDGET", "Record", "RECORD_KEYS",
+    "verify", "verify_grid", "certify", "fit_exponent", "Budget", "DEFAULT_BUDGET", "QUICK_BUDGET", "Record", "RECORD_KEYS",
     "use_float64", "InputError",
     # catalog
     "catalog", "lookup", "register", "unregister", "ConstructionSpec",

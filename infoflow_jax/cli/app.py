@@ -28,7 +28,7 @@ import sys
 
 # Subcommands, in --help order. Later subcommands append their name here and
 # provide infoflow_jax/cli/<name>.py with add_parser(subparsers) and run(args).
-SUBCOMMANDS = ["verify", "predict", "train", "sweep", "report", "separation"]
+SUBCOMMANDS = ["verify", "predict", "train", "sweep", "report", "separation", "certify"]
 
 PROG = "infoflow"
 EXIT_USAGE = 2

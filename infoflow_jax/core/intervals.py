@@ -378,14 +378,17 @@ def embedding_bounds(plan: BoundPlan, X: Interval) -> Interval:
     return Interval(jnp.concatenate([cls.lo, tokens.lo]), jnp.concatenate([cls.hi, tokens.hi]))
 
 
-def propagate(plan: BoundPlan, lo_X, hi_X) -> Interval:
-    """Bounds on the model output for lo_X ≤ X ≤ hi_X (one box, X of shape (T, d))."""
+def propagate(plan: BoundPlan, lo_X, hi_X, ffn=None) -> Interval:
+    """Bounds on the model output for lo_X ≤ X ≤ hi_X (one box, X of shape (T, d)).
+    ``ffn(stage, H)``: another sound FFN bound to use instead of :func:`ffn_bounds`
+    (e.g. :func:`infoflow_jax.core.linear_bounds.linear_ffn_bounds` for deep FFNs)."""
+    ffn = ffn_bounds if ffn is None else ffn
     H = embedding_bounds(plan, Interval(jnp.asarray(lo_X), jnp.asarray(hi_X)))
     L = len(plan.attn)
     for i in range(L):
         queries = H[:1] if i == L - 1 else H  # the last layer needs the CLS row only
         H = add(queries, attention_bounds(plan.attn[i], H, queries))
-        H = add(H, ffn_bounds(plan.ffn[i], H))
+        H = add(H, ffn(plan.ffn[i], H))
     out = affine(H[0], plan.w[:, None], plan.b[None])
     return Interval(out.lo[0], out.hi[0])
 

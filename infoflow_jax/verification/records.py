@@ -14,7 +14,9 @@ Verdicts (THEORY §6):
   case, and nothing exceeds the lemma);
 * a row is *as expected* when a real row passes and a mutant row fails; with proof-step
   checks (``step_certified`` not None) a real row must also be step-certified, and a mutant
-  row is caught when it fails either the global check or a step.
+  row is caught when it fails either the global check or a step;
+* a certify row (``certificate`` not None): a real row is as expected when it is
+  "certified", a mutant row when it is not (refuted or open).
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ class Record:
     config_hash: str | None = None  # sweeps: identity of the configuration (resume key)
     bucket: str | None = None  # sweeps: the compiled program's bucket
     compile_seconds: float | None = None  # sweeps: that bucket's trace + compile time
+    certificate: str | None = None  # `infoflow certify`: "certified" | "refuted" | "open" (None: not certified)
+    certified_upper: float | None = None  # a sound upper bound on sup |Ĥ − H| (branch-and-bound)
+    boxes: int | None = None  # input boxes the branch-and-bound bounded
+    witness: list | None = None  # refuted: the input (T × d) whose error exceeds the bound
+    certificate_note: str | None = None  # why a certificate is open; the reductions used
     schema: int = SCHEMA
 
     def __post_init__(self):
@@ -123,6 +130,9 @@ def lemma_passes(err_estimate: float, bound: float, attained: float) -> bool:
 def expected_outcome(record) -> bool:
     """A row is as expected when a real construction passes (and, where it claims proof steps,
     is step-certified) and a mutant fails (the global check, or a step)."""
+    certificate = record.get("certificate")
+    if certificate is not None:  # a certify row: real rows must be certified, mutants must not be
+        return certificate == "certified" if record["mutant"] is None else certificate != "certified"
     steps_failed = record.get("step_certified") is False
     if record["mutant"] is None:
         return bool(record["passed"] and not steps_failed)

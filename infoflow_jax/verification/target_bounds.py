@@ -1,0 +1,219 @@
+"""Sound bounds on a task's target H over a box of inputs, for the global certificate.
+
+    target_bounds(task, lo, hi) → (lo_H, hi_H)   with  lo_H ≤ H(X) ≤ hi_H  for every lo ≤ X ≤ hi
+
+``lo``, ``hi``: (B, T, d) (a batch of boxes), results (B,). One function per task class
+(dispatch on the exact class: a subclass may change the target, so it is not trusted):
+
+* order statistics are monotone: the k-th largest of a box ranges exactly over
+  [k-th largest of lo, k-th largest of hi] (:func:`~infoflow_jax.core.intervals.kth_largest_bounds`);
+  a maximum over tokens of a monotone quantity likewise;
+* m − x_t = max(0, max_{s≠t}(x_s − x_t)) (T2) is nondecreasing in every x_s, s ≠ t, and
+  nonincreasing in x_t: its range is exact from the box's corners;
+* a 1-D function f with Lipschitz constant L on [a, b] lies in the two cones from its ends,
+
+      (f(a) + f(b) − L(b − a))/2 ≤ f ≤ (f(a) + f(b) + L(b − a))/2,
+
+  exact for the identity and for the tent ψ (slopes ±L, one kink); F, ψ, v, G_j use it;
+* the coupled decode G_r(u) = Πu/r + Σ_j sin(2πju_j)/(2πjr) (:class:`~infoflow_jax.core.tasks.CoupledG`):
+  the product by interval multiplication (exact: multilinear, extremes at corners), each
+  sine term by its cone (Lipschitz 1/r); any other G by its sup-norm Lipschitz constant
+  around the centre, G(c) ± L·max_j r_j;
+* linear features g(x) = ⟨w, x⟩ with w ≥ 0 (T6) are monotone: [g(lo_s), g(hi_s)].
+
+The bounds are conditional on the declared Lipschitz constants (proved in the docstrings of
+the built-in functions; a user's is only grid-checked, :meth:`LipschitzFn.checked`).
+
+Rounding. H as the verifier evaluates it (float64) and H in real arithmetic both lie in
+the bounds: every function value we compute (and every one the target computes) is a few
+float64 operations (sums of ≤ T terms, sin, products of ≤ r factors) on inputs in [−1, 2],
+with error far below TARGET_ROUNDING = 2⁻⁴⁰ relative to (1 + |value|) — ~10³ times the
+worst accumulated rounding of such an expression. Every function range is widened by that
+much on both sides (:func:`_widen`); sorting, max, clipping do no arithmetic.
+
+A task without an interval extension here (e.g. :class:`~infoflow_jax.core.tasks.FunctionTask`)
+raises :class:`NotCertifiable`; the certificate is then "open" with that reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax.numpy as jnp
+
+from infoflow_jax.core.intervals import kth_largest_bounds
+from infoflow_jax.core.tasks import (CoupledG, CoupledTopR, DecoupledTopR, DRetrieval, KthLargest, LinearFeature,
+                                     MaxRetrieval, TopKMean, TwoHop)
+
+TARGET_ROUNDING = 2.0 ** -40
+
+
+class NotCertifiable(ValueError):
+    """The task (or its functions) has no sound interval extension here."""
+
+
+def _widen(lo, hi):
+    return (lo - TARGET_ROUNDING * (1 + jnp.abs(lo)), hi + TARGET_ROUNDING * (1 + jnp.abs(hi)))
+
+
+def _lipschitz_of(f, what: str) -> float:
+    L = getattr(f, "lipschitz", None)
+    try:
+        L = float(L)
+    except (TypeError, ValueError):
+        L = float("nan")
+    if not (L >= 0 and L < float("inf")):
+        raise NotCertifiable(f"not certifiable: {what} has no finite Lipschitz constant")
+    return L
+
+
+def fn_range(f, a, b, what: str = "F"):
+    """[min, max] ⊇ f([a, b]) elementwise for a 1-D Lipschitz f: the two cones from the ends."""
+    L = _lipschitz_of(f, what)
+    fa, fb = f(a), f(b)
+    mid, half = 0.5 * (fa + fb), 0.5 * L * (b - a)
+    return _widen(mid - half, mid + half)
+
+
+def _interval_product(los, his):
+    """Bounds on Π_j u_j for u_j ∈ [los[..., j], his[..., j]] (exact: iterated interval products)."""
+    plo, phi = los[..., 0], his[..., 0]
+    for j in range(1, los.shape[-1]):
+        c = jnp.stack([plo * los[..., j], plo * his[..., j], phi * los[..., j], phi * his[..., j]])
+        plo, phi = jnp.min(c, 0), jnp.max(c, 0)
+    return plo, phi
+
+
+def multi_range(G, los, his, what: str = "G"):
+    """Bounds on G(u) over the box los ≤ u ≤ his (last axis = the arguments of G)."""
+    if isinstance(G, CoupledG) and type(G) is CoupledG:
+        r = G.r
+        plo, phi = _interval_product(los, his)
+        lo, hi = plo / r, phi / r
+        for j in range(1, r + 1):
+            term = _SineTerm(j, r)
+            slo, shi = fn_range(term, los[..., j - 1], his[..., j - 1])
+            lo, hi = lo + slo, hi + shi
+        return _widen(lo, hi)
+    L = _lipschitz_of(G, what)
+    c = 0.5 * (los + his)
+    rad = jnp.max(0.5 * (his - los), axis=-1)
+    g = G(c)
+    return _widen(g - L * rad, g + L * rad)
+
+
+@dataclass(frozen=True)
+class _SineTerm:
+    """u ↦ sin(2πju)/(2πjr): the j-th sine of CoupledG, Lipschitz 1/r."""
+
+    j: int
+    r: int
+
+    @property
+    def lipschitz(self) -> float:
+        return 1.0 / self.r
+
+    def __call__(self, u):
+        return jnp.sin(2 * jnp.pi * self.j * u) / (2 * jnp.pi * self.j) / self.r
+
+
+# ----------------------------------------------------------------------------- per task class
+def _max_retrieval(task: MaxRetrieval, lo, hi):
+    mlo, mhi = kth_largest_bounds(lo[..., 0], hi[..., 0], 1)
+    return fn_range(task.F, mlo, mhi)
+
+
+def _two_hop(task: TwoHop, lo, hi):
+    x_lo, x_hi = lo[..., 0], hi[..., 0]
+    T = x_lo.shape[-1]
+    if T == 1:
+        dlo = dhi = jnp.zeros_like(x_lo)
+    else:
+        others = ~jnp.eye(T, dtype=bool)  # [t, s]: s ≠ t
+        # m − x_t = max(0, max_{s≠t}(x_s − x_t)): monotone in each coordinate, so exact at corners
+        dlo = jnp.maximum(0.0, jnp.max(jnp.where(others, x_lo[..., None, :] - x_hi[..., :, None], -jnp.inf), -1))
+        dhi = jnp.maximum(0.0, jnp.max(jnp.where(others, x_hi[..., None, :] - x_lo[..., :, None], -jnp.inf), -1))
+        # the differences are rounded: widen by one ulp of their magnitude (≤ 2 on the cube)
+        dlo, dhi = jnp.maximum(0.0, dlo - 4 * 2.0 ** -53 * 2), dhi + 4 * 2.0 ** -53 * 2
+    plo, phi = fn_range(task.psi, dlo, dhi, "psi")
+    return fn_range(task.F, jnp.max(plo, -1), jnp.max(phi, -1))
+
+
+def _kth(task: KthLargest, lo, hi):
+    klo, khi = kth_largest_bounds(lo[..., 0], hi[..., 0], task.k)
+    return fn_range(task.F, klo, khi)
+
+
+def _top(lo, hi, r):
+    """Bounds on (x_(1), …, x_(r)): each order statistic is monotone."""
+    s_lo = -jnp.sort(-lo[..., 0], axis=-1)[..., :r]
+    s_hi = -jnp.sort(-hi[..., 0], axis=-1)[..., :r]
+    return s_lo, s_hi
+
+
+def _coupled(task: CoupledTopR, lo, hi):
+    s_lo, s_hi = _top(lo, hi, task.r)
+    return multi_range(task.G, s_lo, s_hi)
+
+
+def _decoupled(task: DecoupledTopR, lo, hi):
+    s_lo, s_hi = _top(lo, hi, task.r)
+    total_lo = total_hi = 0.0
+    for j, G in enumerate(task.Gs):
+        glo, ghi = fn_range(G, s_lo[..., j], s_hi[..., j], f"G_{j + 1}")
+        total_lo, total_hi = total_lo + glo, total_hi + ghi
+    return _widen(total_lo, total_hi)
+
+
+def _d_retrieval(task: DRetrieval, lo, hi):
+    u_lo, u_hi = [], []
+    for g in task.gs:
+        if not isinstance(g, LinearFeature):
+            raise NotCertifiable(f"not certifiable: feature {g!r} of task {task.id} is not a LinearFeature")
+        w = jnp.asarray(g.w, dtype=lo.dtype)  # w ≥ 0 (LinearFeature checks): g is monotone
+        u_lo.append(jnp.max(lo @ w, -1))
+        u_hi.append(jnp.max(hi @ w, -1))
+    u_lo, u_hi = _widen(jnp.stack(u_lo, -1), jnp.stack(u_hi, -1))
+    return multi_range(task.G, u_lo, u_hi)
+
+
+def _top_k_mean(task: TopKMean, lo, hi):
+    s_lo, s_hi = _top(lo, hi, task.k)
+    vlo, vhi = fn_range(task.v, s_lo, s_hi, "v")
+    mlo, mhi = _widen(jnp.mean(vlo, -1), jnp.mean(vhi, -1))
+    return fn_range(task.F, mlo, mhi)
+
+
+@dataclass(frozen=True)
+class TargetBounds:
+    """How to bound one task class's target over a box; ``symmetric``: the target's formula is
+    invariant under permuting tokens (a function of order statistics or of maxima over tokens)."""
+
+    bounds: Callable
+    symmetric: bool
+
+
+TARGET_BOUNDS = {
+    MaxRetrieval: TargetBounds(_max_retrieval, True),
+    TwoHop: TargetBounds(_two_hop, True),
+    KthLargest: TargetBounds(_kth, True),
+    CoupledTopR: TargetBounds(_coupled, True),
+    DecoupledTopR: TargetBounds(_decoupled, True),
+    DRetrieval: TargetBounds(_d_retrieval, True),
+    TopKMean: TargetBounds(_top_k_mean, True),
+}
+
+
+def target_bounds_for(task) -> TargetBounds:
+    """The entry for ``task``'s exact class, or :class:`NotCertifiable` naming the task."""
+    entry = TARGET_BOUNDS.get(type(task))
+    if entry is None:
+        raise NotCertifiable(f"not certifiable: task {task.id} ({type(task).__name__}) has no interval extension")
+    return entry
+
+
+def target_bounds(task, lo, hi):
+    """(lo_H, hi_H), shape (B,), with lo_H ≤ H(X) ≤ hi_H for every lo ≤ X ≤ hi (B, T, d)."""
+    lo, hi = jnp.asarray(lo), jnp.asarray(hi)
+    return target_bounds_for(task).bounds(task, lo, hi)

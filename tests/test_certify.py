@@ -1,0 +1,196 @@
+"""The global certificate (`infoflow certify`): sound box bounds, the branch-and-bound verdicts, the CLI.
+
+(tests/test_intervals.py covers the model's interval bounds, ``output_bounds``; here: the
+target bounds, the linear bounds through deep FFNs, the box error bound, the reductions.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infoflow_jax.core.precision import use_float64
+
+use_float64()
+
+from infoflow_jax.catalog import lookup  # noqa: E402
+from infoflow_jax.core.domains import Margin  # noqa: E402
+from infoflow_jax.core.intervals import Interval, bound_plan  # noqa: E402
+from infoflow_jax.core.linear_bounds import linear_ffn_bounds, read_coordinates  # noqa: E402
+from infoflow_jax.core.tasks import (CoupledTopR, DecoupledTopR, DRetrieval, FunctionTask, KthLargest,  # noqa: E402
+                                     MaxRetrieval, TopKMean, TwoHop)
+from infoflow_jax.verification.certify import (_batch_program, _reads, certify, certify_built,  # noqa: E402
+                                               model_permutation_invariant, tighten)
+from infoflow_jax.verification.estimators import QUICK_BUDGET  # noqa: E402
+from infoflow_jax.verification.target_bounds import target_bounds  # noqa: E402
+
+TASKS = [MaxRetrieval(3), TwoHop(3), KthLargest(3, k=2), CoupledTopR(3, r=2, gamma=0.2),
+         DecoupledTopR(3, r=2, gamma=0.2), DRetrieval(3, d=2, D=2), TopKMean(3, k=2, gamma=0.1)]
+
+
+def _box_and_points(seed: int, T: int, d: int, n: int = 64):
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0, 1, (2, T, d))
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    if rng.uniform() < 0.5:  # narrow boxes too (the bounds must hold at every scale)
+        hi = lo + (hi - lo) * 1e-3
+    pts = lo + (hi - lo) * rng.uniform(0, 1, (n, T, d))
+    pts[0], pts[1] = lo, hi  # the corners, where the order statistics attain their extremes
+    return lo, hi, pts
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: type(t).__name__)
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1))
+def test_no_sampled_point_of_a_box_has_a_target_outside_the_target_bounds(task, seed):
+    lo, hi, pts = _box_and_points(seed, task.T, task.d)
+    tlo, thi = (float(v[0]) for v in target_bounds(task, lo[None], hi[None]))
+    values = np.asarray(task.target(jnp.asarray(pts)))
+    assert np.all(tlo <= values) and np.all(values <= thi)
+
+
+def _random_deep_ffn(rng, E: int):
+    widths = [E, 5, 7, 4, E]
+    Ws = tuple(jnp.asarray(rng.normal(size=(a, b)) * rng.uniform(0.3, 3)) for a, b in zip(widths[:-1], widths[1:]))
+    bs = tuple(jnp.asarray(rng.normal(size=(b,))) for b in widths[1:])
+    return Ws, bs
+
+
+def _ffn(Ws, bs, h):
+    z = h
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        z = z @ W + b
+        if i < len(Ws) - 1:
+            z = jax.nn.relu(z)
+    return z
+
+
+_linear = jax.jit(lambda Ws, bs, lo, hi: tuple(vars(linear_ffn_bounds(Ws, bs, (False,) * 4, Interval(lo, hi))).values()))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1), scale=st.sampled_from([1.0, 1e-2, 1e-5]))
+def test_no_sampled_point_of_a_box_leaves_the_linear_bounds_of_a_random_deep_relu_net(seed, scale):
+    rng = np.random.default_rng(seed)
+    Ws, bs = _random_deep_ffn(rng, 3)
+    c = rng.normal(size=(2, 3))
+    r = np.abs(rng.normal(size=(2, 3))) * scale
+    lo, hi = jnp.asarray(c - r), jnp.asarray(c + r)
+    blo, bhi = _linear(Ws, bs, lo, hi)
+    pts = jnp.asarray(c + r * rng.uniform(-1, 1, (256, 2, 3)))
+    y = _ffn(Ws, bs, pts)
+    assert bool(jnp.all((blo <= y) & (y <= bhi)))
+
+
+def test_read_coordinates_are_the_nonzero_rows_of_the_first_layer():
+    W = np.zeros((5, 3))
+    W[1, 0], W[4, 2] = 1.0, -2.0
+    assert read_coordinates(W) == (1, 4)
+
+
+@pytest.fixture(scope="module")
+def c1():
+    return lookup("C1").build(2, 0.1)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1))
+def test_no_sampled_point_of_a_box_has_an_error_above_the_box_upper_bound(c1, seed):
+    graphdef, state = c1.split()
+    plan = bound_plan(graphdef, state)
+    program = _batch_program(graphdef, c1.task, c1.task.domain, _reads(plan))
+    lo, hi, pts = _box_and_points(seed, 2, 1, n=32)
+    upper = float(program(plan, state, jnp.asarray(np.repeat(lo[None], 32, 0)),
+                          jnp.asarray(np.repeat(hi[None], 32, 0)))[0][0])
+    err = np.abs(np.asarray(jax.vmap(c1.predict)(jnp.asarray(pts))) - np.asarray(c1.task.target(jnp.asarray(pts))))
+    assert np.all(err <= upper)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1))
+def test_tightening_to_a_margin_chain_keeps_every_point_of_the_domain_in_the_box(seed):
+    T, dom = 3, Margin(0.2, 3)
+    lo, hi, pts = _box_and_points(seed, T, 1, n=512)
+    pts = np.sort(pts, axis=1)[:, ::-1]  # the sorted region x_1 ≥ x_2 ≥ x_3
+    inside = pts[np.asarray(dom.contains(jnp.asarray(pts), tol=0.0))]
+    inside = inside[np.all((inside >= lo) & (inside <= hi), axis=(1, 2))]
+    tlo, thi, empty = tighten(lo[None], hi[None], np.arange(T)[None], np.array([0.2, 0.2]))
+    assert not (len(inside) and empty[0])
+    assert np.all((inside >= tlo[0]) & (inside <= thi[0]))
+
+
+def test_a_box_with_no_point_of_the_margin_chain_is_empty():
+    lo = np.array([[[0.5], [0.45]]])
+    hi = np.array([[[0.55], [0.5]]])
+    assert tighten(lo, hi, np.array([[0, 1]]), np.array([0.2]))[2][0]
+
+
+def test_permutation_invariance_is_read_from_the_model_configuration():
+    assert model_permutation_invariant(lookup("C1").build(2, 0.1).compiled.model.cfg)
+    assert not model_permutation_invariant(lookup("C4").build(2, 0.1, k=2).compiled.model.cfg)  # positional
+
+
+@pytest.fixture(scope="module")
+def c1_record(c1):
+    return certify(c1, budget_seconds=120, budget=QUICK_BUDGET)
+
+
+def test_certify_certifies_C1_at_T2_eps_1e_1(c1_record):
+    assert c1_record.certificate == "certified"
+    assert c1_record.certified_upper <= c1_record.bound <= c1_record.eps
+
+
+def test_certified_upper_is_at_least_the_estimate(c1_record):
+    assert c1_record.err_estimate <= c1_record.certified_upper
+
+
+@pytest.mark.parametrize("mutant", ["knot-dropped", "beta-small"])
+def test_a_shipped_mutant_of_C1_is_never_certified(mutant):
+    built = lookup("C1").build(2, 0.1, mutant=mutant)
+    record = certify(built, budget_seconds=20, budget=QUICK_BUDGET)
+    assert record.certificate in ("refuted", "open")
+
+
+def test_a_refuted_mutant_carries_a_witness_whose_error_exceeds_the_bound():
+    built = lookup("C1").build(2, 0.1, mutant="knot-dropped")
+    cert = certify_built(built, budget_seconds=20)
+    if cert.status == "refuted":
+        X = jnp.asarray(cert.witness)
+        assert abs(float(built.predict(X)) - float(built.task.target(X))) > built.bound
+    else:
+        assert cert.status == "open"
+
+
+def test_a_task_without_interval_extension_is_open_with_the_reason_not_a_crash(c1):
+    user = FunctionTask(T=2, fn=lambda X: jnp.max(X[..., 0], -1), lipschitz_constant=1.0)
+    cert = certify_built(dataclasses.replace(c1, task=user), budget_seconds=5)
+    assert cert.status == "open" and "not certifiable" in cert.reason
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["certify", "C1", "--budget-seconds", "0"], "budget-seconds"),
+    (["certify", "C1", "--eps", "0"], "eps"),
+    (["certify", "C1", "--T", "0"], "T"),
+    (["certify", "L1-softmax-max"], "name"),
+    (["certify", "C1", "--mutant", "nope"], "mutant"),
+])
+def test_bad_input_to_certify_exits_2_with_one_line_naming_the_argument(argv, names, capsys):
+    from infoflow_jax.cli.app import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and names in err[0]
+
+
+@pytest.mark.slow
+def test_certify_acceptance_grid_certifies_every_real_construction_and_no_mutant():
+    from infoflow_jax.cli.app import main
+
+    assert main(["certify", "C1", "C2", "C3", "C4", "C6-coupled", "C6-decoupled", "C7",
+                 "--T", "2", "--k", "2", "--eps", "1e-1", "--mutant", "all", "--json", "--quick"]) == 0
