@@ -20,7 +20,8 @@ import sys
 import time
 
 from infoflow_jax.cli.table import Column, Table, fmt_g, fmt_int, fmt_sci, fmt_seconds
-from infoflow_jax.cli.verify import parse_floats, parse_ints, plan_rows, prefer_fast_compilation, select_specs
+from infoflow_jax.cli.verify import (parse_floats, parse_ints, plan_rows, prefer_fast_compilation, select_specs,
+                                     steps_cell)
 from infoflow_jax.core.errors import InputError
 
 NAME = "certify"
@@ -65,6 +66,7 @@ COLUMNS = [
     Column("certificate", "certificate", 11, "<", cell=_cert_cell),
     Column("boxes", "boxes", 9, ">", fmt_int),
     Column("mutant", "mutant", 18, "<"),
+    Column("steps", "steps", 12, "<", cell=steps_cell),
     Column("expected", "expected", 10, "<", lambda x: "ok" if x else "UNEXPECTED"),
     Column("seconds", "sec", 6, ">", fmt_seconds),
 ]

@@ -315,7 +315,7 @@ def _params_cell(r):
     return f"{fmt_int(r['params_theorem'])}/{fmt_int(r['params_total'])}"
 
 
-def _steps_cell(r):
+def steps_cell(r):
     """Proof-step checks: ok, the first failing step's name, or - (no claims)."""
     from infoflow_jax.verification.steps import first_failing
 
@@ -336,7 +336,7 @@ COLUMNS = [
     Column("err_estimate", "estimate", 9, ">", fmt_sci),
     Column("estimator", "estimator", 13, "<"),
     Column("passed", "result", 6, "<", fmt_pass),
-    Column("steps", "steps", 12, "<", cell=_steps_cell),
+    Column("steps", "steps", 12, "<", cell=steps_cell),
     Column("mutant", "mutant", 18, "<"),
     Column("expected", "expected", 10, "<", lambda x: "ok" if x else "UNEXPECTED"),
     Column("seconds", "sec", 5, ">", fmt_seconds),
