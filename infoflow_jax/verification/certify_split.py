@@ -87,6 +87,8 @@ class Split:
     alpha: Any  # (H, D, d): ν^{h,i}_s(x) = x·alpha[h, i] + beta[h, i, s]
     beta: Any  # (H, D, T)
     retrieving: Any  # (H, D) one-hot: the head h* that retrieves u_i
+    beta_hat: Any  # (H, D) score_s = β̂·⟨w_i, x_s⟩ + const up to score_slack (0: no such β̂)
+    score_slack: Any  # (H, D)
     features: Any  # (D, d) the task's w_i
     cls_const: Any  # (D,) φ_i·c
     rho: Any  # (D,) rounding of z̃ against Σ w̃ ν
@@ -162,6 +164,19 @@ def prepare_split(built, graphdef, state):
     mismatch = np.sum(np.abs(alpha - mf.weights[None]), -1) + np.max(np.abs(beta), -1)  # (H, D)
     retrieving = np.zeros_like(mismatch)
     retrieving[np.argmin(mismatch, 0), np.arange(D)] = 1.0
+    # the scores at CLS: s_s = x_s·κ + κ0_s, κ = A W_K q, q = c W_Q (the CLS row is c in layer 1)
+    q = np.einsum("e,hek->hk", c, Wq)
+    kappa = np.einsum("de,hek,hk->hd", A, Wk, q)  # (H, d)
+    kappa0 = np.einsum("se,hek,hk->hs", a[None] + pos, Wk, q)  # (H, T)
+    wn = np.sum(mf.weights ** 2, 1)  # (D,)
+    beta_hat = np.maximum(kappa @ mf.weights.T / wn[None], 0.0)  # (H, D) least squares, ≥ 0
+    residual = np.sum(np.abs(kappa[:, None, :] - beta_hat[..., None] * mf.weights[None]), -1)  # ≥ |x·(κ − β̂w)| spread
+    spread = (np.max(kappa0, 1) - np.min(kappa0, 1))[:, None]
+    score_mag = np.einsum("se,hek,hk->h", np.abs(A).sum(0)[None] + np.abs(a)[None] + np.abs(pos), np.abs(Wk),
+                          np.abs(q)) + 1.0
+    dk = Wk.shape[-1]
+    eps_score = 64 * (E + d + dk + 16) * U * score_mag  # the model's and our rounding of one score
+    score_slack = (residual + spread + 2 * eps_score[:, None]) * (1 + 8 * U)
     # magnitudes of the value chain at |x| ≤ 1 (every intermediate is ≤ this path sum)
     chain = np.einsum("se,hek,hkf,fi->i", np.abs(A).sum(0)[None] + np.abs(a)[None] + np.abs(pos),
                       np.abs(Wv), np.abs(Wo), np.abs(Phi))
@@ -181,7 +196,8 @@ def prepare_split(built, graphdef, state):
     g_max = float(max(np.max(np.abs(cells.lo)), np.max(np.abs(cells.hi))) + np.max(cells.err))
     static = (ffn_rounding + r_effect + TARGET_ROUNDING * (1 + g_max)) * (1 + 8 * U)
     f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
-    return Split(Phi=f(Phi), alpha=f(alpha), beta=f(beta), retrieving=f(retrieving), features=f(mf.weights),
+    return Split(Phi=f(Phi), alpha=f(alpha), beta=f(beta), retrieving=f(retrieving),
+                 beta_hat=f(beta_hat), score_slack=f(score_slack), features=f(mf.weights),
                  cls_const=f(c @ Phi), rho=f(rho), cell_err=f(cells.err), cell_lo=f(cells.lo), cell_hi=f(cells.hi),
                  err_max=f(np.max(cells.err)), lo_min=f(np.min(cells.lo)), hi_max=f(np.max(cells.hi)),
                  lip_net=f(network_lipschitz(net_reach)), lip_G=f(mf.lipschitz), static_err=f(static),
@@ -270,8 +286,19 @@ def retrieval_deviation(split: Split, wl, wu, tau, lo, hi):
     tau_ = jnp.broadcast_to(tau[:, None], d_lo.shape[:2])  # the same weights for every form
     main = weighted_average_bounds(wl_, wu_, d_lo, d_hi, tau_)  # (H, D)
     other = weighted_average_bounds(wl_, wu_, nu_lo, nu_hi, tau_)
+    # L1 per token: w̃_s ≤ (1 + τ)·e^{−β̂δ_s + slack}, δ_s = u − ⟨w_i, x_s⟩ ∈ [−gap.hi, −gap.lo]
+    delta_lo = jnp.maximum(-jnp.swapaxes(gap.hi, 0, 1), 0.0)[None]  # (1, D, T)
+    delta_hi = jnp.maximum(-jnp.swapaxes(gap.lo, 0, 1), 0.0)[None]
+    b = split.beta_hat[..., None]  # (H, D, 1)
+    peak = jnp.where(b > 0, jnp.clip(1.0 / jnp.where(b > 0, b, 1.0), delta_lo, delta_hi), delta_hi)
+    term = peak * jnp.exp(-b * peak)  # max of δ e^{−β̂δ} on [δ_lo, δ_hi] (unimodal, peak at 1/β̂)
+    factor = (1 + tau[:, None]) * jnp.exp(split.score_slack) * (1 + 64 * U)
+    # the argmax s* has δ = 0, so its term is 0: Σ_{s≠s*} ≤ Σ_s − min_s
+    l1 = factor * (jnp.sum(term, -1) - jnp.min(term, -1)) + jnp.sum(wu_ * jnp.maximum(0.0, -dd_lo), -1)  # ≥ Σ w̃ (u − ν_s)
+    l1 = l1 * (1 + 8 * U) + margin(T, l1)
+    main_lo = jnp.maximum(main.lo, -l1)
     sel = split.retrieving
-    lo_dev = jnp.sum(sel * main.lo + (1 - sel) * other.lo, 0)
+    lo_dev = jnp.sum(sel * main_lo + (1 - sel) * other.lo, 0)
     hi_dev = jnp.sum(sel * main.hi + (1 - sel) * other.hi, 0)
     mass = jnp.sum(sel * tau[:, None], 0)  # |Σ w̃ − 1|·u_i ≤ τ (u ∈ [0,1])
     lo_dev = lo_dev + split.cls_const - mass - split.rho
