@@ -304,3 +304,9 @@ def test_certify_certifies_C7_at_T2_eps_1e_1():
     record = certify(lookup("C7").build(2, 0.1), budget_seconds=300, budget=QUICK_BUDGET)
     assert record.certificate == "certified"
     assert record.err_estimate <= record.certified_upper <= record.bound <= record.eps
+
+
+def test_the_sampling_check_catches_a_split_bound_that_overstates_the_heads_beta(c7, c7_split):
+    graphdef, state, split = c7_split
+    broken = dataclasses.replace(split, beta_hat=3 * split.beta_hat)
+    assert _split_violations(c7, graphdef, state, broken, 0)[0] > 0
