@@ -194,3 +194,119 @@ def test_certify_acceptance_grid_certifies_every_real_construction_and_no_mutant
 
     assert main(["certify", "C1", "C2", "C3", "C4", "C6-coupled", "C6-decoupled", "C7",
                  "--T", "2", "--k", "2", "--eps", "1e-1", "--mutant", "all", "--json", "--quick"]) == 0
+
+
+# ----------------------------------------------------------------------------- the retrieve-then-decode split
+from infoflow_jax.core.model import apply  # noqa: E402
+from infoflow_jax.verification.certify_split import prepare_split, split_bounds  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def c7():
+    return lookup("C7").build(2, 0.1)
+
+
+@pytest.fixture(scope="module")
+def c7_split(c7):
+    graphdef, state = c7.split()
+    return graphdef, state, prepare_split(c7, graphdef, state)[0]
+
+
+_split_program = jax.jit(jax.vmap(split_bounds, in_axes=(None, None, 0, 0)))
+_model_batch = jax.jit(jax.vmap(apply, in_axes=(None, None, 0)), static_argnums=0)
+
+
+def _split_violations(built, graphdef, state, split, seed: int, n_boxes: int = 64, n_points: int = 48):
+    """Sampled points (corners included) whose |Ĥ − H| exceeds their box's split upper bound,
+    or whose Ĥ leaves its box's Ĥ range."""
+    rng = np.random.default_rng(seed)
+    T, d = built.task.T, built.task.d
+    width = 10.0 ** rng.uniform(-3, -0.3, (n_boxes, 1, 1))
+    c = rng.uniform(0, 1, (n_boxes, T, d))
+    lo, hi = np.clip(c - width / 2, 0, 1), np.clip(c + width / 2, 0, 1)
+    up, net_lo, net_hi = (np.asarray(a) for a in _split_program(split, bound_plan(graphdef, state),
+                                                                  jnp.asarray(lo), jnp.asarray(hi)))
+    t = rng.uniform(0, 1, (n_boxes, n_points, T, d))
+    t[:, :2] = np.round(t[:, :2])  # corners: ties and extremes of the softmax sit there
+    pts = (lo[:, None] + (hi - lo)[:, None] * t).reshape(-1, T, d)
+    y = np.asarray(_model_batch(graphdef, state, jnp.asarray(pts))).reshape(n_boxes, n_points)
+    h = np.asarray(built.task.target(jnp.asarray(pts))).reshape(n_boxes, n_points)
+    bad_err = np.abs(y - h) > up[:, None]
+    bad_range = (y < net_lo[:, None]) | (y > net_hi[:, None])
+    return int(np.sum(bad_err)), int(np.sum(bad_range))
+
+
+def test_the_split_bound_applies_to_C7(c7_split):
+    assert c7_split[2] is not None
+
+
+def test_the_split_bound_does_not_apply_to_a_task_that_is_not_G_of_max_features(c1):
+    split, reason = prepare_split(c1, *c1.split())
+    assert split is None and "max-features" in reason
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1))
+def test_no_sampled_point_of_a_box_exceeds_the_split_bound_of_C7(c7, c7_split, seed):
+    assert _split_violations(c7, *c7_split, seed) == (0, 0)
+
+
+def test_the_sampling_check_catches_a_split_bound_without_its_decoder_and_retrieval_terms(c7, c7_split):
+    graphdef, state, split = c7_split
+    broken = dataclasses.replace(split, cell_err=jnp.zeros_like(split.cell_err), lip_G=jnp.asarray(0.0))
+    assert _split_violations(c7, graphdef, state, broken, 0)[0] > 0
+
+
+def _perturbed_kuhn(built, seed: int, scale: float, last_only: bool):
+    """The state with the FFN's weights multiplied by (1 + scale·N(0,1)) entrywise (only its
+    last layer — the vertex values — when ``last_only``)."""
+    rng = np.random.default_rng(seed)
+    graphdef, state = built.split()
+    n_ffn = len(built.compiled.model.blocks[0].ffn.W)
+
+    def touch(path, x):
+        keys = [str(getattr(p, "key", getattr(p, "idx", p))) for p in path]
+        if "ffn" not in keys or "W" not in keys:
+            return x
+        if last_only and str(n_ffn - 1) not in keys:
+            return x
+        return x * (1 + scale * rng.normal(size=x.shape))
+
+    return graphdef, jax.tree_util.tree_map_with_path(touch, state)
+
+
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1), scale=st.sampled_from([1e-6, 1e-2, 0.3]),
+       last_only=st.booleans())
+def test_a_perturbed_kuhn_block_makes_the_split_bound_fall_back_or_stay_sound(c7, seed, scale, last_only):
+    graphdef, state = _perturbed_kuhn(c7, seed, scale, last_only)
+    split, reason = prepare_split(c7, graphdef, state)
+    if split is None:
+        assert reason  # fell back, saying why
+        return
+    assert _split_violations(c7, graphdef, state, split, seed, n_boxes=32) == (0, 0)
+
+
+def test_a_C7_mutant_is_not_certified_unless_it_fails_a_step():
+    record = certify(lookup("C7").build(2, 0.1, mutant="vertex-shifted"), budget_seconds=30, budget=QUICK_BUDGET)
+    assert record.certificate != "certified" or record.step_certified is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", ["head-dropped", "heads-swapped", "vertex-shifted"])
+def test_no_C7_mutant_is_certified_unless_it_fails_a_step(mutant):
+    record = certify(lookup("C7").build(2, 0.1, mutant=mutant), budget_seconds=120, budget=QUICK_BUDGET)
+    assert record.certificate != "certified" or record.step_certified is False
+
+
+@pytest.mark.slow
+def test_certify_certifies_C7_at_T2_eps_1e_1():
+    record = certify(lookup("C7").build(2, 0.1), budget_seconds=300, budget=QUICK_BUDGET)
+    assert record.certificate == "certified"
+    assert record.err_estimate <= record.certified_upper <= record.bound <= record.eps
+
+
+def test_the_sampling_check_catches_a_split_bound_that_overstates_the_heads_beta(c7, c7_split):
+    graphdef, state, split = c7_split
+    broken = dataclasses.replace(split, beta_hat=3 * split.beta_hat)
+    assert _split_violations(c7, graphdef, state, broken, 0)[0] > 0

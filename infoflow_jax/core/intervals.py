@@ -184,6 +184,11 @@ def _softmax_relative_rounding(l, u):
     return 2 * U * (delta + 2 * EXP_ULPS + T + 6)
 
 
+def softmax_relative_rounding(l, u):
+    """The public name of :func:`_softmax_relative_rounding` (τ_i, last axis = tokens)."""
+    return _softmax_relative_rounding(l, u)
+
+
 def softmax_bounds(l, u):
     """Per-coordinate bounds on softmax(s) over the box l ≤ s ≤ u (last axis):
 

@@ -65,6 +65,7 @@ from infoflow_jax.core.intervals import DenseStage, bound_plan, ffn_bounds, prop
 from infoflow_jax.core.linear_bounds import linear_ffn_bounds, read_coordinates
 from infoflow_jax.core.model import apply
 from infoflow_jax.core.precision import require_float64, within_bound
+from infoflow_jax.verification.certify_split import prepare_split, split_bounds
 from infoflow_jax.verification.target_bounds import NotCertifiable, target_bounds_for
 
 BATCH = 1024  # children bounded per compiled call
@@ -134,8 +135,10 @@ def _uses_linear(stage) -> bool:
 
 # ----------------------------------------------------------------------------- the compiled batch
 @functools.lru_cache(maxsize=32)
-def _batch_program(graphdef, task, domain, reads: tuple):
-    """jit: (plan, state, lo, hi) (B, T, d) → upper, witness error, witness input, split effect."""
+def _batch_program(graphdef, task, domain, reads: tuple, with_split: bool = False):
+    """jit: (plan, state, lo, hi[, split]) (B, T, d) → upper, witness error, witness input, split effect.
+    ``with_split``: Ĥ's range and a second upper bound come from the retrieve-then-decode split
+    (:mod:`~infoflow_jax.verification.certify_split`); the smaller of the two uppers is kept."""
     bounds = target_bounds_for(task).bounds
 
     def one(plan, lo, hi):
@@ -145,11 +148,16 @@ def _batch_program(graphdef, task, domain, reads: tuple):
     def model_value(state, X):
         return apply(graphdef, state, X)
 
-    def run(plan, state, lo, hi):
-        net_lo, net_hi = jax.vmap(one, in_axes=(None, 0, 0))(plan, lo, hi)
+    def run(plan, state, lo, hi, split=None):
+        if with_split:
+            up_split, net_lo, net_hi = jax.vmap(split_bounds, in_axes=(None, None, 0, 0))(split, plan, lo, hi)
+        else:
+            net_lo, net_hi = jax.vmap(one, in_axes=(None, 0, 0))(plan, lo, hi)
         tgt_lo, tgt_hi = bounds(task, lo, hi)
         up = jnp.maximum(net_hi - tgt_lo, tgt_hi - net_lo)
         upper = up * (1 + 4 * U) + 2.0 ** -1000
+        if with_split:
+            upper = jnp.minimum(upper, up_split)
         centre = domain.retract(0.5 * lo + 0.5 * hi)
         y, dy = jax.vmap(jax.value_and_grad(model_value, argnums=1), in_axes=(None, 0))(state, centre)
         h, dh = jax.vmap(jax.value_and_grad(lambda X: task.target(X)))(centre)
@@ -208,7 +216,13 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
     gaps = chain_gaps(task.domain, T)
     lo, hi, orders, gaps, notes = _roots(T, d, symmetric, gaps)
     order_of = np.arange(len(orders))  # each root's order index
-    program = _batch_program(graphdef, task, task.domain, _reads(plan))
+    split, why_not = prepare_split(built, graphdef, state)
+    if split is not None:
+        notes.append("retrieve-then-decode split bound (per-cell Kuhn errors + local retrieval error)")
+        program = functools.partial(_batch_program(graphdef, task, task.domain, (False,) * len(plan.ffn), True),
+                                    split=split)
+    else:
+        program = _batch_program(graphdef, task, task.domain, _reads(plan))
 
     def bound_boxes(lo, hi, oidx):
         if gaps is not None:

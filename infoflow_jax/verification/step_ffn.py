@@ -293,9 +293,11 @@ def _kuhn_interpolate(coarse: np.ndarray, n: int, m: int, D: int) -> tuple[np.nd
     return idx / (n * m), value
 
 
-def certify_kuhn(net_reach, G, lipschitz: float, n: int, box: tuple[float, float], tolerance: float,
-                 max_fine: int = 200_000) -> Certificate:
-    """The OnBox certificate of a block network (module docstring)."""
+def _kuhn_grid(net_reach, n: int, box: tuple[float, float]):
+    """The block on the grid {box lo} ∪ {0, 1/n, …, 1} ∪ {box hi} per axis, checked affine on
+    every Freudenthal simplex of it (module docstring): (grid, or None, problem). The grid:
+    dict(Z, out, sizes, shift, coarse (values at the inner vertices, C order), slack (the
+    first-order effect of pre-activations counted as 0), rounding (NumPy's evaluation))."""
     net, reach = net_reach
     D = net[0][0].shape[0]
     inner = np.arange(n + 1) / n
@@ -304,17 +306,16 @@ def certify_kuhn(net_reach, G, lipschitz: float, n: int, box: tuple[float, float
     units = sum(W.shape[-1] if not grouped else W.shape[0] * W.shape[2] for W, _, grouped in net[:-1])
     entries = float(units) * axis.size ** D
     if entries > MAX_KUHN_ENTRIES:
-        return Certificate(upper=math.inf, problem=f"not checked: {units} units × {axis.size ** D} grid vertices "
-                                                   f"= {entries:.2g} pre-activations exceed this checker's limit "
-                                                   f"{MAX_KUHN_ENTRIES:.0e}")
+        return None, (f"not checked: {units} units × {axis.size ** D} grid vertices = {entries:.2g} "
+                      f"pre-activations exceed this checker's limit {MAX_KUHN_ENTRIES:.0e}")
     Z = np.stack(np.meshgrid(*([axis] * D), indexing="ij"), -1).reshape(-1, D)
     pre, out = _forward(net, Z)
     scales = _scales(net, Z)
     taus = [SIGN_THRESHOLD * s for s in scales]
     bad = _mixed_sign(pre, taus, reach, _simplices(sizes))
     if bad >= 0:
-        return Certificate(upper=math.inf, problem="the block is not affine on a simplex of its claimed grid "
-                                                   f"(a unit changes sign inside simplex {bad})")
+        return None, ("the block is not affine on a simplex of its claimed grid "
+                      f"(a unit changes sign inside simplex {bad})")
     # first-order effect of the pre-activations counted as 0: Σ 2τ_j·gain_j
     gain = np.abs(net[-1][0][:, 0])
     slack = 0.0
@@ -325,8 +326,19 @@ def certify_kuhn(net_reach, G, lipschitz: float, n: int, box: tuple[float, float
     shift = int(box[0] < 0)
     inner_idx = np.indices((n + 1,) * D).reshape(D, -1).T + shift
     flat = np.ravel_multi_index(inner_idx.T, sizes)
-    coarse = out[flat]
-    rounding = 64 * U * (float(np.max(np.abs(out))) + 1.0)
+    return dict(Z=Z, out=out, sizes=sizes, shift=shift, coarse=out[flat], slack=slack,
+                rounding=64 * U * (float(np.max(np.abs(out))) + 1.0), D=D), None
+
+
+def certify_kuhn(net_reach, G, lipschitz: float, n: int, box: tuple[float, float], tolerance: float,
+                 max_fine: int = 200_000) -> Certificate:
+    """The OnBox certificate of a block network (module docstring)."""
+    grid, problem = _kuhn_grid(net_reach, n, box)
+    if problem:
+        return Certificate(upper=math.inf, problem=problem)
+    Z, out, sizes, shift, coarse = grid["Z"], grid["out"], grid["sizes"], grid["shift"], grid["coarse"]
+    slack, rounding, D = grid["slack"], grid["rounding"], grid["D"]
+    axis_size = sizes[0]
     C = kuhn_error_constant(D)
     best = None
     m = 1
@@ -339,7 +351,7 @@ def certify_kuhn(net_reach, G, lipschitz: float, n: int, box: tuple[float, float
         if upper <= tolerance or err[i] > tolerance or (2 * n * m + 1) ** D > max_fine:
             break
         m *= 2
-    if axis.size > n + 1:  # the shell: net(z) = net(clip z) at its vertices, or the coarse bound there
+    if axis_size > n + 1:  # the shell: net(z) = net(clip z) at its vertices, or the coarse bound there
         clip_idx = np.ravel_multi_index(
             np.clip(np.indices(sizes).reshape(D, -1) - shift, 0, n) + shift, sizes)
         diff = np.abs(out - out[clip_idx])
@@ -353,3 +365,85 @@ def certify_kuhn(net_reach, G, lipschitz: float, n: int, box: tuple[float, float
                 best = Certificate(upper=upper, lower=max(best.lower, float(shell_err[j])), at=Z[j].tolist(),
                                    rounding=slack + rounding)
     return best
+
+
+@dataclass(frozen=True)
+class KuhnCells:
+    """Per-cell certificates of a Kuhn block (for the global certificate's box bounds).
+
+    Cell c = c/n + [0, 1/n]^D (C order over (n,)*D). ``err[c]`` ≥ sup over the cell of
+    |net(z) − G(z)| (real arithmetic, G as evaluated plus ``EVAL_ULPS_OF_F`` ulps); ``lo[c]``,
+    ``hi[c]`` enclose net on the cell. ``clip_exact``: on the claim's shell (box \\ [0,1]^D)
+    net(z) = net(clip z) up to ``shell_slack``; outside ``box`` nothing is known."""
+
+    n: int
+    box: tuple[float, float]
+    err: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    clip_exact: bool
+    shell_slack: float
+    fine: int  # m: the fine grid's spacing is 1/(n·m)
+
+
+def _cell_windows(values: np.ndarray, n: int, m: int, D: int, reduce) -> np.ndarray:
+    """Per cell of spacing 1/n, ``reduce`` (np.max / np.min) of a fine-grid array ((n·m+1,)*D)
+    over the cell's closed window of (m+1)^D fine points."""
+    v = values.reshape((n * m + 1,) * D)
+    for a in range(D):
+        w = np.lib.stride_tricks.sliding_window_view(v, m + 1, axis=a)
+        w = np.take(w, np.arange(n) * m, axis=a)  # windows starting at each cell's first fine index
+        v = reduce(w, axis=-1)
+    return v
+
+
+def kuhn_cells(net_reach, G, lipschitz: float, n: int, box: tuple[float, float],
+               max_fine: int = 1 << 20, target_h: float | None = None):
+    """(KuhnCells, None) or (None, problem), for the block network ``net_reach``
+    (:func:`kuhn_block_network`) against G (L_∞-Lipschitz ``lipschitz``) on the grid 1/n.
+
+    Sound for the same reason as :func:`certify_kuhn`: the block is checked affine on every
+    Freudenthal simplex of the grid (else a problem is returned); then on the fine grid of
+    spacing 1/(n·m) (nested triangulation) it is the Kuhn interpolant of its coarse vertex
+    values, and on each fine simplex sup |net − G| ≤ max over its vertices |net − G| +
+    C_D·L/(n·m). Each cell is the union of its fine simplices, so its bound is the max over
+    its (m+1)^D fine points plus C_D·L/(n·m), plus ``slack`` and ``rounding``. The range of
+    net over a cell is the min/max of its 2^D corner values (affine on each simplex, whose
+    vertices are corners), widened by slack + rounding. m doubles while the fine grid has at
+    most ``max_fine`` points and C_D·L/(n·m) > ``target_h``."""
+    grid, problem = _kuhn_grid(net_reach, n, box)
+    if problem:
+        return None, problem
+    D, coarse, slack, rounding = grid["D"], grid["coarse"], grid["slack"], grid["rounding"]
+    C = kuhn_error_constant(D)
+    m = 1
+    while (2 * n * m + 1) ** D <= max_fine and (target_h is None or C * lipschitz / (n * m) > target_h):
+        m *= 2
+    pts, vals = _kuhn_interpolate(coarse, n, m, D)
+    gv = evaluate(G, pts)
+    g_round = EVAL_ULPS_OF_F * 2 * U * (float(np.max(np.abs(gv))) + 1.0)
+    err = _cell_windows(np.abs(vals - gv), n, m, D, np.max)
+    err = (err + C * lipschitz / (n * m) + slack + rounding + g_round) * (1 + 8 * U)
+    corner = coarse.reshape((n + 1,) * D)
+    lo = _cell_windows(corner, n, 1, D, np.min) - slack - rounding
+    hi = _cell_windows(corner, n, 1, D, np.max) + slack + rounding
+    clip_exact, sizes, shift = True, grid["sizes"], grid["shift"]
+    if sizes[0] > n + 1:
+        out = grid["out"]
+        clip_idx = np.ravel_multi_index(np.clip(np.indices(sizes).reshape(D, -1) - shift, 0, n) + shift, sizes)
+        clip_exact = bool(np.all(np.abs(out - out[clip_idx]) <= rounding))
+    # net − net∘clip is affine on each shell simplex: its sup is at the vertices (≤ rounding as
+    # computed, each evaluation ±rounding) plus the pre-activation slack of both terms
+    return KuhnCells(n=n, box=tuple(box), err=err, lo=lo, hi=hi, clip_exact=clip_exact,
+                     shell_slack=3 * rounding + 2 * slack, fine=m), None
+
+
+def network_lipschitz(net_reach) -> float:
+    """An upper bound on the block network's Lipschitz constant from ‖·‖_∞ on z to its output:
+    Σ over input coordinates of the |weight|-path sums (ReLU is 1-Lipschitz; |W| products
+    bound every linear piece's gradient entrywise)."""
+    net, _ = net_reach
+    gain = np.abs(net[-1][0][:, 0])
+    for W, _b, grouped in net[-2:0:-1]:
+        gain = _back(W, grouped, gain)
+    return float(np.sum(_back(net[0][0], net[0][2], gain)))

@@ -186,6 +186,36 @@ def _top_k_mean(task: TopKMean, lo, hi):
 
 
 @dataclass(frozen=True)
+class MaxFeatures:
+    """H(X) = G(u(X)), u_i(X) = max_s ⟨w_i, x_s⟩ with w_i ≥ 0, Σ w_i ≤ 1 (so u ∈ [0,1]^D on the
+    cube), G L-Lipschitz in ‖·‖_∞ on [0,1]^D: the shape the retrieve-then-decode box bound of
+    :mod:`~infoflow_jax.verification.certify_split` needs."""
+
+    G: Callable
+    lipschitz: float
+    weights: object  # (D, d) array: row i is w_i
+
+
+def max_features(task) -> MaxFeatures | None:
+    """The task's target as G(max-features), read from its exact class (T6, D-retrieval); None
+    for any other class (or features that are not non-negative linear with sum ≤ 1)."""
+    import numpy as np
+
+    if type(task) is not DRetrieval:
+        return None
+    if not all(type(g) is LinearFeature for g in task.gs):
+        return None
+    W = np.array([np.asarray(g.w, dtype=np.float64) for g in task.gs])
+    if W.shape != (task.D, task.d) or np.any(W < 0) or np.any(W.sum(1) > 1.0):
+        return None
+    try:
+        L = _lipschitz_of(task.G, "G")
+    except NotCertifiable:
+        return None
+    return MaxFeatures(G=task.G, lipschitz=L, weights=W)
+
+
+@dataclass(frozen=True)
 class TargetBounds:
     """How to bound one task class's target over a box; ``symmetric``: the target's formula is
     invariant under permuting tokens (a function of order statistics or of maxima over tokens)."""
