@@ -39,8 +39,10 @@ from scipy.optimize import minimize
 
 from infoflow_jax.core.domains import Cube, Margin, TopSetMargin
 from infoflow_jax.core.model import apply
+from infoflow_jax.verification.memory import bytes_per_input  # sizing only: how many inputs fit in MEMORY
 
-BATCH = 512  # inputs per jitted evaluation (a fixed shape: one compilation per configuration)
+BATCH = 512  # most inputs per jitted evaluation (a fixed shape: one compilation per configuration)
+MEMORY = 1 << 30  # activation bytes one batch may take (the machine is shared): wide Kuhn FFNs get smaller batches
 
 
 # ----------------------------------------------------------------------------- the domain
@@ -141,7 +143,7 @@ def gap_scales(sc: dict) -> np.ndarray:
     """Gaps δ for near ties: exact, float64-tiny, multiples of 1/β, of γ, of the cell width, decades."""
     g = [0.0, 1e-15, 1e-12, 1e-9, 1e-6, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 0.5, 1.0]
     for b in sc["betas"]:
-        g += [c / b for c in (0.1, 0.3, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)]
+        g += [c / b for c in (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 2.5, 3.0, 5.0, 10.0, 30.0)]
     for N in sc["cells"]:
         g += [c / N for c in (0.25, 0.5, 1.0, 2.0)]
     if sc["gamma"]:
@@ -209,6 +211,23 @@ def structured_starts(T: int, d: int, sc: dict, rng, cap: int = 60_000) -> dict[
                          [np.ones((m, T)) * last[:, None], np.clip(last - rng.choice(G, m), 0, 1)[:, None] * np.ones((1, T)),
                           np.zeros((m, T))])
         put("staircase", tokens(np.clip(np.where(rank < j[:, None], steps, tail), 0, 1)))
+        # levels: j tokens above on a staircase (gap γ, a tie, or any gap), a tied tokens at u, a block of
+        # b tokens at u − δ₁ and the rest at u − δ₁ − δ₂ (or 0): the L1 worst case of every layer stacked
+        # under the order statistic a decoder reads, δ at every scale (1/β, cells, γ) and every grid value
+        # (then u − δ₁ is a second-hop partner at distance z = δ₁, and the block a tie in its computed key)
+        jj = rng.integers(0, min(3, T), m)
+        tie = rng.integers(1, 4, m)
+        step = np.choose(rng.integers(0, 3, m), [np.full(m, sc["gamma"] or 0.0), np.zeros(m), rng.choice(G, m)])
+        uu = rng.choice(A, m)
+        d1 = np.where(rng.random(m) < 0.5, rng.choice(G, m), rng.choice(A, m))
+        d2 = np.where(rng.random(m) < 0.7, rng.choice(G, m), 1.0)
+        bb = rng.integers(0, T + 1, m)
+        r = rank  # random positions; rank 0 is the top
+        lvl_above = uu[:, None] + step[:, None] * (jj[:, None] - r)
+        lvl = np.where(r < jj[:, None], lvl_above,
+                       np.where(r < (jj + tie)[:, None], uu[:, None],
+                                np.where(r < (jj + tie + bb)[:, None], (uu - d1)[:, None], (uu - d1 - d2)[:, None])))
+        put("levels", tokens(np.clip(lvl, 0, 1)))
     # corners and faces of the cube: coordinates in {0,1}, one or two of them free on the value grid
     nd = T * d
     if nd <= 14:
@@ -279,6 +298,8 @@ class Evaluator:
             return jnp.abs(apply(graphdef, state, Y) - target(Y))
 
         self._batch = jax.jit(jax.vmap(err))
+        per = bytes_per_input(self.built.compiled.model.cfg, self.built.task.T, self.built.task.d)
+        self.batch = int(max(1, min(BATCH, MEMORY // max(per, 1))))
         self._vg = jax.jit(jax.value_and_grad(err))
         self.shape = (self.built.task.T, self.built.task.d)
 
@@ -286,12 +307,13 @@ class Evaluator:
         """err on every row of X (n, T, d); NaN counts as +∞ (a NaN output is an error)."""
         n = X.shape[0]
         out = np.empty(n)
-        for i in range(0, n, BATCH):
-            chunk = X[i:i + BATCH]
-            pad = BATCH - chunk.shape[0]
+        B = self.batch
+        for i in range(0, n, B):
+            chunk = X[i:i + B]
+            pad = B - chunk.shape[0]
             if pad:
                 chunk = np.concatenate([chunk, np.repeat(chunk[:1], pad, axis=0)])
-            out[i:i + BATCH] = np.asarray(self._batch(jnp.asarray(chunk)))[: BATCH - pad]
+            out[i:i + B] = np.asarray(self._batch(jnp.asarray(chunk)))[: B - pad]
         out = np.where(np.isnan(out), np.inf, out)
         self.count += n
         if n:
@@ -345,18 +367,27 @@ def search(built, seconds: float, seed: int = 0, progress=None) -> SearchResult:
     phases = {}
     say = progress or (lambda msg: None)
 
-    # phase 1: structured starts (up to 35% of the time), phase 2: random (up to 50%)
+    # phase 1: structured starts (up to 35% of the time), phase 2: random (up to 50%); each family is
+    # subsampled so that every family of a phase fits its share at the measured evaluation rate
+    t1 = time.perf_counter()
+    ev.values(np.full((1, T, d), 0.5), "warm-up")  # compiles
+    t2 = time.perf_counter()
+    ev.values(rng.random((ev.batch, T, d)), "warm-up")
+    rate = ev.batch / max(time.perf_counter() - t2, 1e-6)  # inputs per second, compiled
     pool_X, pool_v = [], []
     for phase, frac, families in (("structured", 0.35, lambda: structured_starts(T, d, sc, rng)),
                                   ("random", 0.5, lambda: random_starts(T, d, sc, rng, 8192))):
-        for name, X in families().items():
-            if time.perf_counter() > t0 + frac * seconds:
-                break
+        fams = families()
+        share = max(0.0, t0 + frac * seconds - time.perf_counter()) / len(fams)
+        for name, X in fams.items():
+            cap = max(64, int(0.8 * rate * share))
+            if X.shape[0] > cap:
+                X = X[rng.choice(X.shape[0], cap, replace=False)]
             v = ev.values(X, f"{phase}:{name}")
             pool_X.append(X)
             pool_v.append(v)
         phases[phase] = ev.best
-        say(f"{phase}: {ev.best:.4g} ({ev.best_how})")
+        say(f"{phase}: {ev.best:.4g} ({ev.best_how}); {rate:.3g} inputs/s, compile {t2 - t1:.1f} s")
     X = np.concatenate(pool_X)
     v = np.concatenate(pool_v)
     starts = X[distinct_best(X, v, 24, 1e-3)]
