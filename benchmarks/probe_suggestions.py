@@ -13,6 +13,10 @@ on its own would close the gap once the verifier evaluates it (and Adam starts f
   above it (if any) on a γ staircase above u, a block of b tokens at u − c₁/β and the rest at
   u − (c₁ + c₂)/β, for c₁, c₂ ∈ {0.5, …, 3} and β every inverse temperature of the construction
   (the L1 worst case of every layer at once, where the decoder's own error has the same sign).
+* ``heads_alike`` (d > 1, several heads): one token at (u, …, u) and the other T − 1 tied at
+  (u − c/β, …) — every head at its L1 worst case at once — with u at the ends and midpoints of the
+  last and first Kuhn cells; and every token identical at z on the box's faces (z_i ∈ {0, 1}
+  for one coordinate, the other on the Kuhn cell grid): the decoder's worst points there.
 * ``key_tie``: two-hop retrieval (T2) — one token at u, one at u − z*, b tokens at u − z* − c/β₂
   (c ∈ …), the rest at 0, with z* on the ψ decoder's knots within two cells of ψ's argmax (1/2):
   a near tie in layer 2's *computed* key p = ψ̂(m − x) at ψ's worst cell.
@@ -70,7 +74,7 @@ def tied_block(built) -> np.ndarray:
             rest = T - len(top) - b
             x = top + [max(0.0, u - c1 / beta)] * b + [max(0.0, u - (c1 + c2) / beta)] * rest
             rows.append(x)
-    return np.asarray(rows)[..., None]
+    return np.repeat(np.asarray(rows)[..., None], built.task.d, axis=-1)  # d > 1: every coordinate alike
 
 
 def key_tie(built) -> np.ndarray:
@@ -88,23 +92,42 @@ def key_tie(built) -> np.ndarray:
     return np.asarray(rows)[..., None]
 
 
+def heads_alike(built) -> np.ndarray:
+    T, d, sc = built.task.T, built.task.d, scales_of(built)
+    if d == 1:
+        return np.zeros((0, T, 1))
+    rows = []
+    for u, beta, c in itertools.product(u_values(sc), sc["betas"], C):
+        rows.append([[u] * d] + [[max(0.0, u - c / beta)] * d] * (T - 1))
+    n = max(sc["cells"])
+    grid = np.arange(4 * n + 1) / (4 * n)
+    for i, e, z in itertools.product(range(d), (0.0, 1.0), grid):
+        tok = [z] * d
+        tok[i] = e
+        rows.append([tok] * T)
+    return np.asarray(rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--in", dest="inp", default=str(ROOT / "benchmarks" / "results" / "estimate_quality_cpu.json"))
     ap.add_argument("--below", type=float, default=0.95)
     args = ap.parse_args(argv)
     rows = [r for r in json.loads(Path(args.inp).read_text())["rows"] if r["ratio"] < args.below]
-    print(f"{'configuration':28s} {'default':>9s} {'independ.':>9s} {'tied_block':>10s} {'key_tie':>9s}  "
+    print(f"{'configuration':28s} {'default':>9s} {'independ.':>9s} {'tied_block':>10s} {'key_tie':>9s} "
+          f"{'heads_alike':>11s}  "
           "(family best / independent max)")
     for r in rows:
         built = build(r["name"], r["T"], r["k"], r["eps"])
         ev = Evaluator(built)
         best = {}
-        for name, fam in (("tied_block", tied_block(built)), ("key_tie", key_tie(built))):
+        for name, fam in (("tied_block", tied_block(built)), ("key_tie", key_tie(built)),
+                          ("heads_alike", heads_alike(built))):
             best[name] = float(np.max(ev.values(fam, name))) if fam.shape[0] else float("nan")
         ind = r["independent_max"]
         print(f"{r['name'] + ' T=' + str(r['T']) + ' k=' + str(r['k']) + ' eps=' + format(r['eps'], 'g'):28s} "
-              f"{r['err_estimate']:9.3g} {ind:9.3g} {best['tied_block'] / ind:10.3f} {best['key_tie'] / ind:9.3f}")
+              f"{r['err_estimate']:9.3g} {ind:9.3g} {best['tied_block'] / ind:10.3f} {best['key_tie'] / ind:9.3f} "
+              f"{best['heads_alike'] / ind:11.3f}")
     return 0
 
 
