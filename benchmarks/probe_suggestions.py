@@ -17,6 +17,7 @@ on its own would close the gap once the verifier evaluates it (and Adam starts f
   (u − c/β, …) — every head at its L1 worst case at once — with u at the ends and midpoints of the
   last and first Kuhn cells; and every token identical at z on the box's faces (z_i ∈ {0, 1}
   for one coordinate, the other on the Kuhn cell grid): the decoder's worst points there.
+  Variant: x_(1) = 1 (the decoder box's top edge) with x_(2..r−1) on the staircase.
 * ``key_tie``: two-hop retrieval (T2) — one token at u, one at u − z*, b tokens at u − z* − c/β₂
   (c ∈ …), the rest at 0, with z* on the ψ decoder's knots within two cells of ψ's argmax (1/2):
   a near tie in layer 2's *computed* key p = ψ̂(m − x) at ψ's worst cell.
@@ -47,9 +48,11 @@ C = (0.5, 1.0, 1.4, 2.0, 2.5, 3.0)
 
 
 def read_index(built) -> int:
-    """Which order statistic the decoder reads: k for k-th largest (T3), 1 otherwise."""
-    k = built.task.params().get("k")
-    return int(k) if built.task.id == "T3" and k else 1
+    """The deepest order statistic the decoder reads: k for k-th largest (T3), r for top-r (T4, T5), else 1."""
+    p = built.task.params()
+    if built.task.id == "T3" and p.get("k"):
+        return int(p["k"])
+    return int(p["r"]) if built.task.id in ("T4", "T5") and p.get("r") else 1
 
 
 def u_values(sc) -> np.ndarray:
@@ -65,8 +68,12 @@ def tied_block(built) -> np.ndarray:
     T, sc = built.task.T, scales_of(built)
     kstar, gamma = read_index(built), sc["gamma"] or 0.0
     rows = []
-    for u, beta, c1, c2, a in itertools.product(u_values(sc), sc["betas"], C, C, (1, 2)):
+    for u, beta, c1, c2, a, top1 in itertools.product(u_values(sc), sc["betas"], C, C, (1, 2), (False, True)):
+        if top1 and kstar == 1:
+            continue
         above = [min(1.0, u + (kstar - 1 - j) * gamma) for j in range(kstar - 1)]  # the excluded tokens
+        if top1:  # x_(1) at the box's top end (a coupled decoder's edge)
+            above[0] = 1.0
         top = above + [u] * a
         if len(top) > T:
             continue
@@ -112,8 +119,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--in", dest="inp", default=str(ROOT / "benchmarks" / "results" / "estimate_quality_cpu.json"))
     ap.add_argument("--below", type=float, default=0.95)
+    ap.add_argument("--only", default=None, help="comma-separated NAME/T/k/eps, e.g. C4/8/2/0.01 (default: every row)")
     args = ap.parse_args(argv)
-    rows = [r for r in json.loads(Path(args.inp).read_text())["rows"] if r["ratio"] < args.below]
+    only = None if args.only is None else set(args.only.split(","))
+    rows = [r for r in json.loads(Path(args.inp).read_text())["rows"] if r["ratio"] < args.below
+            and (only is None or f"{r['name']}/{r['T']}/{r['k']}/{r['eps']:g}" in only)]
     print(f"{'configuration':28s} {'default':>9s} {'independ.':>9s} {'tied_block':>10s} {'key_tie':>9s} "
           f"{'heads_alike':>11s}  "
           "(family best / independent max)")
@@ -127,7 +137,7 @@ def main(argv=None) -> int:
         ind = r["independent_max"]
         print(f"{r['name'] + ' T=' + str(r['T']) + ' k=' + str(r['k']) + ' eps=' + format(r['eps'], 'g'):28s} "
               f"{r['err_estimate']:9.3g} {ind:9.3g} {best['tied_block'] / ind:10.3f} {best['key_tie'] / ind:9.3f} "
-              f"{best['heads_alike'] / ind:11.3f}")
+              f"{best['heads_alike'] / ind:11.3f}", flush=True)
     return 0
 
 
