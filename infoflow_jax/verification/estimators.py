@@ -182,7 +182,8 @@ def ascend(err_fn, retract, params, X0, steps: int, lr: float, chunk: int | None
     budget): from the best input X* so far (value v*, gradient g*), try X* + s·D at scales s
     geometric from POLISH_COARSEST down to ``finest_scale`` (the construction's finest scale:
     min(1/β, 1/N, γ), :func:`infoflow_jax.verification.probes.finest_scale`), with D in turn
-    g*/‖g*‖_∞, sign(g*_i)·e_i at the largest |g*_i|, and ± a random direction (‖D‖_∞ = 1; the
+    g*/‖g*‖_∞, sign(g*_i)·e_i at the largest |g*_i| (where g* = 0: the coordinates in turn), and ± a
+    random direction (‖D‖_∞ = 1; the
     padding mask of a padded input never moves), retracted onto the domain; a candidate replaces
     X* iff its value is larger. So the polish never lowers the value, and its smallest step
     reaches the scale of a defect that Adam's first steps (~lr) jump over.
@@ -231,8 +232,13 @@ def ascend(err_fn, retract, params, X0, steps: int, lr: float, chunk: int | None
             # the polish candidate from the best input so far (move i − steps of its scale)
             m = (i - steps) % moves
             gn = best_g * free / jnp.maximum(jnp.max(jnp.abs(best_g * free)), 1e-30)
-            coord = jax.nn.one_hot(jnp.argmax(jnp.abs(gn).ravel()), T * d, dtype=X.dtype).reshape(T, d)
-            D = jnp.select([m == 0, m == 1, m == 2], [gn, coord * jnp.sign(gn), r], -r)
+            # the coordinate of the largest |g*| and its sign; where g* = 0 (a flat region, where a
+            # localized defect hides) the coordinates in turn, alternately up and down
+            flat = jnp.max(jnp.abs(gn)) == 0
+            j = jnp.where(flat, i % (T * d), jnp.argmax(jnp.abs(gn).ravel()))
+            coord = jax.nn.one_hot(j, T * d, dtype=X.dtype).reshape(T, d) * free
+            sign = jnp.where(flat, 1.0 - 2.0 * ((i // (T * d)) % 2), jnp.sign(gn.ravel()[j]))
+            D = jnp.select([m == 0, m == 1, m == 2], [gn, coord * sign, r], -r)
             X_next = jnp.where(i < steps, optax.apply_updates(X, upd), best_X + s * D)
             return (retract(X_next), state, best, best_X, best_g, adam_best, adam_X), None
 

@@ -55,3 +55,87 @@ def vertex_shifted(dec: KuhnDecoder, amount: float, index: int | None = None) ->
     W[i, 0] += amount
     layers[-1] = Dense(W, layers[-1].b)
     return tuple(layers)
+
+
+# ----------------------------------------------------------------------------- localized defects
+# Subtle on purpose: each changes the function on a small region only (one decoder cell, the end
+# of a decoder's range, a band of token values, one position, one Kuhn vertex's simplices), by
+# 1.2–3× the claimed bound, so that only a verifier that looks there catches it. The place is
+# drawn from ``rng`` (a construction's ``mutant_seed``), never chosen to suit the verifier.
+LOCALIZED_STRENGTH = 2.2  # height of a localized defect, in units of the claimed bound
+WEAKENED_DEPTH = 0.75  # how far a weakened flag drops (1 → 0.25): a flagged score rises by K·0.75
+
+
+def _breakpoints(net) -> np.ndarray:
+    """Sorted distinct breakpoints −b/w of a 1 → W → 1 ReLU net's hidden units."""
+    W1, b1 = np.asarray(net[0].W)[0], np.asarray(net[0].b)
+    live = W1 != 0
+    return np.unique(-b1[live] / W1[live])
+
+
+def _with_units(net, w, b, c) -> tuple:
+    """A 1 → W → 1 ReLU net with hidden units relu(w_j z + b_j)·c_j appended."""
+    W1, b1 = np.asarray(net[0].W), np.asarray(net[0].b)
+    W2, b2 = np.asarray(net[1].W), np.asarray(net[1].b)
+    return (Dense(np.concatenate([W1, np.atleast_2d(w)], 1), np.concatenate([b1, b])),
+            Dense(np.concatenate([W2, np.asarray(c, float)[:, None]]), b2))
+
+
+def tent_units(lo: float, hi: float, height: float):
+    """(w, b, c) of height·tent on [lo, hi]: 0 outside, ``height`` at (lo + hi)/2, linear between."""
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    return np.ones(3), -np.array([lo, mid, hi]), height / half * np.array([1.0, -2.0, 1.0])
+
+
+def one_cell_bump(net, height: float, rng: np.random.Generator, within: tuple = (-np.inf, np.inf)) -> tuple:
+    """An L3 decoder (1 → N+1 → 1) plus a tent of height ±``height`` confined to ONE cell
+    [t_i, t_{i+1}] of its breakpoints, the cell (inside ``within``: decoder inputs the task's
+    domain reaches, else the defect would be no defect) and the sign drawn from ``rng``."""
+    t = _breakpoints(net)
+    inside = np.flatnonzero((t[:-1] >= within[0]) & (t[1:] <= within[1]))
+    i = int(rng.choice(inside))
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    return _with_units(net, *tent_units(t[i], t[i + 1], sign * height))
+
+
+def end_ramp(net, height: float, rng: np.random.Generator) -> tuple:
+    """An L3 decoder plus a ramp to ±``height`` over the last w of its range [t_0, t_N]
+    (w uniform in [¼, 1] of the last cell), flat beyond: visible only where the decoder's input
+    reaches the end of its range (for a max retriever: a token at 1, a corner or face of the cube)."""
+    t = _breakpoints(net)
+    w = (t[-1] - t[-2]) * rng.uniform(0.25, 1.0)
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    return _with_units(net, np.ones(2), -np.array([t[-1] - w, t[-1]]), sign * height / w * np.array([1.0, -1.0]))
+
+
+def weakened_flag_net(flag_net, depth: float, rng: np.random.Generator) -> tuple:
+    """An exclusion layer's flag net f(x − m) made a net of (x − m, x) whose flag is lowered by
+    ``depth``·tent(x) on a narrow band of token values at the top of [0, 1] (half-width uniform
+    in [0.002, 0.01], the band reaching 1): the top token's self-exclusion is weakened only when
+    its value lies in the band, and it shows only when the next tokens are low enough
+    (x − K·(1 − depth) still above them), e.g. "one token at 1, the others at 0"."""
+    w = rng.uniform(0.002, 0.01)
+    c = 1.0 - w * rng.uniform(0.0, 0.5)
+    W1, b1 = np.asarray(flag_net[0].W), np.asarray(flag_net[0].b)
+    W2, b2 = np.asarray(flag_net[1].W), np.asarray(flag_net[1].b)
+    tw, tb, tc = tent_units(c - w, c + w, -depth)
+    first = np.zeros((2, W1.shape[1] + 3))
+    first[0, :W1.shape[1]] = W1[0]
+    first[1, W1.shape[1]:] = tw
+    return (Dense(first, np.concatenate([b1, tb])), Dense(np.concatenate([W2, tc[:, None]]), b2))
+
+
+def random_vertex_shifted(dec: KuhnDecoder, amount: float, rng: np.random.Generator, *,
+                          reachable=None, corner: bool = False) -> tuple:
+    """:func:`vertex_shifted` by ±``amount`` at a random vertex of the grid {0, …, n}^D (C order),
+    one with ``reachable(v)`` true (v the integer vertex; default: any); ``corner``: of {0, n}^D only."""
+    n, D = dec.n, dec.D
+    verts = np.indices((n + 1,) * D).reshape(D, -1).T
+    ok = np.ones(len(verts), bool)
+    if corner:
+        ok &= np.all((verts == 0) | (verts == n), axis=1)
+    if reachable is not None:
+        ok &= np.array([bool(reachable(v)) for v in verts])
+    choice = int(rng.choice(np.flatnonzero(ok)))
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    return vertex_shifted(dec, sign * amount, choice)
