@@ -1,4 +1,4 @@
-"""The sup-error estimator engine (THEORY §6): grid, domain samplers, probes, adversarial ascent.
+"""The sup-error estimator engine (THEORY §6): grid, domain samplers, probes, adversarial ascent, polish.
 
 Every estimator gives a *lower* estimate of
 
@@ -17,8 +17,15 @@ There is exactly one implementation, written for ONE configuration:
 * :func:`evaluate` — given the weights: |Ĥ − H| on every drawn input and every
   probe (one vectorised ``lax.map`` over all of them, in chunks), then
   projected Adam ascent (:func:`ascend`) from the best half of those inputs
-  and the fresh starts; returns, per candidate estimator, the largest error
+  and the fresh starts, then, in the same scan, a multi-scale polish of each
+  start's best input down to the construction's finest scale (``finest_scale``:
+  1/β, 1/N, γ); returns, per candidate estimator, the largest error
   and the input attaining it (NaN counts as +∞: a NaN output is a failure).
+
+The probes a verification evaluates are the construction's own (``built.probes``)
+and the structural ones read off its compiled program
+(:mod:`infoflow_jax.verification.probes`: corners and faces of the cube, positions,
+every FFN block's knots, Kuhn vertices), drawn on the host like the samplers.
 
 :func:`estimate_sup_error` runs ``evaluate ∘ draw`` for one configuration
 (``draw`` on the host, ``evaluate`` jit-compiled); the sweep engine (:mod:`infoflow_jax.sweep.engine`)
@@ -60,11 +67,17 @@ class Budget:
     polish_moves: int = 4  # candidate moves per scale and start (gradient, best coordinate, ± a random direction)
 
 
-# What `infoflow verify` and `infoflow_jax.verify` use by default: every sampler and the
-# adversarial search at half the sweep budget's samples (compilation, not evaluation, dominates
-# a verification run except for the widest models, whose cost is proportional to the budget).
-# Cost: (5 samplers × 512 + grid ≤ 8192 + probes) forward evaluations and 16 × 120 ascent steps
-# (forward + backward) per configuration. QUICK_BUDGET is for tests and smoke runs.
+# What `infoflow verify` and `infoflow_jax.verify` use by default (one budget: the command line's
+# default IS the library's, tests/test_public_api.py): every sampler and the adversarial search at
+# half the sweep budget's samples (compilation, not evaluation, dominates a verification run
+# except for the widest models, whose cost is proportional to the budget).
+# Cost per configuration: (≤ 5 samplers × 512 + grid ≤ 8192 + the construction's probes +
+# structural probes: 256 corners/faces, 256 knots, 128 positions (position-dependent models),
+# 64 Kuhn points (Kuhn blocks)) forward evaluations, and 16 starts × (121 Adam + 48 polish)
+# forward + backward evaluations (one traced value-and-gradient for both). Host side, the
+# structural probes cost ≲ 0.3 s per build (NumPy; nothing compiled). The sweep budget
+# (the Budget() defaults: 1024 samples, 24 × (151 + 48)) is stronger; QUICK_BUDGET (256 samples,
+# 8 × (61 + 32)) is for tests and smoke runs. Measured wall and CPU times: README.md.
 DEFAULT_BUDGET = Budget(samples=512, starts=16, steps=120)
 QUICK_BUDGET = Budget(samples=256, starts=8, steps=60, polish_levels=8)
 POLISH_COARSEST = 0.05  # the polish's first step (Adam's first steps are ~lr = 1e-2)
