@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from infoflow_jax.verification.mutants import (BETA_SMALL, LOCALIZED_STRENGTH, WEAKENED_DEPTH, knot_dropped,
-                                              one_cell_bump, weakened_flag_net)
+from infoflow_jax.verification.mutants import (BETA_SMALL, LOCALIZED_STRENGTH, calibrated_depth, knot_dropped,
+                                              one_cell_bump, weakened_band, weakened_flag_net, weakened_input)
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.claims import OneInput, Retrieval, clipped
 from infoflow_jax.core.decoders import piecewise_linear_decoder
-from infoflow_jax.core.errors import check_int_range, check_open_interval
+from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
 from infoflow_jax.core.lemmas import (beta_for_margin, beta_for_soft_max, e_max, e_max_holds_beyond_unit_range,
                                  knots_for, margin_retrieval_error, pl_decoder_error)
@@ -44,8 +44,9 @@ MUTANTS = {
     "flag-sign-flipped": "scores x + K·f instead of x − K·f",
     "knot-dropped": "the F decoder's most significant breakpoint unit removed",
     "cell-bump": "a tent of ±2.2×bound confined to one random (reachable) cell of the F decoder (localized)",
-    "exclusion-weakened": "one random exclusion layer's flag lowered by 0.75 on a narrow band of token values at the "
-                          "top of [0, 1] (visible only when the top token lies in it and the others are low)",
+    "exclusion-weakened": "one random exclusion layer's flag lowered on a narrow band of token values at the top of "
+                          "[0, 1], its depth set so that the error where it shows is 2.2×bound (visible only when the "
+                          "top token lies in the band and the other scores are below that)",
 }
 
 
@@ -55,7 +56,8 @@ def default_gamma(k: int) -> float:
 
 
 def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, F: LipschitzFn = DEFAULT_F,
-          beta: float | None = None, mutant: str | None = None, mutant_seed: int = 0) -> Built:
+          beta: float | None = None, mutant: str | None = None, mutant_seed: int = 0,
+          weaken_depth: float | None = None) -> Built:
     check_int_range("T", T, 1)
     check_int_range("k", k, 1, T)
     check_open_interval("eps", eps, 0.0, 1.0)
@@ -77,8 +79,16 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, F: Lips
     one, x = prog.constant("one"), prog.token_input("x")
     eta = margin_retrieval_error(T, beta_ex, gamma, SCORE_RANGE)
     rng = np.random.default_rng(mutant_seed)
-    weaken = ({int(rng.integers(1, k)): lambda net: weakened_flag_net(net, WEAKENED_DEPTH, rng)}
-              if mutant == "exclusion-weakened" and k > 1 else None)
+    if mutant == "exclusion-weakened" and k < 2:
+        raise InputError("k", k, "≥ 2 for the exclusion-weakened mutant (k = 1 has no exclusion layer)")
+    weaken = None
+    if mutant == "exclusion-weakened":  # depth: the error where it shows is 2.2×bound
+        layer, band = int(rng.integers(1, k)), weakened_band(rng)
+        depth = weaken_depth if weaken_depth is not None else calibrated_depth(
+            lambda dp: build(T, eps, k=k, gamma=gamma, F=F, beta=beta, mutant=mutant, mutant_seed=mutant_seed,
+                             weaken_depth=dp),
+            weakened_input(T, layer, band[0], gamma), LOCALIZED_STRENGTH * sum(terms.values()), K_EXCLUDE)
+        weaken = {layer: lambda net: weakened_flag_net(net, depth, band)}
     score = exclusion_layers(prog, x, one, k, b_ex, gamma, sign=sign, eta=eta, weaken=weaken)  # layers 1..k−1: x − K·f_{k−1}
     proof = x if k == 1 else x - K_EXCLUDE * prog[f"f{k - 1}"]  # the claims' score, whatever a mutant compiles
     if mutant == "flag-dropped":

@@ -41,8 +41,8 @@ from __future__ import annotations
 import numpy as np
 
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
-from infoflow_jax.verification.mutants import (BETA_SMALL, LOCALIZED_STRENGTH, WEAKENED_DEPTH, one_cell_bump,
-                                              weakened_flag_net)
+from infoflow_jax.verification.mutants import (BETA_SMALL, LOCALIZED_STRENGTH, calibrated_depth, one_cell_bump,
+                                              weakened_band, weakened_flag_net, weakened_input)
 from infoflow_jax.core.claims import OneInput, Retrieval
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
@@ -64,8 +64,8 @@ MUTANTS = {
     "last-threshold-nudged": "layer k's flag threshold moved down by γ: fails only where x_(k) − x_(k+1) < 3γ/2",
     "first-threshold-nudged": "layer 1's flag threshold moved down by γ: fails only where x_(1) − x_(2) < 3γ/2",
     "cell-bump": "a tent of ±2.2×bound confined to one random (reachable) cell of the F decoder (localized)",
-    "exclusion-weakened": "one random exclusion layer's flag lowered by 0.75 on a narrow band of token values at the "
-                          "top of [0, 1]"
+    "exclusion-weakened": "one random exclusion layer's flag lowered on a narrow band of token values at the top "
+                          "of [0, 1] (its depth set so that the error where it shows is 2.2×bound)"
 }
 
 
@@ -87,7 +87,7 @@ def value_range(v: LipschitzFn, N_v: int | None) -> float:
 
 def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, v: LipschitzFn = IDENTITY,
           F: LipschitzFn = DEFAULT_F, beta: float | None = None, mutant: str | None = None,
-          mutant_seed: int = 0) -> Built:
+          mutant_seed: int = 0, weaken_depth: float | None = None) -> Built:
     check_int_range("T", T, 2)
     check_int_range("k", k, 1, T - 1)
     check_open_interval("eps", eps, 0.0, 1.0)
@@ -115,8 +115,14 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, v: Lips
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
     rng = np.random.default_rng(mutant_seed)
-    weaken = ({int(rng.integers(1, k + 1)): lambda net: weakened_flag_net(net, WEAKENED_DEPTH, rng)}
-              if mutant == "exclusion-weakened" else None)
+    weaken = None
+    if mutant == "exclusion-weakened":  # depth: the error where it shows is 2.2×bound
+        layer, band = int(rng.integers(1, k + 1)), weakened_band(rng)
+        depth = weaken_depth if weaken_depth is not None else calibrated_depth(
+            lambda dp: build(T, eps, k=k, gamma=gamma, v=v, F=F, beta=beta, mutant=mutant, mutant_seed=mutant_seed,
+                             weaken_depth=dp),
+            weakened_input(T, layer, band[0], gamma), LOCALIZED_STRENGTH * sum(terms.values()), K_EXCLUDE)
+        weaken = {layer: lambda net: weakened_flag_net(net, depth, band)}
     exclusion_layers(prog, x, one, k + 1, beta_ex, gamma, nudge=nudge, eta=eta, flag_term=flags_term,
                      weaken=weaken)  # f_1..f_k
     if N_v is None:

@@ -44,11 +44,18 @@ LOCALIZED = [
     ("C6-decoupled", "exclusion-weakened", 8, 0.01, 2),
     ("C6-coupled", "vertex-moved", 8, 0.3, 2),
     ("C6-coupled", "exclusion-weakened", 8, 0.3, 2),
-    ("C6-coupled", "exclusion-weakened", 8, 0.3, 3),
     ("C7", "vertex-moved", 4, 0.1, None),
     ("C7", "corner-vertex-moved", 4, 0.1, None),
     ("C8", "cell-bump", 8, 0.01, 2),
     ("C8", "exclusion-weakened", 8, 0.1, 2),
+    # T·d > 13: no exhaustive grid; the probes and the polish must find them
+    ("C1", "cell-bump", 16, 0.01, None),
+    ("C1", "end-ramp", 16, 0.01, None),
+    ("C4", "position-weakened", 16, 0.01, 2),
+    ("C6-coupled", "vertex-moved", 16, 0.3, 2),
+    ("C6-coupled", "exclusion-weakened", 16, 0.3, 2),
+    ("C7", "corner-vertex-moved", 8, 0.1, None),
+    ("C8", "cell-bump", 16, 0.01, 2),
 ]
 # one class each in CI, at the smallest configurations (compilation dominates there)
 CI_ONE_PER_CLASS = [("C1", "cell-bump", 4, 0.01, None), ("C3", "exclusion-weakened", 4, 0.1, 2),
@@ -68,19 +75,22 @@ def caught(record) -> bool:
 # ----------------------------------------------------------------------------- independent dense search
 def dense_inputs(T: int, d: int, n_line: int = 2001, n_random: int = 20000, seed: int = 12345) -> np.ndarray:
     """Inputs of an exhaustive-along-lines search that shares nothing with the estimators: for every
-    position p, token p = t (others 0; others t − 0.3; one other at 1) on a dense t-grid, all tokens
+    position p, token p = t (others 0; others t − 0.3; one other at 1; one other at t − g, g = 0.1…0.4,
+    the rest 0) on a dense t-grid, all tokens
     equal t, a dense 2-D grid of token 1's first two coordinates (d ≥ 2) or of tokens 1, 2 (T = 2),
     and uniform points."""
     t = np.linspace(0.0, 1.0, n_line)
     out = []
     for p in range(T):
         for c in range(d):
-            for others in ("zero", "below", "one-high"):
+            for others in ("zero", "below", "one-high", 0.1, 0.2, 0.3, 0.4):
                 X = np.zeros((n_line, T, d))
                 if others == "below":
                     X[:] = np.clip(t - 0.3, 0, 1)[:, None, None]
                 if others == "one-high":
                     X[:, (p + 1) % T, c] = 1.0
+                if isinstance(others, float):  # a runner-up `others` below the moving token
+                    X[:, (p + 1) % T, c] = np.clip(t - others, 0, 1)
                 X[:, p, c] = t
                 out.append(X)
     out.append(np.broadcast_to(t[:, None, None], (n_line, T, d)).copy())

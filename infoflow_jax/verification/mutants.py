@@ -63,7 +63,6 @@ def vertex_shifted(dec: KuhnDecoder, amount: float, index: int | None = None) ->
 # 1.2–3× the claimed bound, so that only a verifier that looks there catches it. The place is
 # drawn from ``rng`` (a construction's ``mutant_seed``), never chosen to suit the verifier.
 LOCALIZED_STRENGTH = 2.2  # height of a localized defect, in units of the claimed bound
-WEAKENED_DEPTH = 0.75  # how far a weakened flag drops (1 → 0.25): a flagged score rises by K·0.75
 
 
 def _breakpoints(net) -> np.ndarray:
@@ -108,21 +107,57 @@ def end_ramp(net, height: float, rng: np.random.Generator) -> tuple:
     return _with_units(net, np.ones(2), -np.array([t[-1] - w, t[-1]]), sign * height / w * np.array([1.0, -1.0]))
 
 
-def weakened_flag_net(flag_net, depth: float, rng: np.random.Generator) -> tuple:
-    """An exclusion layer's flag net f(x − m) made a net of (x − m, x) whose flag is lowered by
-    ``depth``·tent(x) on a narrow band of token values at the top of [0, 1] (half-width uniform
-    in [0.002, 0.01], the band reaching 1): the top token's self-exclusion is weakened only when
-    its value lies in the band, and it shows only when the next tokens are low enough
-    (x − K·(1 − depth) still above them), e.g. "one token at 1, the others at 0"."""
+def weakened_band(rng: np.random.Generator) -> tuple[float, float]:
+    """(centre c, half-width w) of a weakened flag's band of token values: w uniform in
+    [0.002, 0.01], c in [1 − w/2, 1] (the band reaches 1)."""
     w = rng.uniform(0.002, 0.01)
-    c = 1.0 - w * rng.uniform(0.0, 0.5)
+    return 1.0 - w * rng.uniform(0.0, 0.5), w
+
+
+def weakened_flag_net(flag_net, depth: float, band: tuple[float, float]) -> tuple:
+    """An exclusion layer's flag net f(x − m) made a net of (x − m, x) whose flag is lowered by
+    ``depth`` on the band c ± w of token values (a plateau, with ramps of width w/4 outside it): a
+    top token's self-exclusion is weakened only when its value lies in the band, and it shows only
+    when the next scores are low enough (x − K·(1 − depth) above them), e.g. "one token at c, the
+    others at 0"."""
+    c, w = band
     W1, b1 = np.asarray(flag_net[0].W), np.asarray(flag_net[0].b)
     W2, b2 = np.asarray(flag_net[1].W), np.asarray(flag_net[1].b)
-    tw, tb, tc = tent_units(c - w, c + w, -depth)
-    first = np.zeros((2, W1.shape[1] + 3))
+    r = w / 4  # plateau on [c − w, c + w]: −depth·(relu(x−a) − relu(x−a−r) − relu(x−b) + relu(x−b−r))/r
+    a, b = c - w - r, c + w
+    tw, tb, tc = np.ones(4), -np.array([a, a + r, b, b + r]), -depth / r * np.array([1.0, -1.0, -1.0, 1.0])
+    first = np.zeros((2, W1.shape[1] + 4))
     first[0, :W1.shape[1]] = W1[0]
     first[1, W1.shape[1]:] = tw
     return (Dense(first, np.concatenate([b1, tb])), Dense(np.concatenate([W2, tc[:, None]]), b2))
+
+
+def weakened_input(T: int, layer: int, centre: float, gamma: float) -> np.ndarray:
+    """(1, T, 1): where a weakened flag of exclusion layer ``layer`` shows: the top ``layer`` tokens
+    c, c − γ, …, the others 0 (the retrieval after it then sees the top token's raised score)."""
+    X = np.zeros((1, T, 1))
+    X[0, :layer, 0] = np.clip(centre - gamma * np.arange(layer), 0.0, 1.0)[:T]
+    return X
+
+
+def calibrated_depth(make, X: np.ndarray, height: float, K: float, steps: int = 30) -> float:
+    """The flag depth d ∈ [(K − 1)/K, 1] (the top score x − K·(1 − d) from ≈ 0 to ≈ 1) at which the
+    error of ``make(d)`` (a Built) at the input X reaches ``height``, by bisection (the error grows
+    with d: the raised score is what the next retrieval returns); 1 if even d = 1 stays below."""
+    from infoflow_jax.verification.probes import predict_np
+
+    def err(d):
+        built = make(d)
+        Xr = np.asarray(built.task.domain.retract(X))
+        return float(np.abs(predict_np(built.compiled.model, Xr)[0] - np.asarray(built.task.target(Xr[0]))))
+
+    lo, hi = (K - 1) / K, 1.0
+    if err(hi) < height:
+        return hi
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if err(mid) >= height else (mid, hi)
+    return hi
 
 
 def random_vertex_shifted(dec: KuhnDecoder, amount: float, rng: np.random.Generator, *,

@@ -141,6 +141,13 @@ def pre_ffn_residuals(model, X, weights=None, upto: int | None = None) -> list[n
     return out
 
 
+def predict_np(model, X) -> np.ndarray:
+    """Ĥ(X) for a batch (B, T, d), in NumPy (:func:`pre_ffn_residuals`, the last FFN at CLS, the readout)."""
+    W = _weights(model)
+    h = pre_ffn_residuals(model, X, W)[-1][:, 0]
+    return (h + _ffn_np(W[1][-1][1], h)) @ np.asarray(model.w[...]) + float(np.asarray(model.b[...]))
+
+
 def forward_cost(cfg, T: int) -> float:
     """Multiply-adds of :func:`pre_ffn_residuals` for one input (attention and every FFN but the last)."""
     att = sum((T + 1) * T * cfg.E * 2 for _ in cfg.layers)
