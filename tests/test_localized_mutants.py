@@ -214,3 +214,12 @@ def test_polish_never_moves_the_padding_mask():
 def test_finest_scale_reaches_the_decoder_cell_and_one_over_beta():
     built = lookup("C1").build(4, 0.01)
     assert finest_scale(built) <= min(1.0 / built.choices["N"], 1.0 / built.betas[0]) * (1 + 1e-9)
+
+
+def test_every_shipped_localized_mutant_is_checked_here():
+    from infoflow_jax.catalog import catalog
+    from infoflow_jax.verification.mutants import LOCALIZED_MUTANTS
+
+    shipped = {(name, m) for name, spec in catalog().items() if hasattr(spec, "build")
+               for m in getattr(spec, "mutants", {}) if m in LOCALIZED_MUTANTS}
+    assert shipped == {(c[0], c[1]) for c in LOCALIZED}

@@ -63,6 +63,10 @@ def vertex_shifted(dec: KuhnDecoder, amount: float, index: int | None = None) ->
 # 1.2–3× the claimed bound, so that only a verifier that looks there catches it. The place is
 # drawn from ``rng`` (a construction's ``mutant_seed``), never chosen to suit the verifier.
 LOCALIZED_STRENGTH = 2.2  # height of a localized defect, in units of the claimed bound
+# the names constructions give their localized mutants (tests/test_localized_mutants.py checks them
+# at the default budget; the per-construction tests' small budgets are for the gross ones)
+LOCALIZED_MUTANTS = frozenset({"cell-bump", "end-ramp", "exclusion-weakened", "position-weakened", "vertex-moved",
+                               "corner-vertex-moved"})
 
 
 def _breakpoints(net) -> np.ndarray:
