@@ -87,7 +87,7 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, F: Lips
         depth = weaken_depth if weaken_depth is not None else calibrated_depth(
             lambda dp: build(T, eps, k=k, gamma=gamma, F=F, beta=beta, mutant=mutant, mutant_seed=mutant_seed,
                              weaken_depth=dp),
-            weakened_input(T, layer, band[0], gamma), LOCALIZED_STRENGTH * sum(terms.values()), K_EXCLUDE)
+            weakened_input(T, layer, band[0], gamma), LOCALIZED_STRENGTH * sum(terms.values()))
         weaken = {layer: lambda net: weakened_flag_net(net, depth, band)}
     score = exclusion_layers(prog, x, one, k, b_ex, gamma, sign=sign, eta=eta, weaken=weaken)  # layers 1..k−1: x − K·f_{k−1}
     proof = x if k == 1 else x - K_EXCLUDE * prog[f"f{k - 1}"]  # the claims' score, whatever a mutant compiles

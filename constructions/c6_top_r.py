@@ -137,7 +137,7 @@ def _build(T: int, eps: float, *, coupled: bool, k: int = 2, gamma: float | None
         depth = weaken_depth if weaken_depth is not None else calibrated_depth(
             lambda dp: _build(T, eps, coupled=coupled, k=k, gamma=gamma, G=G, Gs=Gs, beta=beta, mutant=mutant,
                               mutant_seed=mutant_seed, weaken_depth=dp),
-            weakened_input(T, layer, band[0], gamma), LOCALIZED_STRENGTH * sum(terms.values()), 2.0)
+            weakened_input(T, layer, band[0], gamma), LOCALIZED_STRENGTH * sum(terms.values()))
         weaken = {layer: lambda net: weakened_flag_net(net, depth, band)}
     score = exclusion_layers(prog, x, one, r, scale * beta_ex, gamma, eta=eta, retrieval_term=ret_term,
                              retrieval_weights=weights[:-1], combine=combine, weaken=weaken)  # layers 1..r−1

@@ -121,7 +121,7 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, v: Lips
         depth = weaken_depth if weaken_depth is not None else calibrated_depth(
             lambda dp: build(T, eps, k=k, gamma=gamma, v=v, F=F, beta=beta, mutant=mutant, mutant_seed=mutant_seed,
                              weaken_depth=dp),
-            weakened_input(T, layer, band[0], gamma), LOCALIZED_STRENGTH * sum(terms.values()), K_EXCLUDE)
+            weakened_input(T, layer, band[0], gamma), LOCALIZED_STRENGTH * sum(terms.values()))
         weaken = {layer: lambda net: weakened_flag_net(net, depth, band)}
     exclusion_layers(prog, x, one, k + 1, beta_ex, gamma, nudge=nudge, eta=eta, flag_term=flags_term,
                      weaken=weaken)  # f_1..f_k

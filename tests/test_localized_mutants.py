@@ -77,7 +77,7 @@ def dense_inputs(T: int, d: int, n_line: int = 2001, n_random: int = 20000, seed
     """Inputs of an exhaustive-along-lines search that shares nothing with the estimators: for every
     position p, token p = t (others 0; others t − 0.3; one other at 1; one other at t − g, g = 0.1…0.4,
     the rest 0) on a dense t-grid, all tokens
-    equal t, a dense 2-D grid of token 1's first two coordinates (d ≥ 2) or of tokens 1, 2 (T = 2),
+    equal t, a dense 2-D grid of token 1's first two coordinates (d ≥ 2) and of tokens 1, 2 (others 0),
     and uniform points."""
     t = np.linspace(0.0, 1.0, n_line)
     out = []
@@ -96,12 +96,13 @@ def dense_inputs(T: int, d: int, n_line: int = 2001, n_random: int = 20000, seed
     out.append(np.broadcast_to(t[:, None, None], (n_line, T, d)).copy())
     g = np.linspace(0.0, 1.0, 141)
     a, b = np.meshgrid(g, g, indexing="ij")
-    if d >= 2 or T == 2:
+    if d >= 2:
         X = np.zeros((a.size, T, d))
-        if d >= 2:
-            X[:, 0, 0], X[:, 0, 1] = a.ravel(), b.ravel()
-        else:
-            X[:, 0, 0], X[:, 1, 0] = a.ravel(), b.ravel()
+        X[:, 0, 0], X[:, 0, 1] = a.ravel(), b.ravel()
+        out.append(X)
+    if T >= 2:
+        X = np.zeros((a.size, T, d))
+        X[:, 0, 0], X[:, 1, 0] = a.ravel(), b.ravel()
         out.append(X)
     out.append(np.random.default_rng(seed).random((n_random, T, d)))
     return np.concatenate(out)

@@ -136,26 +136,31 @@ def weakened_flag_net(flag_net, depth: float, band: tuple[float, float]) -> tupl
     return (Dense(first, np.concatenate([b1, tb])), Dense(np.concatenate([W2, tc[:, None]]), b2))
 
 
-def weakened_input(T: int, layer: int, centre: float, gamma: float) -> np.ndarray:
-    """(1, T, 1): where a weakened flag of exclusion layer ``layer`` shows: the top ``layer`` tokens
-    c, c − γ, …, the others 0 (the retrieval after it then sees the top token's raised score)."""
-    X = np.zeros((1, T, 1))
-    X[0, :layer, 0] = np.clip(centre - gamma * np.arange(layer), 0.0, 1.0)[:T]
+def weakened_input(T: int, layer: int, centre: float, gamma: float, n_gaps: int = 12) -> np.ndarray:
+    """(n_gaps, T, 1): where a weakened flag of exclusion layer ``layer`` shows: the top ``layer``
+    tokens c, c − g, c − 2g, … for gaps g from γ to (c − γ)/(layer − 1), the others 0 (the retrieval after it
+    then sees the top token's raised score; how much that moves the output depends on g)."""
+    g = np.linspace(gamma, max((centre - gamma) / max(layer - 1, 1), gamma), n_gaps)
+    X = np.zeros((n_gaps, T, 1))
+    X[:, :layer, 0] = np.clip(centre - g[:, None] * np.arange(layer)[None, :], 0.0, 1.0)[:, :T]
     return X
 
 
-def calibrated_depth(make, X: np.ndarray, height: float, K: float, steps: int = 30) -> float:
-    """The flag depth d ∈ [(K − 1)/K, 1] (the top score x − K·(1 − d) from ≈ 0 to ≈ 1) at which the
-    error of ``make(d)`` (a Built) at the input X reaches ``height``, by bisection (the error grows
-    with d: the raised score is what the next retrieval returns); 1 if even d = 1 stays below."""
+def calibrated_depth(make, X: np.ndarray, height: float, steps: int = 30) -> float:
+    """The flag depth d ∈ [0, 1] (the top score x − K·(1 − d) rises from x − K to x; for an exclusion
+    retrieval it shows from d ≈ (K − 1)/K on, for a flag-keyed average at once) at which the
+    largest error of ``make(d)`` (a Built) over the inputs X reaches ``height``, by bisection (the
+    error grows with d: the raised score is what the next retrieval returns); 1 if even d = 1 stays
+    below."""
     from infoflow_jax.verification.probes import predict_np
 
     def err(d):
         built = make(d)
         Xr = np.asarray(built.task.domain.retract(X))
-        return float(np.abs(predict_np(built.compiled.model, Xr)[0] - np.asarray(built.task.target(Xr[0]))))
+        target = np.array([float(built.task.target(x)) for x in Xr])
+        return float(np.max(np.abs(predict_np(built.compiled.model, Xr) - target)))
 
-    lo, hi = (K - 1) / K, 1.0
+    lo, hi = 0.0, 1.0
     if err(hi) < height:
         return hi
     for _ in range(steps):
