@@ -215,7 +215,10 @@ def ascend(err_fn, retract, params, X0, steps: int, lr: float, chunk: int | None
         # made at steps `steps` … `steps + n_polish − 1` (the last step's is discarded)
         scales = jnp.concatenate([jnp.zeros(steps, X0.dtype), polish_scales(budget, finest_scale, X0.dtype),
                                   jnp.zeros(1, X0.dtype)])
-        R = jax.random.normal(jax.random.PRNGKey(20261124), (n_polish, T, d), X0.dtype) * free
+        # fixed pseudo-random directions from a sine hash (a few traced ops; a PRNG would add a
+        # threefry graph to every compiled program): entries in [−1, 1), one direction per step
+        idx = jnp.arange(n_polish * T * d, dtype=X0.dtype).reshape(n_polish, T, d)
+        R = (2.0 * jnp.mod(jnp.sin(idx * 12.9898 + 78.233) * 43758.5453, 1.0) - 1.0) * free
         R = R / jnp.maximum(jnp.max(jnp.abs(R), axis=(1, 2), keepdims=True), 1e-30)
         R = jnp.concatenate([jnp.zeros((steps, T, d), X0.dtype), R, jnp.zeros((1, T, d), X0.dtype)])
     else:

@@ -38,7 +38,8 @@ stops: min(1/β over heads, smallest breakpoint spacing of one-input blocks, the
 
 Cost (NumPy, on the host): ~50 paths × 33 points plus ≤ 256 targets × 24 bisection steps of
 the pre-FFN forward, and ≤ 64 Kuhn targets × 10 Newton steps × (D + 1) forwards; the number
-of paths shrinks as T² grows so that one build's probes stay ≲ 1 s (T = 1024: 4 paths).
+of paths and of solved targets shrinks with the forward's cost (T², FFN widths) so that one
+build's probes stay ≲ 1 s (at least 1 path and 4 targets; the rest cycled).
 """
 
 from __future__ import annotations
@@ -296,7 +297,7 @@ def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS) -> np.
     W = _weights(model)
     mats = [_form_matrix(compiled, s.inputs) for s in sites]
     cost = forward_cost(model.cfg, T)
-    n_paths = int(np.clip(FORWARD_WORK / (PATH_POINTS * cost), 3, N_PATHS))
+    n_paths = int(np.clip(FORWARD_WORK / (PATH_POINTS * cost), 1, N_PATHS))
     A, B, tok = _paths(T, d, n_paths, rng)
     ts = np.linspace(0.0, 1.0, PATH_POINTS)
     line = lambda A, B, t: domain.retract(A + t[..., None, None] * (B - A))
@@ -305,7 +306,7 @@ def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS) -> np.
     # at most n_probes targets: each block's range ends first, then a random subset of the rest
     ends = np.array([i > 0 and i < len(targets) - 1 and targets[i - 1][0] == targets[i][0] == targets[i + 1][0]
                      for i in range(len(targets))])
-    n_solve = int(np.clip(FORWARD_WORK / (BISECTION_STEPS * cost), 16, n_probes))
+    n_solve = int(np.clip(FORWARD_WORK / (BISECTION_STEPS * cost), 4, n_probes))
     order = np.concatenate([np.flatnonzero(~ends), rng.permutation(np.flatnonzero(ends))])[:n_solve]
     rows = []  # (path, position, t_lo, t_hi, site, w, z)
     for si in sorted({targets[i][0] for i in order}):
