@@ -443,12 +443,6 @@ def structural_probes(built, *, seed: int = 0) -> dict[str, np.ndarray]:
     return {k: np.asarray(domain.retract(np.asarray(v, np.float64))) for k, v in probes.items()}
 
 
-def all_probes(built, *, seed: int = 0) -> dict[str, np.ndarray]:
-    """The construction's own probes (``built.probes``) and the structural ones: what ``verify``
-    evaluates (a sweep should evaluate the same: see docs/estimators in README)."""
-    return {**(built.probes or {}), **structural_probes(built, seed=seed)}
-
-
 def finest_scale(built, floor: float = 1e-9) -> float:
     """min(1/β_h over heads, smallest breakpoint spacing of a one-input block, the domain's margin γ),
     ≥ ``floor``; β_h = ‖W_Q W_Kᵀ‖₂ of head h, the largest score per unit of residual (for a head

@@ -19,8 +19,8 @@ from infoflow_jax.core.precision import require_float64
 from infoflow_jax.core.samplers import samplers_for
 from infoflow_jax.verification import memory as mem
 from infoflow_jax.verification.construction import Built, ConstructionSpec, error_function, fast_error_function
-from infoflow_jax.verification.estimators import DEFAULT_BUDGET, Budget, estimate_sup_error
-from infoflow_jax.verification.probes import all_probes, finest_scale
+from infoflow_jax.verification.estimators import DEFAULT_BUDGET, DEFAULT_FINEST_SCALE, Budget, estimate_sup_error
+from infoflow_jax.verification.probes import finest_scale
 from infoflow_jax.verification.records import Record, construction_record
 from infoflow_jax.verification.steps import check_steps
 
@@ -30,9 +30,9 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     """Estimate sup_{X∈Ω} |Ĥ(X) − H(X)| of ``built`` and judge it against its claim.
 
     The estimate is the max over the exhaustive grid (when 3 points per axis fit), every
-    sampler of the task's domain, the construction's probes (``built.probes``), the structural
+    sampler of the task's domain, the construction's probes (``built.probes``, which include the structural
     probes read off its compiled program (cube corners and faces, positions, every FFN block's
-    knots, Kuhn vertices: :mod:`~infoflow_jax.verification.probes`), multi-start projected
+    knots, Kuhn vertices: :mod:`~infoflow_jax.verification.probes`)), multi-start projected
     gradient ascent and a multi-scale polish down to the construction's finest scale
     (:mod:`~infoflow_jax.verification.estimators`).
     ``budget`` defaults to :data:`~infoflow_jax.verification.estimators.DEFAULT_BUDGET`,
@@ -68,8 +68,9 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     fixed = mem.fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1)
     mem.check_fits(T=T, eps=built.eps, per_input=per, fixed=fixed, budget=plan)
     est = estimate_sup_error(err_fn, params, domain=built.task.domain,
-                             T=T, d=d, seed=seed, budget=budget, extra_inputs=all_probes(built, seed=seed),
-                             finest_scale=finest_scale(built),
+                             T=T, d=d, seed=seed, budget=budget, extra_inputs=built.probes,
+                             # the sweep's polish stops at DEFAULT_FINEST_SCALE too; finer only when needed
+                             finest_scale=min(finest_scale(built), DEFAULT_FINEST_SCALE),
                              chunk=mem.chunk_for(per, plan, fixed, budget.chunk),
                              ascent_chunk=mem.chunk_for(per, plan, fixed, budget.starts, mem.ASCENT_FACTOR))
     record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path)
