@@ -196,12 +196,15 @@ def test_probes_on_padded_inputs_give_the_unpadded_error():
 
 
 def test_polish_finds_a_spike_narrower_than_adams_first_step():
+    """A spike of width 1e-4 (zero gradient outside it), starts 1.5–8 widths away: Adam (first step
+    1e-2) stays at 0, the polish (multi-scale moves down to the finest scale) climbs it."""
     width = 1e-4
     err = lambda params, X: jnp.maximum(0.0, 1.0 - jnp.abs(X[0, 0] - 0.3137) / width)  # 0 outside the spike
-    X0 = jnp.full((1, 2, 1), 0.3137 + 3 * width)
-    _, _, v, _ = ascend(err, lambda X: jnp.clip(X, 0, 1), None, X0, 5, 1e-2, budget=DEFAULT_BUDGET,
-                        finest_scale=width / 4)
-    assert float(v[0]) > 0.5
+    offsets = jnp.array([1.5, -1.5, 3.0, -3.0, 5.0, -5.0, 8.0, -8.0]) * width
+    X0 = jnp.stack([jnp.array([[0.3137], [0.6]]) + jnp.array([[o], [0.0]]) for o in offsets])
+    adam, _, polished, _ = ascend(err, lambda X: jnp.clip(X, 0, 1), None, X0, 5, 1e-2, budget=DEFAULT_BUDGET,
+                                  finest_scale=width / 4)
+    assert float(jnp.max(adam)) == 0.0 and float(jnp.max(polished)) > 0.5
 
 
 def test_polish_never_moves_the_padding_mask():

@@ -64,7 +64,7 @@ class Budget:
     lr: float = 1e-2  # initial step; decays ×1e-4 over the run (fine structure ~ 1/β)
     chunk: int = 256  # inputs per vectorised evaluation
     polish_levels: int = 12  # multi-scale polish after Adam: step scales from POLISH_COARSEST to the finest
-    polish_moves: int = 4  # candidate moves per scale and start (gradient, best coordinate, ± a random direction)
+    polish_moves: int = 4  # candidate moves per scale and start (± the gradient, ± a pseudo-random direction)
 
 
 # What `infoflow verify` and `infoflow_jax.verify` use by default (one budget: the command line's
@@ -195,9 +195,10 @@ def ascend(err_fn, retract, params, X0, steps: int, lr: float, chunk: int | None
     budget): from the best input X* so far (value v*, gradient g*), try X* + s·D at scales s
     geometric from POLISH_COARSEST down to ``finest_scale`` (the construction's finest scale:
     min(1/β, 1/N, γ), :func:`infoflow_jax.verification.probes.finest_scale`), with D in turn
-    g*/‖g*‖_∞, sign(g*_i)·e_i at the largest |g*_i| (where g* = 0: the coordinates in turn), and ± a
-    random direction (‖D‖_∞ = 1; the
-    padding mask of a padded input never moves), retracted onto the domain; a candidate replaces
+    ± g*/‖g*‖_∞ (both: at a kink the gradient is one-sided; in a flat region, where a localized
+    defect hides, ± one coordinate instead: the largest entry of the step's pseudo-random direction)
+    and ± a fixed pseudo-random direction (entries in [−1, 1); the padding mask and padding tokens of
+    a padded input never move), retracted onto the domain; a candidate replaces
     X* iff its value is larger. So the polish never lowers the value, and its smallest step
     reaches the scale of a defect that Adam's first steps (~lr) jump over.
 
@@ -215,11 +216,12 @@ def ascend(err_fn, retract, params, X0, steps: int, lr: float, chunk: int | None
         # made at steps `steps` … `steps + n_polish − 1` (the last step's is discarded)
         scales = jnp.concatenate([jnp.zeros(steps, X0.dtype), polish_scales(budget, finest_scale, X0.dtype),
                                   jnp.zeros(1, X0.dtype)])
-        # fixed pseudo-random directions from a sine hash (a few traced ops; a PRNG would add a
-        # threefry graph to every compiled program): entries in [−1, 1), one direction per step
-        idx = jnp.arange(n_polish * T * d, dtype=X0.dtype).reshape(n_polish, T, d)
-        R = (2.0 * jnp.mod(jnp.sin(idx * 12.9898 + 78.233) * 43758.5453, 1.0) - 1.0) * free
-        R = R / jnp.maximum(jnp.max(jnp.abs(R), axis=(1, 2), keepdims=True), 1e-30)
+        # fixed pseudo-random directions from a sine hash of (step, token, channel) (a few traced ops;
+        # a PRNG would add a threefry graph to every program): entries in [−1, 1), the same for a
+        # token whatever the padded length, so a padded bucket polishes as the unpadded input does
+        s_, t_, c_ = (jnp.arange(n, dtype=X0.dtype) for n in (n_polish, T, d))
+        phase = s_[:, None, None] * 12.9898 + t_[None, :, None] * 78.233 + c_[None, None, :] * 37.719
+        R = (2.0 * jnp.mod(jnp.sin(phase) * 43758.5453, 1.0) - 1.0) * free
         R = jnp.concatenate([jnp.zeros((steps, T, d), X0.dtype), R, jnp.zeros((1, T, d), X0.dtype)])
     else:
         scales, R = jnp.zeros(steps + 1, X0.dtype), jnp.zeros((steps + 1, T, d), X0.dtype)
@@ -248,13 +250,15 @@ def ascend(err_fn, retract, params, X0, steps: int, lr: float, chunk: int | None
             # the polish candidate from the best input so far (move i − steps of its scale)
             m = (i - steps) % moves
             gn = best_g * free / jnp.maximum(jnp.max(jnp.abs(best_g * free)), 1e-30)
-            # the coordinate of the largest |g*| and its sign; where g* = 0 (a flat region, where a
-            # localized defect hides) the coordinates in turn, alternately up and down
+            # in a flat region (g* = 0) the gradient moves become ± one coordinate: the largest entry of
+            # this step's pseudo-random direction over the real tokens (a padded input's mask says which)
+            live = (X[:, -1:] > 0.5).astype(X.dtype) if fixed else jnp.ones((T, 1), X.dtype)
+            rl = r * live
+            e = jax.nn.one_hot(jnp.argmax(jnp.abs(rl).ravel()), T * d, dtype=X.dtype).reshape(T, d)
+            sparse = e * jnp.sign(rl)
             flat = jnp.max(jnp.abs(gn)) == 0
-            j = jnp.where(flat, i % (T * d), jnp.argmax(jnp.abs(gn).ravel()))
-            coord = jax.nn.one_hot(j, T * d, dtype=X.dtype).reshape(T, d) * free
-            sign = jnp.where(flat, 1.0 - 2.0 * ((i // (T * d)) % 2), jnp.sign(gn.ravel()[j]))
-            D = jnp.select([m == 0, m == 1, m == 2], [gn, coord * sign, r], -r)
+            D = jnp.select([m == 0, m == 1, m == 2], [jnp.where(flat, sparse, gn), jnp.where(flat, -sparse, -gn), rl],
+                           -rl)
             X_next = jnp.where(i < steps, optax.apply_updates(X, upd), best_X + s * D)
             return (retract(X_next), state, best, best_X, best_g, adam_best, adam_X), None
 
