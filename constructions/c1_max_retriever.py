@@ -10,7 +10,9 @@ Parameters (theorem convention): 2N + O(1), independent of T; exponent b = 1.
 from __future__ import annotations
 
 
-from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
+import numpy as np
+
+from infoflow_jax.verification.mutants import BETA_SMALL, LOCALIZED_STRENGTH, end_ramp, knot_dropped, one_cell_bump
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.claims import OneInput, Retrieval
 from infoflow_jax.core.decoders import piecewise_linear_decoder
@@ -24,11 +26,13 @@ MUTANTS = {
     "beta-small": BETA_SMALL.description,
     "knot-dropped": "the decoder's most significant breakpoint unit removed",
     "value-sign-flipped": "the attention value is −x instead of x",
+    "cell-bump": "a tent of ±2.2×bound confined to one random cell of the decoder (localized)",
+    "end-ramp": "a ramp to ±2.2×bound over part of the decoder's last cell (visible only where max x ≈ 1: corners, faces)",
 }
 
 
 def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, beta: float | None = None,
-          mutant: str | None = None, k=None) -> Built:
+          mutant: str | None = None, k=None, mutant_seed: int = 0) -> Built:
     check_int_range("T", T, 1)
     check_open_interval("eps", eps, 0.0, 1.0)
     mutant = check_mutant(SPEC, mutant)
@@ -39,6 +43,9 @@ def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, beta: float | None 
     terms = {"attention L_F·e_max(T,β)": L_F * e_max(T, beta), "decoder L_F/(2N)": pl_decoder_error(L_F, N)}
 
     decoder = knot_dropped(F, N) if mutant == "knot-dropped" else piecewise_linear_decoder(F, N)
+    localized = {"cell-bump": one_cell_bump, "end-ramp": end_ramp}
+    if mutant in localized:  # placed by mutant_seed, height in units of the claimed bound
+        decoder = localized[mutant](decoder, LOCALIZED_STRENGTH * sum(terms.values()), np.random.default_rng(mutant_seed))
     beta_used = BETA_SMALL(beta) if mutant == "beta-small" else beta
     sign = -1.0 if mutant == "value-sign-flipped" else 1.0
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
+from infoflow_jax.verification.mutants import BETA_SMALL, LOCALIZED_STRENGTH, knot_dropped, one_cell_bump
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.claims import OneInput, Retrieval, clipped
 from infoflow_jax.core.decoders import piecewise_linear_decoder
@@ -32,11 +32,12 @@ MUTANTS = {
     "psi-knot-dropped": "the ψ decoder's most significant breakpoint unit removed",
     "hop-skipped": "layer 2 retrieves max of x (slot p dropped) instead of max of p",
     "value-sign-flipped": "layer 2 retrieves −p instead of p",
+    "cell-bump": "a tent of ±2.2×bound confined to one random cell of the F decoder (localized)",
 }
 
 
 def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, psi: LipschitzFn = TENT, beta: float | None = None,
-          mutant: str | None = None, k=None) -> Built:
+          mutant: str | None = None, k=None, mutant_seed: int = 0) -> Built:
     check_int_range("T", T, 1)
     check_open_interval("eps", eps, 0.0, 1.0)
     mutant = check_mutant(SPEC, mutant)
@@ -84,7 +85,11 @@ def build(T: int, eps: float, *, F: LipschitzFn = DEFAULT_F, psi: LipschitzFn = 
                             note=f"r ← soft-max over tokens of {key2} (β₂={beta2:.4g})",
                             claim=Retrieval("L1", key=p, values=((p, "r"),), tolerance=e2, term=names[0], weight=L_F,
                                             statement="L1: |r − max_t p_t| ≤ e_max(T, β₂) at CLS")))
-    l2.ffn(FFNBlock((prog["r"],), tuple(piecewise_linear_decoder(F, N2)), ("y",), note=f"y ← F̂(r), L3 decoder, N₂={N2}",
+    f_net = tuple(piecewise_linear_decoder(F, N2))
+    if mutant == "cell-bump":  # r = max_t ψ̂(m − x_t) reaches all of [0, 1] (T ≥ 2)
+        f_net = one_cell_bump(f_net, LOCALIZED_STRENGTH * sum(terms.values()), np.random.default_rng(mutant_seed),
+                              within=(0.0, 1.0))
+    l2.ffn(FFNBlock((prog["r"],), f_net, ("y",), note=f"y ← F̂(r), L3 decoder, N₂={N2}",
                     claim=OneInput(F, L_F, intervals=((0.0, 1.0),), tolerance=pl_decoder_error(L_F, N2), term=names[3],
                                    input=prog["r"], statement="|F̂(r) − F(r)| ≤ L_F/(2N₂) on r ∈ [0,1]")))
     prog.readout(prog["y"])

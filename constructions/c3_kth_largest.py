@@ -22,11 +22,14 @@ Params O(k + 1/ε); exponent b = 1. With k = 2 this is the two-layer k-th larges
 
 from __future__ import annotations
 
-from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
+import numpy as np
+
+from infoflow_jax.verification.mutants import (BETA_SMALL, LOCALIZED_STRENGTH, calibrated_depth, knot_dropped,
+                                              one_cell_bump, weakened_band, weakened_flag_net, weakened_input)
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.claims import OneInput, Retrieval, clipped
 from infoflow_jax.core.decoders import piecewise_linear_decoder
-from infoflow_jax.core.errors import check_int_range, check_open_interval
+from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
 from infoflow_jax.core.functions import DEFAULT_F, LipschitzFn
 from infoflow_jax.core.lemmas import (beta_for_margin, beta_for_soft_max, e_max, e_max_holds_beyond_unit_range,
                                  knots_for, margin_retrieval_error, pl_decoder_error)
@@ -40,6 +43,10 @@ MUTANTS = {
     "flag-dropped": "the last layer scores x instead of x − K·f (exclusion flag dropped)",
     "flag-sign-flipped": "scores x + K·f instead of x − K·f",
     "knot-dropped": "the F decoder's most significant breakpoint unit removed",
+    "cell-bump": "a tent of ±2.2×bound confined to one random (reachable) cell of the F decoder (localized)",
+    "exclusion-weakened": "one random exclusion layer's flag lowered on a narrow band of token values at the top of "
+                          "[0, 1], its depth set so that the error where it shows is 2.2×bound (visible only when the "
+                          "top token lies in the band and the other scores are below that)",
 }
 
 
@@ -49,7 +56,8 @@ def default_gamma(k: int) -> float:
 
 
 def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, F: LipschitzFn = DEFAULT_F,
-          beta: float | None = None, mutant: str | None = None) -> Built:
+          beta: float | None = None, mutant: str | None = None, mutant_seed: int = 0,
+          weaken_depth: float | None = None) -> Built:
     check_int_range("T", T, 1)
     check_int_range("k", k, 1, T)
     check_open_interval("eps", eps, 0.0, 1.0)
@@ -70,11 +78,24 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, F: Lips
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
     eta = margin_retrieval_error(T, beta_ex, gamma, SCORE_RANGE)
-    score = exclusion_layers(prog, x, one, k, b_ex, gamma, sign=sign, eta=eta)  # layers 1..k−1: x − K·f_{k−1}
+    rng = np.random.default_rng(mutant_seed)
+    if mutant == "exclusion-weakened" and k < 2:
+        raise InputError("k", k, "≥ 2 for the exclusion-weakened mutant (k = 1 has no exclusion layer)")
+    weaken = None
+    if mutant == "exclusion-weakened":  # depth: the error where it shows is 2.2×bound
+        layer, band = int(rng.integers(1, k)), weakened_band(rng)
+        depth = weaken_depth if weaken_depth is not None else calibrated_depth(
+            lambda dp: build(T, eps, k=k, gamma=gamma, F=F, beta=beta, mutant=mutant, mutant_seed=mutant_seed,
+                             weaken_depth=dp),
+            weakened_input(T, layer, band[0], gamma), LOCALIZED_STRENGTH * sum(terms.values()))
+        weaken = {layer: lambda net: weakened_flag_net(net, depth, band)}
+    score = exclusion_layers(prog, x, one, k, b_ex, gamma, sign=sign, eta=eta, weaken=weaken)  # layers 1..k−1: x − K·f_{k−1}
     proof = x if k == 1 else x - K_EXCLUDE * prog[f"f{k - 1}"]  # the claims' score, whatever a mutant compiles
     if mutant == "flag-dropped":
         score = x
     decoder = knot_dropped(F, N) if mutant == "knot-dropped" else piecewise_linear_decoder(F, N)
+    if mutant == "cell-bump":  # a cell z = x_(k) reaches on Ω_{γ,k}: 0 ≤ z ≤ 1 − (k−1)γ
+        decoder = one_cell_bump(decoder, LOCALIZED_STRENGTH * sum(terms.values()), rng, within=(0.0, 1 - (k - 1) * gamma))
     names, e = list(terms), e_max(T, beta_last)
     last = prog.layer()
     last.attend(max_retrieval(query=beta_last * one, key=score, into="z",

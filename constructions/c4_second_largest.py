@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from infoflow_jax.verification.mutants import knot_dropped
+from infoflow_jax.verification.mutants import LOCALIZED_STRENGTH, knot_dropped, one_cell_bump
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.claims import OneInput, Retrieval, SumOfOneInputs, clipped
 from infoflow_jax.core.decoders import piecewise_linear_decoder
@@ -50,6 +50,9 @@ MUTANTS = {
     "self-exclusion-dropped": "layer 1 scores β₁·x_s only (the token sees itself)",
     "min-sign-flipped": "FFN 1 computes x + relu(x − M) = max-like instead of min(x, M)",
     "knot-dropped": "the F decoder's most significant breakpoint unit removed",
+    "cell-bump": "a tent of ±2.2×bound confined to one random cell of the F decoder (localized)",
+    "position-weakened": "one random position's self-exclusion B lowered so that, with that token at 1 and the others "
+                         "at 0, its own weight moves z by 2.2×bound through F (visible only where it is the max)",
 }
 
 
@@ -68,8 +71,21 @@ def near_tie_probes(T: int, n: int = 96, seed: int = 0) -> dict:
     return {"near_tie_top2": X[..., None]}
 
 
+def weakened_self_exclusion(F: LipschitzFn, T: int, beta1: float, height: float) -> float:
+    """A self-exclusion strength B_w for ONE position t: with x_t = 1 and the other tokens at 0, token
+    t's own weight is w = η/(η + T − 1), η = e^{β₁ − B_w}, so M_t = w and z ≈ x_(2) + w = w; B_w is
+    chosen (bisection on w) so that |F(w) − F(0)| = ``height``."""
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        w = (lo + hi) / 2
+        lo, hi = (w, hi) if abs(float(F(np.float64(w))) - float(F(np.float64(0.0)))) < height else (lo, w)
+    w = (lo + hi) / 2
+    eta = w * (T - 1) / max(1.0 - w, 1e-300)
+    return beta1 - math.log(eta)
+
+
 def build(T: int, eps: float, *, k: int = 2, F: LipschitzFn = DEFAULT_F, beta: float | None = None,
-          mutant: str | None = None) -> Built:
+          mutant: str | None = None, mutant_seed: int = 0) -> Built:
     check_int_range("T", T, 2)
     check_int_range("k", k, 2, 2)
     check_open_interval("eps", eps, 0.0, 1.0)
@@ -96,7 +112,10 @@ def build(T: int, eps: float, *, k: int = 2, F: LipschitzFn = DEFAULT_F, beta: f
     l1 = prog.layer()
     pairs = ((beta1 * one, x),)
     if mutant != "self-exclusion-dropped":
-        pairs += tuple((-B_used * p, p) for p in pos)
+        rng = np.random.default_rng(mutant_seed)
+        weak = int(rng.integers(0, T)) if mutant == "position-weakened" else -1
+        B_weak = weakened_self_exclusion(F, T, beta1, LOCALIZED_STRENGTH * sum(terms.values()))
+        pairs += tuple((-(B_weak if t == weak else B_used) * p, p) for t, p in enumerate(pos))
     # claims: the proof's statements, whatever a mutant compiles
     l1.attend(Head(score=pairs, values=((x, "M"),),
                    note=f"M ← soft-max over s ≠ t of x_s: scores β₁x_s − B·[s=t] (β₁={beta1:.4g}, B={B_used:.4g})",
@@ -116,6 +135,9 @@ def build(T: int, eps: float, *, k: int = 2, F: LipschitzFn = DEFAULT_F, beta: f
         tolerance=0.0, term=None, statement="u = x − relu(x − M) = min(x, M), exactly (x ∈ [0,1], |M − M*| ≤ e₁)")
     l1.ffn(FFNBlock((x - M, x), min_net, ("u",), note="u ← x − relu(x − M) = min(x, M)", claim=min_claim))
     decoder = knot_dropped(F, N) if mutant == "knot-dropped" else piecewise_linear_decoder(F, N)
+    if mutant == "cell-bump":  # z = x_(2) reaches all of [0, 1]
+        decoder = one_cell_bump(decoder, LOCALIZED_STRENGTH * sum(terms.values()), np.random.default_rng(mutant_seed),
+                                within=(0.0, 1.0))
     l2 = prog.layer()
     # u ∈ [−e₁, 1]: L1 on keys of range 1 + e₁ (e_max decreasing in β)
     l2.attend(max_retrieval(query=beta2 * one, key=prog["u"], into="z",

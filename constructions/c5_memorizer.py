@@ -29,7 +29,9 @@ from infoflow_jax.core.kuhn import kuhn_cells_for, kuhn_decoder, kuhn_error_cons
 from infoflow_jax.core.slots import FFNBlock, Head, Program
 from infoflow_jax.core.tasks import KthLargest, MaxRetrieval, TopKMean, TwoHop
 from infoflow_jax.core.kuhn import kuhn_ffn
-from infoflow_jax.verification.mutants import vertex_shifted
+import numpy as np
+
+from infoflow_jax.verification.mutants import LOCALIZED_STRENGTH, random_vertex_shifted, vertex_shifted
 
 MAX_VERTICES = 2_000_000  # refuse to instantiate beyond this; use formula_params
 
@@ -37,6 +39,8 @@ MUTANTS = {
     "beta-positive": "CLS scores β·x_s (β = 50) instead of uniform attention",
     "vertex-shifted": "one L4 vertex value (the one nearest (1/2, …, 1/2)) moved by 1",
     "position-dropped": "the value of the last position is left out (CLS sees x_T = 0)",
+    "vertex-moved": "one random L4 vertex value moved by ±2.2×bound (localized to its simplices)",
+    "corner-vertex-moved": "one random corner vertex of the L4 grid moved by ±2.2×bound (visible only near that corner)",
 }
 TARGETS = ("max", "two-hop", "second", "top2-mean")
 
@@ -73,7 +77,7 @@ def formula_counts(T: int, eps: float, *, target: str = "max", F: LipschitzFn = 
 
 
 def build(T: int, eps: float, *, target: str = "max", F: LipschitzFn = DEFAULT_F, beta: float | None = None,
-          mutant: str | None = None, k=None) -> Built:
+          mutant: str | None = None, k=None, mutant_seed: int = 0) -> Built:
     check_int_range("T", T, 1)
     check_open_interval("eps", eps, 0.0, 1.0)
     mutant = check_mutant(SPEC, mutant)
@@ -108,6 +112,9 @@ def build(T: int, eps: float, *, target: str = "max", F: LipschitzFn = DEFAULT_F
     net = kuhn_ffn(dec)
     if mutant == "vertex-shifted":
         net = vertex_shifted(dec, 1.0, int(sum((n // 2) * (n + 1) ** i for i in range(T))))
+    if mutant in ("vertex-moved", "corner-vertex-moved"):  # z = x: every vertex of [0,1]^T is reached
+        net = random_vertex_shifted(dec, LOCALIZED_STRENGTH * sum(terms.values()), np.random.default_rng(mutant_seed),
+                                    corner=mutant == "corner-vertex-moved")
     zs = tuple(prog[f"z{j + 1}"] for j in range(T))
     l1.ffn(FFNBlock(zs, net, ("y",), note=f"y ← Ĥ(z_1..z_{T}), L4 Kuhn decoder on [0,1]^{T}, n={n}",
                     claim=OnBox(H, L, n=n, box=(0.0, 1.0), tolerance=dec.error_bound(L), term=dec_term, inputs=zs,

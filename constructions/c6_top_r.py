@@ -34,7 +34,7 @@ from infoflow_jax.verification.mutants import BETA_SMALL, knot_dropped
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
 from infoflow_jax.core.claims import OnBox, OneInput, Retrieval, clipped
 from infoflow_jax.core.decoders import piecewise_linear_decoder
-from infoflow_jax.core.errors import check_int_range, check_open_interval
+from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
 from infoflow_jax.core.kuhn import kuhn_cells_for, kuhn_decoder, kuhn_error_constant
 from infoflow_jax.core.lemmas import (beta_for_margin, beta_for_soft_max, e_max, e_max_holds_beyond_unit_range,
                                  knots_for, margin_retrieval_error, pl_decoder_error)
@@ -42,7 +42,9 @@ from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
 from infoflow_jax.core.tasks import CoupledTopR, DecoupledTopR
 from constructions.exclusion import SCORE_RANGE, exclusion_layers
 from infoflow_jax.core.kuhn import kuhn_ffn
-from infoflow_jax.verification.mutants import vertex_shifted
+from infoflow_jax.verification.mutants import (LOCALIZED_STRENGTH, calibrated_depth, one_cell_bump,
+                                              random_vertex_shifted, vertex_shifted, weakened_band, weakened_flag_net,
+                                              weakened_input)
 
 DECODE_SHARE = 0.75  # of ε; the retrievals get the rest
 
@@ -50,11 +52,17 @@ MUTANTS_DECOUPLED = {
     "beta-small": "every β a hundredfold too small (flags and retrievals wrong)",
     "flag-dropped": "layer r scores x instead of x − K·f (retrieves x_(1) again)",
     "knot-dropped": "the last decoder's most significant breakpoint unit removed",
+    "cell-bump": "a tent of ±2.2×bound confined to one random (reachable) cell of a random decoder (localized)",
+    "exclusion-weakened": "one random exclusion layer's flag lowered on a narrow band of token values at the top "
+                          "of [0, 1] (its depth set so that the error where it shows is 2.2×bound)",
 }
 MUTANTS_COUPLED = {
     "beta-small": "every β a hundredfold too small (flags and retrievals wrong)",
     "flag-dropped": "layer r scores x instead of x − K·f (retrieves x_(1) again)",
     "vertex-shifted": "one L4 vertex value (the one nearest the typical top-r point) moved by 1",
+    "vertex-moved": "one random reachable L4 vertex (descending, gaps ≥ γ) moved by ±2.2×bound (localized)",
+    "exclusion-weakened": "one random exclusion layer's flag lowered on a narrow band of token values at the top "
+                          "of [0, 1] (its depth set so that the error where it shows is 2.2×bound)",
 }
 
 
@@ -79,7 +87,8 @@ def nearest_vertex(point: np.ndarray, n: int) -> int:
 
 
 def _build(T: int, eps: float, *, coupled: bool, k: int = 2, gamma: float | None = None, G=None, Gs=None,
-           beta: float | None = None, mutant: str | None = None) -> Built:
+           beta: float | None = None, mutant: str | None = None, mutant_seed: int = 0,
+           weaken_depth: float | None = None) -> Built:
     r = k
     check_int_range("T", T, 1)
     check_int_range("r", r, 1, T)
@@ -119,8 +128,19 @@ def _build(T: int, eps: float, *, coupled: bool, k: int = 2, gamma: float | None
     e_last = e_max(T, beta_last)
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
+    rng = np.random.default_rng(mutant_seed)
+    if mutant == "exclusion-weakened" and r < 2:
+        raise InputError("k", k, "≥ 2 for the exclusion-weakened mutant (r = 1 has no exclusion layer)")
+    weaken = None
+    if mutant == "exclusion-weakened":  # depth: the error where it shows is 2.2×bound
+        layer, band = int(rng.integers(1, r)), weakened_band(rng)
+        depth = weaken_depth if weaken_depth is not None else calibrated_depth(
+            lambda dp: _build(T, eps, coupled=coupled, k=k, gamma=gamma, G=G, Gs=Gs, beta=beta, mutant=mutant,
+                              mutant_seed=mutant_seed, weaken_depth=dp),
+            weakened_input(T, layer, band[0], gamma), LOCALIZED_STRENGTH * sum(terms.values()))
+        weaken = {layer: lambda net: weakened_flag_net(net, depth, band)}
     score = exclusion_layers(prog, x, one, r, scale * beta_ex, gamma, eta=eta, retrieval_term=ret_term,
-                             retrieval_weights=weights[:-1], combine=combine)  # layers 1..r−1
+                             retrieval_weights=weights[:-1], combine=combine, weaken=weaken)  # layers 1..r−1
     proof = x if r == 1 else x - 2.0 * prog[f"f{r - 1}"]  # the claims' score, whatever a mutant compiles
     if mutant == "flag-dropped":
         score = x
@@ -136,6 +156,9 @@ def _build(T: int, eps: float, *, coupled: bool, k: int = 2, gamma: float | None
         net = kuhn_ffn(dec)
         if mutant == "vertex-shifted":
             net = vertex_shifted(dec, 1.0, nearest_vertex(typical_point(T, r, gamma), n))
+        if mutant == "vertex-moved":  # a vertex the retrieved values reach: descending with gaps ≥ γ
+            net = random_vertex_shifted(dec, LOCALIZED_STRENGTH * sum(terms.values()), rng,
+                                        reachable=lambda v: bool(np.all(np.diff(v) <= -gamma * n)))
         last.ffn(FFNBlock(tuple(retrieved), net, ("y",),
                           note=f"y ← Ĝ(m1..m{r - 1}, z), L4 Kuhn decoder on [0,1]^{r}, n={n}",
                           claim=OnBox(task.G, L, n=n, box=(-max(slack), 1.0), tolerance=dec.error_bound(L),
@@ -144,8 +167,12 @@ def _build(T: int, eps: float, *, coupled: bool, k: int = 2, gamma: float | None
         prog.readout(prog["y"])
     else:
         outs = []
+        bumped = int(rng.integers(1, r + 1))
         for j, (Gj, Nj, u, sl) in enumerate(zip(task.Gs, Ns, retrieved, slack), start=1):
             net = piecewise_linear_decoder(Gj, Nj)
+            if mutant == "cell-bump" and j == bumped:  # a cell x_(j) reaches: (r − j)γ ≤ x_(j) ≤ 1 − (j − 1)γ
+                net = one_cell_bump(net, LOCALIZED_STRENGTH * sum(terms.values()), rng,
+                                    within=((r - j) * gamma, 1 - (j - 1) * gamma))
             if mutant == "knot-dropped" and j == r:
                 net = knot_dropped(Gj, Nj)
             last.ffn(FFNBlock((u,), tuple(net), (f"y{j}",), note=f"y{j} ← Ĝ_{j}({u}), L3 decoder, N={Nj}",

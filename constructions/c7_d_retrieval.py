@@ -29,17 +29,21 @@ from infoflow_jax.core.lemmas import beta_for_soft_max, e_max
 from infoflow_jax.core.slots import FFNBlock, Program, max_retrieval
 from infoflow_jax.core.tasks import DRetrieval, LinearFeature
 from infoflow_jax.core.kuhn import kuhn_ffn
-from infoflow_jax.verification.mutants import vertex_shifted
+import numpy as np
+
+from infoflow_jax.verification.mutants import LOCALIZED_STRENGTH, random_vertex_shifted, vertex_shifted
 
 MUTANTS = {
     "head-dropped": "the last head writes 0 instead of max_s g_D(x_s)",
     "heads-swapped": "heads 1 and 2 write into each other's slots",
     "vertex-shifted": "one L4 vertex value (the one nearest (1, …, 1)·0.8) moved by 1",
+    "vertex-moved": "one random L4 vertex value moved by ±2.2×bound (localized to its simplices)",
+    "corner-vertex-moved": "one random corner vertex of the L4 grid moved by ±2.2×bound (visible only near that corner)",
 }
 
 
 def build(T: int, eps: float, *, D: int = 2, d: int = 2, gs=None, G=None, beta: float | None = None,
-          mutant: str | None = None, k=None) -> Built:
+          mutant: str | None = None, k=None, mutant_seed: int = 0) -> Built:
     check_int_range("T", T, 1)
     check_int_range("D", D, 1)
     check_int_range("d", d, 1)
@@ -81,6 +85,9 @@ def build(T: int, eps: float, *, D: int = 2, d: int = 2, gs=None, G=None, beta: 
     net = kuhn_ffn(dec)
     if mutant == "vertex-shifted":
         net = vertex_shifted(dec, 1.0, int(sum(round(0.8 * n) * (n + 1) ** i for i in range(D))))
+    if mutant in ("vertex-moved", "corner-vertex-moved"):  # z_i = max_s g_i(x_s) reach every vertex of [0,1]^D
+        net = random_vertex_shifted(dec, LOCALIZED_STRENGTH * sum(terms.values()), np.random.default_rng(mutant_seed),
+                                    corner=mutant == "corner-vertex-moved")
     zs = tuple(prog[f"z{i + 1}"] for i in range(D))
     l1.ffn(FFNBlock(zs, net, ("y",), note=f"y ← Ĝ(z_1..z_{D}), L4 Kuhn decoder on [0,1]^{D}, n={n}",
                     claim=OnBox(task.G, L_G, n=n, box=(0.0, 1.0), tolerance=dec.error_bound(L_G), term=dec_term,

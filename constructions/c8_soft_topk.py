@@ -41,7 +41,8 @@ from __future__ import annotations
 import numpy as np
 
 from infoflow_jax.verification.construction import Built, ConstructionSpec, check_mutant
-from infoflow_jax.verification.mutants import BETA_SMALL
+from infoflow_jax.verification.mutants import (BETA_SMALL, LOCALIZED_STRENGTH, calibrated_depth, one_cell_bump,
+                                              weakened_band, weakened_flag_net, weakened_input)
 from infoflow_jax.core.claims import OneInput, Retrieval
 from infoflow_jax.core.decoders import piecewise_linear_decoder
 from infoflow_jax.core.errors import InputError, check_int_range, check_open_interval
@@ -62,6 +63,9 @@ MUTANTS = {
                           "(and at k = 1 the flag's lead K(1 − x_(1) + x_s) can vanish)",
     "last-threshold-nudged": "layer k's flag threshold moved down by γ: fails only where x_(k) − x_(k+1) < 3γ/2",
     "first-threshold-nudged": "layer 1's flag threshold moved down by γ: fails only where x_(1) − x_(2) < 3γ/2",
+    "cell-bump": "a tent of ±2.2×bound confined to one random (reachable) cell of the F decoder (localized)",
+    "exclusion-weakened": "one random exclusion layer's flag lowered on a narrow band of token values at the top "
+                          "of [0, 1] (its depth set so that the error where it shows is 2.2×bound)"
 }
 
 
@@ -82,7 +86,8 @@ def value_range(v: LipschitzFn, N_v: int | None) -> float:
 
 
 def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, v: LipschitzFn = IDENTITY,
-          F: LipschitzFn = DEFAULT_F, beta: float | None = None, mutant: str | None = None) -> Built:
+          F: LipschitzFn = DEFAULT_F, beta: float | None = None, mutant: str | None = None,
+          mutant_seed: int = 0, weaken_depth: float | None = None) -> Built:
     check_int_range("T", T, 2)
     check_int_range("k", k, 1, T - 1)
     check_open_interval("eps", eps, 0.0, 1.0)
@@ -109,7 +114,17 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, v: Lips
     flags_term, leak_term, F_term = "flags (exact: η ≤ γ/4)", "leakage L_F·ρ(T,k,βK)·D", "F decoder L_F/(2N)"
     prog = Program()
     one, x = prog.constant("one"), prog.token_input("x")
-    exclusion_layers(prog, x, one, k + 1, beta_ex, gamma, nudge=nudge, eta=eta, flag_term=flags_term)  # f_1..f_k
+    rng = np.random.default_rng(mutant_seed)
+    weaken = None
+    if mutant == "exclusion-weakened":  # depth: the error where it shows is 2.2×bound
+        layer, band = int(rng.integers(1, k + 1)), weakened_band(rng)
+        depth = weaken_depth if weaken_depth is not None else calibrated_depth(
+            lambda dp: build(T, eps, k=k, gamma=gamma, v=v, F=F, beta=beta, mutant=mutant, mutant_seed=mutant_seed,
+                             weaken_depth=dp),
+            weakened_input(T, layer, band[0], gamma), LOCALIZED_STRENGTH * sum(terms.values()))
+        weaken = {layer: lambda net: weakened_flag_net(net, depth, band)}
+    exclusion_layers(prog, x, one, k + 1, beta_ex, gamma, nudge=nudge, eta=eta, flag_term=flags_term,
+                     weaken=weaken)  # f_1..f_k
     if N_v is None:
         value = x
     else:
@@ -136,7 +151,11 @@ def build(T: int, eps: float, *, k: int = 2, gamma: float | None = None, v: Lips
         claim=Retrieval("L2-set", key=proof_key, values=((value, "u"),), k=k, key_range=D,
                         tolerance=flagged_set_leakage(T, k, beta_u * K_UNIFORM) * D, term=leak_term, weight=L_F,
                         statement=f"L2 on the flagged set: |u − mean of v̂ over the top {k}| ≤ ρ(T,k,βK)·D")))
-    last.ffn(FFNBlock((prog["u"],), tuple(piecewise_linear_decoder(F, N)), ("y",),
+    f_net = tuple(piecewise_linear_decoder(F, N))
+    if mutant == "cell-bump":  # a cell u = mean of the top k reaches: (k+1)γ/2 ≤ u ≤ 1 − (k−1)γ/2 (v = identity)
+        lo, hi = (0.0, 1.0) if N_v is not None else ((k + 1) * gamma / 2, 1 - (k - 1) * gamma / 2)
+        f_net = one_cell_bump(f_net, LOCALIZED_STRENGTH * sum(terms.values()), rng, within=(lo, hi))
+    last.ffn(FFNBlock((prog["u"],), f_net, ("y",),
                       note=f"y ← F̂(u), L3 decoder, N={N}",
                       claim=OneInput(F, L_F, intervals=((0.0, 1.0),), tolerance=pl_decoder_error(L_F, N), term=F_term,
                                      input=prog["u"], statement="|F̂(u) − F(u)| ≤ L_F/(2N) on u ∈ [0,1]")))

@@ -32,7 +32,8 @@ SCORE_RANGE = 1.0 + K_EXCLUDE  # scores x − K·f lie in [−K, 1]
 
 def exclusion_layers(prog: Program, x: Form, one: Form, k: int, beta: float, gamma: float, *, eta: float,
                      sign: float = -1.0, nudge: dict[int, float] | None = None, retrieval_term: str | None = None,
-                     retrieval_weights=None, combine: str = "sum", flag_term: str | None = None) -> Form:
+                     retrieval_weights=None, combine: str = "sum", flag_term: str | None = None,
+                     weaken: dict | None = None) -> Form:
     """Append the k−1 exclusion layers to ``prog``; return the score x − K·f_{k−1}.
 
     ``eta`` is the design retrieval error (≤ γ/4), the tolerance of each attention step; a
@@ -40,7 +41,9 @@ def exclusion_layers(prog: Program, x: Form, one: Form, k: int, beta: float, gam
     (``retrieval_term``, with the Lipschitz weight of each m_l in ``retrieval_weights``);
     ``flag_term`` names the bound's (zero) term for exact flags, if it has one.
     ``sign`` = +1 is a negative control (scores x + K·f); ``nudge`` {l: δ} is one too: layer l's
-    flag threshold moves down by δ, f_l = clip((x − m_l + γ/2 + δ)/(γ/2), 0, 1)."""
+    flag threshold moves down by δ, f_l = clip((x − m_l + γ/2 + δ)/(γ/2), 0, 1). ``weaken`` {l: edit}
+    is a localized mutant: layer l's flag net becomes ``edit(net)``, a net of (x − m_l, x)
+    (:func:`infoflow_jax.verification.mutants.weakened_flag_net`); its claim stays the proof's."""
     nudge = nudge or {}
     score = proof = x  # x − K·f_{l−1} (compiled; and the proof's); no flags before layer 1
     for l in range(1, k):
@@ -53,7 +56,10 @@ def exclusion_layers(prog: Program, x: Form, one: Form, k: int, beta: float, gam
                             weight=0.0 if retrieval_weights is None else retrieval_weights[l - 1],
                             statement=f"L2 on gap {l}: |m{l} − x_({l})| ≤ η = {eta:.3g} at every position")))
         shift = 1.0 + 2 * nudge.get(l, 0.0) / gamma  # (x − m + γ/2 + δ)/(γ/2) = (2/γ)(x − m) + shift
-        layer.ffn(FFNBlock((x - prog[f"m{l}"],), tuple(clip_unit_interval_net(2 / gamma, shift)), (f"f{l}",),
+        net, inputs = tuple(clip_unit_interval_net(2 / gamma, shift)), (x - prog[f"m{l}"],)
+        if l in (weaken or {}):
+            net, inputs = tuple(weaken[l](net)), inputs + (x,)
+        layer.ffn(FFNBlock(inputs, net, (f"f{l}",),
                            note=f"f{l} ← clip((x − m{l} + γ/2)/(γ/2), 0, 1): flags the top {l}",
                            claim=OneInput(step_function(0.0), 0.0, intervals=((-1.0, -gamma + eta), (0.0, 1.0 + eta)),
                                           tolerance=0.0, term=flag_term, affine_between=(), values_in=(0.0, 1.0),

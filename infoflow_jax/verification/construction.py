@@ -39,7 +39,10 @@ class Built:
     ``bound`` is the claimed sup-norm error, ``bound_terms`` its named terms (they sum to
     ``bound``), ``betas`` the inverse temperature per layer, ``choices`` what the construction
     chose (N, γ, K, …). ``probes`` (name → array (B, T, d)) are inputs the construction's
-    proof singles out as likely worst cases; the verifier evaluates them beside its own.
+    proof singles out as likely worst cases; reading them also gives the structural probes read
+    off the compiled program (``probe:…``, :mod:`~infoflow_jax.verification.probes`), computed on
+    first read (:class:`Probes`), so that ``verify`` and a sweep, which both evaluate
+    ``built.probes``, see the same inputs.
     """
 
     name: str
@@ -53,6 +56,11 @@ class Built:
     mutant: str | None = None
     probes: dict = field(default_factory=dict)
 
+    def __setattr__(self, name, value):
+        if name == "probes" and not isinstance(value, Probes):  # the constructor's and a later assignment
+            value = Probes(value or {}, self)
+        object.__setattr__(self, name, value)
+
     @property
     def params(self) -> ParamCount:
         return count_params(self.compiled.model)
@@ -63,6 +71,60 @@ class Built:
     def predict(self, X):
         graphdef, state = self.split()
         return apply(graphdef, state, X)
+
+
+class Probes(dict):
+    """A construction's own probes, followed, from the first read on, by the structural probes of its
+    compiled program (:func:`~infoflow_jax.verification.probes.structural_probes`, seed 0: they are
+    read off the weights). Lazy, so that a build nobody verifies pays nothing for them."""
+
+    def __init__(self, own: dict, built):
+        super().__init__(own)
+        self._built, self._filled = built, False
+
+    def _fill(self):
+        if not self._filled:
+            from infoflow_jax.verification.probes import structural_probes  # probes reads Built's program
+
+            self._filled = True
+            for name, X in structural_probes(self._built).items():
+                super().setdefault(name, X)
+
+    def __getitem__(self, k):
+        self._fill()
+        return super().__getitem__(k)
+
+    def __iter__(self):
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self):
+        self._fill()
+        return super().__len__()
+
+    def __contains__(self, k):
+        self._fill()
+        return super().__contains__(k)
+
+    def keys(self):
+        self._fill()
+        return super().keys()
+
+    def values(self):
+        self._fill()
+        return super().values()
+
+    def items(self):
+        self._fill()
+        return super().items()
+
+    def get(self, k, default=None):
+        self._fill()
+        return super().get(k, default)
+
+    def __reduce__(self):  # pickled as the plain dict of everything
+        self._fill()
+        return (dict, (dict(super().items()),))
 
 
 @functools.lru_cache(maxsize=256)

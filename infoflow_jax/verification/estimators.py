@@ -1,4 +1,4 @@
-"""The sup-error estimator engine (THEORY §6): grid, domain samplers, probes, adversarial ascent.
+"""The sup-error estimator engine (THEORY §6): grid, domain samplers, probes, adversarial ascent, polish.
 
 Every estimator gives a *lower* estimate of
 
@@ -17,8 +17,15 @@ There is exactly one implementation, written for ONE configuration:
 * :func:`evaluate` — given the weights: |Ĥ − H| on every drawn input and every
   probe (one vectorised ``lax.map`` over all of them, in chunks), then
   projected Adam ascent (:func:`ascend`) from the best half of those inputs
-  and the fresh starts; returns, per candidate estimator, the largest error
+  and the fresh starts, then, in the same scan, a multi-scale polish of each
+  start's best input down to the construction's finest scale (``finest_scale``:
+  1/β, 1/N, γ); returns, per candidate estimator, the largest error
   and the input attaining it (NaN counts as +∞: a NaN output is a failure).
+
+The probes a verification evaluates are the construction's own (``built.probes``)
+and the structural ones read off its compiled program
+(:mod:`infoflow_jax.verification.probes`: corners and faces of the cube, positions,
+every FFN block's knots, Kuhn vertices), drawn on the host like the samplers.
 
 :func:`estimate_sup_error` runs ``evaluate ∘ draw`` for one configuration
 (``draw`` on the host, ``evaluate`` jit-compiled); the sweep engine (:mod:`infoflow_jax.sweep.engine`)
@@ -56,15 +63,26 @@ class Budget:
     steps: int = 150  # adversarial ascent steps per start
     lr: float = 1e-2  # initial step; decays ×1e-4 over the run (fine structure ~ 1/β)
     chunk: int = 256  # inputs per vectorised evaluation
+    polish_levels: int = 12  # multi-scale polish after Adam: step scales from POLISH_COARSEST to the finest
+    polish_moves: int = 4  # candidate moves per scale and start (± the gradient, ± a pseudo-random direction)
 
 
-# What `infoflow verify` and `infoflow_jax.verify` use by default: every sampler and the
-# adversarial search at half the sweep budget's samples (compilation, not evaluation, dominates
-# a verification run except for the widest models, whose cost is proportional to the budget).
-# Cost: (5 samplers × 512 + grid ≤ 8192 + probes) forward evaluations and 16 × 120 ascent steps
-# (forward + backward) per configuration. QUICK_BUDGET is for tests and smoke runs.
+# What `infoflow verify` and `infoflow_jax.verify` use by default (one budget: the command line's
+# default IS the library's, tests/test_public_api.py): every sampler and the adversarial search at
+# half the sweep budget's samples (compilation, not evaluation, dominates a verification run
+# except for the widest models, whose cost is proportional to the budget).
+# Cost per configuration: (≤ 5 samplers × 512 + grid ≤ 8192 + the construction's probes +
+# structural probes: 256 corners/faces, 256 knots, 128 positions (position-dependent models),
+# 64 Kuhn points (Kuhn blocks)) forward evaluations, and 16 starts × (121 Adam + 48 polish)
+# forward + backward evaluations (one traced value-and-gradient for both). Host side, the
+# structural probes cost ≲ 0.3 s per build (NumPy; nothing compiled). The sweep budget
+# (the Budget() defaults: 1024 samples, 24 × (151 + 48)) is stronger; QUICK_BUDGET (256 samples,
+# 8 × (61 + 32)) is for tests and smoke runs. Measured wall and CPU times: README.md.
 DEFAULT_BUDGET = Budget(samples=512, starts=16, steps=120)
-QUICK_BUDGET = Budget(samples=256, starts=8, steps=60)
+QUICK_BUDGET = Budget(samples=256, starts=8, steps=60, polish_levels=8)
+POLISH_COARSEST = 0.05  # the polish's first step (Adam's first steps are ~lr = 1e-2)
+DEFAULT_FINEST_SCALE = 1e-7  # the polish's last step when the caller states no finer one (a sweep):
+# below every built-in construction's 1/β, 1/N and γ on its default grids
 
 
 @dataclass
@@ -101,6 +119,8 @@ def candidate_names(domain, T: int, d: int, budget: Budget, probe_names: tuple[s
     names += list(samplers_for(domain)) + list(probe_names)
     if ascent_on(budget):
         names.append("adversarial")
+    if polish_on(budget):
+        names.append("polish")
     return names
 
 
@@ -110,10 +130,18 @@ def grid_size(T: int, d: int, max_points: int) -> int:
     return n ** (T * d) if n >= 3 else 0
 
 
+def polish_on(budget: Budget) -> bool:
+    return ascent_on(budget) and budget.polish_levels > 0 and budget.polish_moves > 0
+
+
+def polish_steps(budget: Budget) -> int:
+    return budget.polish_levels * budget.polish_moves if polish_on(budget) else 0
+
+
 def ascent_evaluations(budget: Budget, ascent_factor: int = 1) -> int:
-    """Evaluations of the ascent per configuration: steps + 1 value-and-gradient evaluations per
-    start (:func:`ascend`), each counting ``ascent_factor``."""
-    return budget.starts * (budget.steps + 1) * ascent_factor if ascent_on(budget) else 0
+    """Evaluations of the ascent per configuration: steps + 1 + polish steps value-and-gradient
+    evaluations per start (:func:`ascend`), each counting ``ascent_factor``."""
+    return budget.starts * (budget.steps + 1 + polish_steps(budget)) * ascent_factor if ascent_on(budget) else 0
 
 
 def evaluations_per_config(domain, T: int, d: int, budget: Budget, probe_sizes: tuple[int, ...] = (),
@@ -145,36 +173,100 @@ def draw_for_seed(seed: int, *, domain, T: int, d: int, budget: Budget):
     return draw(NumpyRandom(seed), grid, domain=domain, T=T, d=d, budget=budget)
 
 
-def ascend(err_fn, retract, params, X0, steps: int, lr: float, chunk: int | None = None):
-    """Projected Adam ascent on err from each start in X0 (S, T, d); best value and input per start.
+def polish_scales(budget: Budget, finest_scale, dtype):
+    """The polish's step per polish step: ``polish_moves`` steps at each of ``polish_levels`` scales,
+    geometric from POLISH_COARSEST down to ``finest_scale`` (traced: it may differ across a batch)."""
+    J = budget.polish_levels
+    coarse = jnp.asarray(POLISH_COARSEST, dtype)
+    fine = jnp.clip(jnp.asarray(finest_scale, dtype), 1e-12, coarse)
+    levels = coarse * (fine / coarse) ** (jnp.arange(J, dtype=dtype) / max(J - 1, 1))
+    return jnp.repeat(levels, budget.polish_moves)
 
-    Step size lr decays exponentially to lr·1e-4 over the run; after each step the input is
-    retracted onto the domain; non-finite gradients count as 0. Starts run vectorised,
-    ``chunk`` at a time when given (memory), all at once otherwise.
+
+def ascend(err_fn, retract, params, X0, steps: int, lr: float, chunk: int | None = None, *,
+           budget: Budget | None = None, finest_scale=DEFAULT_FINEST_SCALE):
+    """Projected Adam ascent on err from each start in X0 (S, T, d), then a multi-scale polish;
+    per start: (best value after Adam, its input, best value after the polish, its input).
+
+    Adam: the step size lr decays exponentially to lr·1e-4 over ``steps``; after each step the
+    input is retracted onto the domain; non-finite gradients count as 0.
+
+    Polish (``budget.polish_levels`` × ``budget.polish_moves`` more steps, none without a
+    budget): from the best input X* so far (value v*, gradient g*), try X* + s·D at scales s
+    geometric from POLISH_COARSEST down to ``finest_scale`` (the construction's finest scale:
+    min(1/β, 1/N, γ), :func:`infoflow_jax.verification.probes.finest_scale`), with D in turn
+    ± g*/‖g*‖_∞ (both: at a kink the gradient is one-sided; in a flat region, where a localized
+    defect hides, ± one coordinate instead: the largest entry of the step's pseudo-random direction)
+    and ± a fixed pseudo-random direction (entries in [−1, 1); the padding mask and padding tokens of
+    a padded input never move), retracted onto the domain; a candidate replaces
+    X* iff its value is larger. So the polish never lowers the value, and its smallest step
+    reaches the scale of a defect that Adam's first steps (~lr) jump over.
+
+    Both phases are ONE ``lax.scan`` over one traced value-and-gradient (the candidate of step i
+    is evaluated at step i + 1), so the polish adds no forward pass to the compiled program.
+    Starts run vectorised, ``chunk`` at a time when given (memory), all at once otherwise.
     """
     opt = optax.adam(optax.exponential_decay(lr, steps, 1e-4))
+    n_polish = polish_steps(budget) if budget is not None else 0
+    S, T, d = X0.shape
+    fixed = getattr(retract, "fixed_channels", 0)  # channels the search must not move (a padding mask)
+    free = (jnp.arange(d) < d - fixed).astype(X0.dtype)
+    if n_polish:
+        # step i makes the candidate that step i + 1 evaluates: the polish's n_polish candidates are
+        # made at steps `steps` … `steps + n_polish − 1` (the last step's is discarded)
+        scales = jnp.concatenate([jnp.zeros(steps, X0.dtype), polish_scales(budget, finest_scale, X0.dtype),
+                                  jnp.zeros(1, X0.dtype)])
+        # fixed pseudo-random directions from a sine hash of (step, token, channel) (a few traced ops;
+        # a PRNG would add a threefry graph to every program): entries in [−1, 1), the same for a
+        # token whatever the padded length, so a padded bucket polishes as the unpadded input does
+        s_, t_, c_ = (jnp.arange(n, dtype=X0.dtype) for n in (n_polish, T, d))
+        phase = s_[:, None, None] * 12.9898 + t_[None, :, None] * 78.233 + c_[None, None, :] * 37.719
+        R = (2.0 * jnp.mod(jnp.sin(phase) * 43758.5453, 1.0) - 1.0) * free
+        R = jnp.concatenate([jnp.zeros((steps, T, d), X0.dtype), R, jnp.zeros((1, T, d), X0.dtype)])
+    else:
+        scales, R = jnp.zeros(steps + 1, X0.dtype), jnp.zeros((steps + 1, T, d), X0.dtype)
+    moves = budget.polish_moves if n_polish else 1
 
     def one(X):
         neg = lambda Z: -err_fn(params, Z)
 
-        # steps + 1 evaluations: the value at the start, after each of the `steps` updates, and
-        # the last one's update is discarded. One traced forward + backward serves all of them
-        # (a separate forward for the first and the last value would double the compiled graph).
-        def step(carry, _):
-            X, state, best, best_X = carry
+        # steps + 1 + n_polish evaluations: the value at the start, after each of the `steps`
+        # updates, at each polish candidate; the last step's next candidate is discarded. One
+        # traced forward + backward serves all of them (a separate forward for the first and the
+        # last value, or for the polish, would double the compiled graph).
+        def step(carry, xs):
+            X, state, best, best_X, best_g, adam_best, adam_X = carry
+            i, s, r = xs
             val, g = jax.value_and_grad(neg)(X)
-            g = jnp.where(jnp.isfinite(g), g, 0.0)
-            upd, state = opt.update(g, state, X)
+            g = -jnp.where(jnp.isfinite(g), g, 0.0)  # gradient of err
+            upd, state = opt.update(-g, state, X)
             v = jnp.where(jnp.isnan(val), jnp.inf, -val)  # a NaN output is a failure: +∞
             better = v > best
             best = jnp.where(better, v, best)
             best_X = jnp.where(better, X, best_X)
-            X = retract(optax.apply_updates(X, upd))
-            return (X, state, best, best_X), None
+            best_g = jnp.where(better, g, best_g)
+            adam_best = jnp.where(i <= steps, best, adam_best)
+            adam_X = jnp.where(i <= steps, best_X, adam_X)
+            # the polish candidate from the best input so far (move i − steps of its scale)
+            m = (i - steps) % moves
+            gn = best_g * free / jnp.maximum(jnp.max(jnp.abs(best_g * free)), 1e-30)
+            # in a flat region (g* = 0) the gradient moves become ± one coordinate: the largest entry of
+            # this step's pseudo-random direction over the real tokens (a padded input's mask says which)
+            live = (X[:, -1:] > 0.5).astype(X.dtype) if fixed else jnp.ones((T, 1), X.dtype)
+            rl = r * live
+            e = jax.nn.one_hot(jnp.argmax(jnp.abs(rl).ravel()), T * d, dtype=X.dtype).reshape(T, d)
+            sparse = e * jnp.sign(rl)
+            flat = jnp.max(jnp.abs(gn)) == 0
+            D = jnp.select([m == 0, m == 1, m == 2], [jnp.where(flat, sparse, gn), jnp.where(flat, -sparse, -gn), rl],
+                           -rl)
+            X_next = jnp.where(i < steps, optax.apply_updates(X, upd), best_X + s * D)
+            return (retract(X_next), state, best, best_X, best_g, adam_best, adam_X), None
 
-        start = (X, opt.init(X), jnp.array(-jnp.inf, X.dtype), X)
-        (_, _, best, best_X), _ = jax.lax.scan(step, start, None, length=steps + 1)
-        return best, best_X
+        inf = jnp.array(-jnp.inf, X.dtype)
+        start = (X, opt.init(X), inf, X, jnp.zeros_like(X), inf, X)
+        xs = (jnp.arange(steps + 1 + n_polish), scales, R)
+        (_, _, best, best_X, _, adam_best, adam_X), _ = jax.lax.scan(step, start, xs)
+        return adam_best, adam_X, best, best_X
 
     if chunk is None or chunk >= X0.shape[0]:
         return jax.vmap(one)(X0)
@@ -193,8 +285,12 @@ def map_in_chunks(f, X, chunk: int):
     return jax.tree_util.tree_map(lambda y: y[:n], jax.lax.map(f, X, batch_size=c))
 
 
-def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: int, ascent_chunk: int | None = None):
+def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: int, ascent_chunk: int | None = None,
+             finest_scale=DEFAULT_FINEST_SCALE):
     """Per candidate estimator: (largest |Ĥ − H| (NaN → +∞), the input attaining it).
+
+    ``finest_scale`` (a scalar, may be traced) is the polish's smallest step (:func:`ascend`);
+    the estimators "adversarial" (Adam) and "polish" (Adam, then the polish) share one scan.
 
     Returns ``(values (n_cand,), inputs (n_cand, T, d))`` in :func:`candidate_names` order.
     Every fixed input (grid, samplers, probes) goes through ONE vectorised map, so the
@@ -217,11 +313,13 @@ def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: in
         n_best = (budget.starts + 1) // 2
         top = jnp.argsort(-safe)[:n_best]
         X0 = jnp.concatenate([pool[top], fresh])
-        v_adv, X_adv = ascend(err_fn, domain, params, X0, budget.steps, budget.lr, ascent_chunk)  # domain ≡ retraction
-        v_adv = jnp.where(jnp.isnan(v_adv), jnp.inf, v_adv)
-        i = jnp.argmax(v_adv)
-        best_v.append(v_adv[i])
-        best_X.append(X_adv[i])
+        v_adv, X_adv, v_pol, X_pol = ascend(err_fn, domain, params, X0, budget.steps, budget.lr, ascent_chunk,
+                                            budget=budget, finest_scale=finest_scale)  # domain ≡ retraction
+        for v, X in ((v_adv, X_adv), (v_pol, X_pol))[:1 + polish_on(budget)]:
+            v = jnp.where(jnp.isnan(v), jnp.inf, v)
+            i = jnp.argmax(v)
+            best_v.append(v[i])
+            best_X.append(X[i])
     return jnp.stack(best_v), jnp.stack(best_X)
 
 
@@ -245,16 +343,16 @@ def evaluate_program(err_fn, domain, budget: Budget, chunk: int, ascent_chunk: i
     and a budget compare by value), so every build of one shape — a construction and its
     mutants of equal widths — shares one compiled program.
     """
-    def program(params, drawn, probes):
+    def program(params, drawn, probes, finest_scale=DEFAULT_FINEST_SCALE):
         return evaluate(err_fn, params, drawn, probes, domain=domain, budget=budget, chunk=chunk,
-                        ascent_chunk=ascent_chunk)
+                        ascent_chunk=ascent_chunk, finest_scale=finest_scale)
 
     return jax.jit(program)
 
 
 def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, budget: Budget = DEFAULT_BUDGET,
                        extra_inputs: dict | None = None, chunk: int | None = None,
-                       ascent_chunk: int | None = None) -> Estimate:
+                       ascent_chunk: int | None = None, finest_scale: float = DEFAULT_FINEST_SCALE) -> Estimate:
     """Max over estimators of |Ĥ − H| on ``domain`` for one configuration; the inputs are drawn
     from ``seed`` (:func:`draw_for_seed`).
 
@@ -262,6 +360,7 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, bud
     identifies as likely worst cases; they are retracted onto the domain first. ``chunk``
     (inputs per vectorised step, default ``budget.chunk``) and ``ascent_chunk`` (ascent starts
     at once, default all) come from the memory plan (:mod:`~infoflow_jax.verification.memory`).
+    ``finest_scale`` is the polish's smallest step (:func:`infoflow_jax.verification.probes.finest_scale`).
     """
     probes = dict(extra_inputs or {})
     chunk = budget.chunk if chunk is None else min(chunk, budget.chunk)
@@ -269,6 +368,6 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, bud
         ascent_chunk = None  # all at once: the same program as without a plan
     drawn = draw_for_seed(seed, domain=domain, T=T, d=d, budget=budget)
     values, inputs = evaluate_program(err_fn, domain, budget, chunk, ascent_chunk)(
-        params, drawn, tuple(jnp.asarray(P) for P in probes.values()))
+        params, drawn, tuple(jnp.asarray(P) for P in probes.values()), jnp.asarray(finest_scale, jnp.float64))
     names = candidate_names(domain, T, d, budget, tuple(probes))
     return to_estimate(names, np.asarray(values), np.asarray(inputs))

@@ -74,6 +74,7 @@ class PaddedDomain:
 
     domain: object
     rule: str
+    fixed_channels = 1  # the mask: the search (ascent, polish) must never move it
 
     @property
     def name(self) -> str:

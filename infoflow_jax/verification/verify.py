@@ -19,7 +19,8 @@ from infoflow_jax.core.precision import require_float64
 from infoflow_jax.core.samplers import samplers_for
 from infoflow_jax.verification import memory as mem
 from infoflow_jax.verification.construction import Built, ConstructionSpec, error_function, fast_error_function
-from infoflow_jax.verification.estimators import DEFAULT_BUDGET, Budget, estimate_sup_error
+from infoflow_jax.verification.estimators import DEFAULT_BUDGET, DEFAULT_FINEST_SCALE, Budget, estimate_sup_error
+from infoflow_jax.verification.probes import finest_scale
 from infoflow_jax.verification.records import Record, construction_record
 from infoflow_jax.verification.steps import check_steps
 
@@ -29,8 +30,11 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     """Estimate sup_{X∈Ω} |Ĥ(X) − H(X)| of ``built`` and judge it against its claim.
 
     The estimate is the max over the exhaustive grid (when 3 points per axis fit), every
-    sampler of the task's domain, the construction's probes (``built.probes``) and
-    multi-start projected gradient ascent (:mod:`~infoflow_jax.verification.estimators`).
+    sampler of the task's domain, the construction's probes (``built.probes``, which include the structural
+    probes read off its compiled program (cube corners and faces, positions, every FFN block's
+    knots, Kuhn vertices: :mod:`~infoflow_jax.verification.probes`)), multi-start projected
+    gradient ascent and a multi-scale polish down to the construction's finest scale
+    (:mod:`~infoflow_jax.verification.estimators`).
     ``budget`` defaults to :data:`~infoflow_jax.verification.estimators.DEFAULT_BUDGET`,
     exactly what ``infoflow verify`` uses. The record passes iff
     ``err_estimate ≤ built.bound ≤ built.eps``; a mutant (``built.mutant``) is expected to fail.
@@ -65,6 +69,8 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     mem.check_fits(T=T, eps=built.eps, per_input=per, fixed=fixed, budget=plan)
     est = estimate_sup_error(err_fn, params, domain=built.task.domain,
                              T=T, d=d, seed=seed, budget=budget, extra_inputs=built.probes,
+                             # the sweep's polish stops at DEFAULT_FINEST_SCALE too; finer only when needed
+                             finest_scale=min(finest_scale(built), DEFAULT_FINEST_SCALE),
                              chunk=mem.chunk_for(per, plan, fixed, budget.chunk),
                              ascent_chunk=mem.chunk_for(per, plan, fixed, budget.starts, mem.ASCENT_FACTOR))
     record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path)

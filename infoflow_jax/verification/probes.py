@@ -1,0 +1,471 @@
+"""Structural probes: inputs read off a built construction's compiled program, for ANY construction.
+
+The samplers and the ascent look where the volume is; a defect confined to a small region
+(one decoder cell, one corner of the cube, one Kuhn vertex, one position) is where they do
+not. These probes go there on purpose. They are generated from the compiled program — its
+weights and its sites (:attr:`~infoflow_jax.core.slots.CompiledProgram.sites`: every FFN
+block with the forms it reads) — never from the construction's intent, so a user's
+construction and every mutant get them too:
+
+* ``corners`` (:func:`cube_probes`): corners and faces of [0,1]^{T×d}: all-zeros, all-ones,
+  one-hot patterns and their complements, two-hot patterns, random {0,1} patterns; faces are
+  corners with one or two coordinates free (uniform in [0,1]).
+* ``positions`` (:func:`position_probes`, position-dependent models only: a positional code or
+  a position-dependent input embedding): every position as the maximum, as the runner-up, and
+  in near ties (gaps 10^{-1..-4}) with another position.
+* ``knots`` (:func:`knot_probes`): for every FFN block, inputs X at which the block's input
+  u(X) (read at CLS in the last layer, where only CLS is read; at a token elsewhere) lands on
+  a kink of one of its first-layer ReLU units: for a one-input block that is every breakpoint
+  t_i = −b_i/w_i, and we add every cell midpoint and both ends of the breakpoint range; for a
+  multi-input block, the unit's hyperplane w·u + b = 0. Found without compiling anything: the
+  pre-FFN residuals are computed in NumPy (:func:`pre_ffn_residuals`) along random monotone
+  paths in the domain (all tokens ramped; one token lifted over random others; one token
+  lifted alone), a sign change of u(X) − z located on a path, then bisected.
+* ``kuhn`` (:func:`kuhn_probes`, blocks with an :class:`~infoflow_jax.core.claims.OnBox` claim,
+  whose grid n is stated): inputs driving the block's D inputs to grid vertices v/n (every
+  vertex when they fit, corners first) and to the worst point of a simplex,
+  (base + σ(f*))/n with f* = :func:`~infoflow_jax.core.kuhn.kuhn_worst_case_point`, by a damped
+  Newton solve in the D most sensitive input coordinates (finite differences, NumPy).
+
+Every kind has a FIXED size (independent of T, d and the weights; missing solutions are
+filled by cycling the ones found, then uniform points), so the builds of a family at several
+T carry probes of one shape: a T-padded sweep bucket (:mod:`~infoflow_jax.verification.padding`,
+:func:`~infoflow_jax.verification.padding.with_mask`) stays one bucket. Every probe is a point
+of the task's domain (retracted; the estimator retracts again, which is the identity there).
+
+:func:`finest_scale` is where the polish (:func:`~infoflow_jax.verification.estimators.ascend`)
+stops: min(1/β over heads, smallest breakpoint spacing of one-input blocks, the margin γ).
+
+Cost (NumPy, on the host): ~50 paths × 33 points plus ≤ 256 targets × 24 bisection steps of
+the pre-FFN forward, and ≤ 64 Kuhn targets × 10 Newton steps × (D + 1) forwards; the number
+of paths and of solved targets shrinks with the forward's cost (T², FFN widths) so that one
+build's probes stay ≲ 1 s (at least 1 path and 4 targets; the rest cycled).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from infoflow_jax.core.claims import OnBox
+from infoflow_jax.core.kuhn import kuhn_worst_case_point
+
+N_CORNERS = 256
+N_POSITIONS = 128
+N_KNOTS = 256
+N_KUHN = 64
+N_PATHS = 48
+PATH_POINTS = 33
+BISECTION_STEPS = 24
+NEWTON_STEPS = 10
+NEAR_TIE_GAPS = (1e-1, 1e-2, 1e-3, 1e-4)
+FORWARD_WORK = 4e7  # multiply-adds one path search / one bisection may spend (sizes them)
+SEED_OFFSET = 7919  # the probes' own stream, apart from the samplers' (same seed)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _fixed(rows: list[np.ndarray], n: int, T: int, d: int, rng) -> np.ndarray:
+    """Exactly n inputs (n, T, d): the rows found, cycled; uniform points when none was found."""
+    X = np.concatenate(rows) if rows else np.zeros((0, T, d))
+    if X.shape[0] == 0:
+        return rng.random((n, T, d))
+    if X.shape[0] >= n:
+        return X[:n]
+    return X[np.arange(n) % X.shape[0]]
+
+
+def _weights(model):
+    """The model's parameters as NumPy arrays (the NumPy forward's input)."""
+    e = model.embed
+    emb = dict(A=np.asarray(e.A[...]), a=np.asarray(e.a[...]), P=np.asarray(e.P[...]), c=np.asarray(e.c[...]),
+               As=np.asarray(e.As[...]) if model.cfg.position_input else None)
+    blocks = []
+    for blk, shape in zip(model.blocks, model.cfg.layers):
+        attn = {k: np.asarray(getattr(blk.attn, k)[...]) for k in ("Wq", "Wk", "Wv", "Wo")}
+        ffn = [(np.asarray(W[...]), np.asarray(b[...]), kind == "grouped")
+               for W, b, kind in zip(blk.ffn.W, blk.ffn.b, blk.ffn.kinds)]
+        blocks.append((attn, ffn))
+    return emb, blocks
+
+
+def _positional(cfg, T: int) -> np.ndarray:
+    if cfg.positional == "none":
+        return np.zeros((T, 0))
+    if cfg.positional == "onehot":
+        return np.eye(T, cfg.max_T)
+    s = np.arange(1, T + 1, dtype=float)[:, None]
+    freqs = np.pi * 2.0 ** np.arange(cfg.n_freq)[None, :] / max(cfg.max_T, 1)
+    return np.concatenate([np.sin(s * freqs), np.cos(s * freqs)], axis=-1)
+
+
+def _ffn_np(ffn, z):
+    for i, (W, b, grouped) in enumerate(ffn):
+        if grouped:  # block-diagonal: one matmul per group (einsum would not use BLAS)
+            G, g_in, g_out = W.shape
+            zg = np.moveaxis(z.reshape(-1, G, g_in), 1, 0)  # (G, rows, g_in)
+            z = (np.moveaxis(np.matmul(zg, W), 0, 1) + b).reshape(z.shape[:-1] + (G * g_out,))
+        else:
+            z = z @ W + b
+        if i < len(ffn) - 1:
+            z = np.maximum(z, 0.0)
+    return z
+
+
+def pre_ffn_residuals(model, X, weights=None, upto: int | None = None) -> list[np.ndarray]:
+    """The residual entering each layer's FFN (after its attention), in NumPy: (B, T+1, E) per layer,
+    (B, 1, E) for the last one (only CLS is read there, as in :class:`~infoflow_jax.core.model.Transformer`);
+    layers up to ``upto`` (default all). The same arithmetic as the model (softmax over tokens,
+    keys and values from tokens), evaluated on the host so that probing compiles nothing."""
+    emb, blocks = _weights(model) if weights is None else weights
+    X = np.asarray(X, np.float64)
+    B, T, _ = X.shape
+    tokens = X @ emb["A"] + emb["a"] + _positional(model.cfg, T) @ emb["P"]
+    if emb["As"] is not None:
+        tokens = tokens + np.einsum("bsd,sde->bse", X, emb["As"][:T])
+    H = np.concatenate([np.broadcast_to(emb["c"], (B, 1, emb["c"].shape[0])), tokens], axis=1)
+    last = len(blocks) - 1
+    upto = last if upto is None else upto
+    out = []
+    for l, (attn, ffn) in enumerate(blocks[:upto + 1]):
+        Q = H[:, :1] if l == last else H
+        q = np.einsum("bpe,hek->bhpk", Q, attn["Wq"])
+        k = np.einsum("bse,hek->bhsk", H[:, 1:], attn["Wk"])
+        s = np.einsum("bhpk,bhsk->bhps", q, k)
+        s = np.exp(s - s.max(axis=-1, keepdims=True))
+        w = s / s.sum(axis=-1, keepdims=True)
+        v = np.einsum("bse,hev->bhsv", H[:, 1:], attn["Wv"])
+        H = Q + np.einsum("bhpv,hve->bpe", np.einsum("bhps,bhsv->bhpv", w, v), attn["Wo"])
+        out.append(H)
+        if l < upto:
+            H = H + _ffn_np(ffn, H)
+    return out
+
+
+def predict_np(model, X) -> np.ndarray:
+    """Ĥ(X) for a batch (B, T, d), in NumPy (:func:`pre_ffn_residuals`, the last FFN at CLS, the readout)."""
+    W = _weights(model)
+    h = pre_ffn_residuals(model, X, W)[-1][:, 0]
+    return (h + _ffn_np(W[1][-1][1], h)) @ np.asarray(model.w[...]) + float(np.asarray(model.b[...]))
+
+
+def forward_cost(cfg, T: int) -> float:
+    """Multiply-adds of :func:`pre_ffn_residuals` for one input (attention and every FFN but the last)."""
+    att = sum((T + 1) * T * cfg.E * 2 for _ in cfg.layers)
+    ffn = sum((T + 1) * sum(s.n_in * s.n_out for s in layer.ffn) for layer in cfg.layers[:-1])
+    return float(att + ffn + 1)
+
+
+def _form_matrix(compiled, forms) -> np.ndarray:
+    """(E, D): column j reads form j off a residual row."""
+    M = np.zeros((len(compiled.slots), len(forms)))
+    for j, form in enumerate(forms):
+        for slot, c in form.as_dict().items():
+            M[compiled.slots.index(slot), j] += c
+    return M
+
+
+def _ffn_sites(compiled):
+    return [s for s in compiled.sites if s.kind == "ffn" and s.inputs]
+
+
+def _block_net(compiled, site):
+    """The first layer (W (D, n_units), b) of the block at ``site``, read off the compiled weights:
+    rows of the residual → the block's units, composed with the forms it reads."""
+    # the compiled FFN is block-structured; read the block's units through its input forms
+    M = _form_matrix(compiled, site.inputs)
+    W1 = np.asarray(compiled.model.blocks[site.layer].ffn.W[0][...])
+    b1 = np.asarray(compiled.model.blocks[site.layer].ffn.b[0][...])
+    if W1.ndim == 3:  # grouped first layer: flatten to dense (E_in, units)
+        G, g_in, g_out = W1.shape
+        dense = np.zeros((G * g_in, G * g_out))
+        for g in range(G):
+            dense[g * g_in:(g + 1) * g_in, g * g_out:(g + 1) * g_out] = W1[g]
+        W1, b1 = dense, b1.reshape(-1)
+    # units that read only this block's forms: W1 = M·V for some V (least squares, exact for them)
+    V, *_ = np.linalg.lstsq(M, W1, rcond=None)
+    exact = np.all(np.abs(M @ V - W1) <= 1e-9 * (1 + np.abs(W1)), axis=0) & np.any(np.abs(W1) > 0, axis=0)
+    return V[:, exact], b1[exact]
+
+
+# ----------------------------------------------------------------------------- corners and faces
+def cube_probes(T: int, d: int, rng: np.random.Generator, n_probes: int = N_CORNERS) -> np.ndarray:
+    """Corners ({0,1} patterns) and faces (one or two coordinates free) of [0,1]^{T×d}: (n_probes, T, d).
+
+    Order (truncated to ``n_probes``): zeros, ones, one-hots and their complements, then half the
+    remainder faces (half of those with one free coordinate), two-hot corners (all pairs when
+    they fit, else random ones), random corners."""
+    n = T * d
+    eye = np.eye(n)
+    if 2 + 2 * n > n_probes // 2:  # too many one-hots: a random subset, with their complements
+        eye = eye[rng.choice(n, (n_probes // 2 - 2) // 2, replace=False)]
+    corners = [np.zeros((1, n)), np.ones((1, n)), eye, 1 - eye]
+    head = np.concatenate(corners)
+    left = n_probes - head.shape[0]
+    n_faces = left // 2
+    base = np.concatenate([head, (rng.random((n_faces, n)) < 0.5).astype(float)])
+    faces = base[rng.integers(0, base.shape[0], n_faces)].copy()
+    free = rng.integers(0, n, (n_faces, 2))
+    free[: n_faces // 2, 1] = free[: n_faces // 2, 0]
+    faces[np.arange(n_faces)[:, None], free] = rng.random((n_faces, 2))
+    n_two = left - n_faces
+    pairs = (np.array(list(itertools.combinations(range(n), 2))) if n * (n - 1) // 2 <= n_two
+             else np.sort(np.stack([i := rng.integers(0, n, n_two), (i + rng.integers(1, max(n, 2), n_two)) % n], 1), 1))
+    two = np.zeros((len(pairs), n))
+    if len(pairs):
+        two[np.arange(len(pairs))[:, None], pairs.reshape(-1, 2)] = 1.0
+    extra = (rng.random((max(n_two - len(pairs), 0), n)) < rng.random((max(n_two - len(pairs), 0), 1))).astype(float)
+    out = np.concatenate([head, faces, two[:n_two], extra])
+    return out[:n_probes].reshape(-1, T, d)
+
+
+# ----------------------------------------------------------------------------- positions
+def position_dependent(cfg) -> bool:
+    return cfg.positional != "none" or bool(cfg.position_input)
+
+
+def position_probes(T: int, d: int, rng: np.random.Generator, n_probes: int = N_POSITIONS) -> np.ndarray:
+    """Every position t as the maximum (1 on a random coordinate), as the runner-up to a random
+    partner s ≠ t (0.9 against 1), and in a near tie 0.9 − δ against 0.9 for δ ∈ NEAR_TIE_GAPS; the
+    other tokens uniform below 0.8. Positions cycle so that exactly ``n_probes`` come out."""
+    kinds = [(1.0, None), (1.0, 0.9), (0.9, 1.0)] + [(0.9 - g, 0.9) for g in NEAR_TIE_GAPS] + \
+            [(0.9, 0.9 - g) for g in NEAR_TIE_GAPS]
+    i = np.arange(n_probes)
+    t = i % T
+    kind = (i // T) % len(kinds)
+    s = (t + rng.integers(1, max(T, 2), n_probes)) % T
+    c = rng.integers(0, d, n_probes)
+    X = rng.random((n_probes, T, d)) * 0.8
+    top = np.array([kinds[j][0] for j in kind])
+    second = np.array([np.nan if kinds[j][1] is None else kinds[j][1] for j in kind])
+    X[i, t, c] = top
+    has = ~np.isnan(second) & (s != t)
+    X[i[has], s[has], c[has]] = second[has]
+    return X
+
+
+# ----------------------------------------------------------------------------- knots
+def knot_targets(compiled) -> list[tuple[int, np.ndarray, float]]:
+    """(site index, w (D,), z): the block's input u should satisfy w·u = z.
+
+    One-input blocks: w = 1 and z every breakpoint, cell midpoint and both range ends.
+    Multi-input blocks: w·u = −b for each first-layer unit (its kink hyperplane)."""
+    out = []
+    for i, site in enumerate(_ffn_sites(compiled)):
+        V, b = _block_net(compiled, site)
+        if V.shape[0] == 1:
+            live = np.abs(V[0]) > 0
+            t = np.unique(np.round(-b[live] / V[0, live], 12))
+            z = np.unique(np.concatenate([t, (t[1:] + t[:-1]) / 2]))
+            out += [(i, np.ones(1), float(zj)) for zj in z]
+        else:
+            out += [(i, V[:, j], float(-b[j])) for j in range(V.shape[1]) if np.any(V[:, j] != 0)]
+    return out
+
+
+def _paths(T: int, d: int, n: int, rng):
+    """n monotone paths in the cube, as (start (n, T, d), end (n, T, d), moved token (n,))."""
+    kind = np.arange(n) % 3
+    A = rng.random((n, T, d)) * rng.random((n, 1, 1)) * 0.5
+    B = np.clip(A + rng.random((n, T, d)) * (1 - A), 0, 1)
+    tok = rng.integers(0, T, n)
+    co = rng.integers(0, d, n)
+    ramp = kind == 0
+    B[ramp & (np.arange(n) % 2 == 0)] = 1.0  # every second ramp ends at the all-ones corner
+    A[ramp & (np.arange(n) % 6 == 0)] = 0.0  # and some start at zero: all tokens equal along it
+    lift = ~ramp
+    B[lift] = A[lift]
+    A[kind == 2] = 0.0  # one token lifted alone: the others at 0
+    B[kind == 2] = 0.0
+    rows = np.flatnonzero(lift)
+    A[rows, tok[rows], co[rows]] = 0.0
+    B[rows, tok[rows], co[rows]] = 1.0
+    return A, B, np.where(lift, tok, -1)
+
+
+def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS) -> np.ndarray | None:
+    """Inputs (n_probes, T, d) at which an FFN block's input sits on a kink, midpoint or end (above);
+    None when the program has no FFN block."""
+    compiled, task = built.compiled, built.task
+    T, d, domain = task.T, task.d, task.domain
+    targets = knot_targets(compiled)
+    if not targets:
+        return None
+    model = compiled.model
+    sites = _ffn_sites(compiled)
+    last = model.cfg.L - 1
+    W = _weights(model)
+    mats = [_form_matrix(compiled, s.inputs) for s in sites]
+    cost = forward_cost(model.cfg, T)
+    n_paths = int(np.clip(FORWARD_WORK / (PATH_POINTS * cost), 1, N_PATHS))
+    A, B, tok = _paths(T, d, n_paths, rng)
+    ts = np.linspace(0.0, 1.0, PATH_POINTS)
+    line = lambda A, B, t: domain.retract(A + t[..., None, None] * (B - A))
+    Xp = line(A[:, None], B[:, None], np.broadcast_to(ts, (n_paths, PATH_POINTS))).reshape(-1, T, d)
+    Hs = [H.reshape(n_paths, PATH_POINTS, H.shape[1], -1) for H in pre_ffn_residuals(model, Xp, W)]
+    # at most n_probes targets: each block's range ends first, then a random subset of the rest
+    ends = np.array([i > 0 and i < len(targets) - 1 and targets[i - 1][0] == targets[i][0] == targets[i + 1][0]
+                     for i in range(len(targets))])
+    n_solve = int(np.clip(FORWARD_WORK / (BISECTION_STEPS * cost), 4, n_probes))
+    order = np.concatenate([np.flatnonzero(~ends), rng.permutation(np.flatnonzero(ends))])[:n_solve]
+    rows = []  # (path, position, t_lo, t_hi, site, w, z)
+    for si in sorted({targets[i][0] for i in order}):
+        mine = [i for i in order if targets[i][0] == si]
+        site = sites[si]
+        Wt = np.stack([targets[i][1] for i in mine], 1)  # (D, m)
+        z = np.array([targets[i][2] for i in mine])
+        pos = np.array([0]) if site.layer == last else np.arange(1, T + 1)
+        U = np.einsum("ngpe,ed,dm->ngpm", Hs[site.layer][:, :, pos], mats[si], Wt) - z  # paths, points, pos, m
+        change = (np.sign(U[:, :-1]) * np.sign(U[:, 1:]) <= 0) & np.isfinite(U[:, :-1]) & np.isfinite(U[:, 1:])
+        if site.layer != last:  # prefer the moved token's position when the block runs at tokens
+            own = (pos[None, :] - 1 == tok[:, None])[:, None, :, None]
+            change = np.where(np.any(change & own, axis=(0, 1, 2), keepdims=True), change & own, change)
+        flat = change.reshape(-1, len(mine))
+        for j in np.flatnonzero(flat.any(axis=0)):
+            hit = np.flatnonzero(flat[:, j])
+            p, g, q = np.unravel_index(hit[rng.integers(0, len(hit))], change.shape[:3])
+            rows.append((p, pos[q], ts[g], ts[g + 1], si, targets[mine[j]][1], targets[mine[j]][2]))
+    if not rows:
+        return _fixed([], n_probes, T, d, rng)
+    p = np.array([r[0] for r in rows])
+    pos = np.array([r[1] for r in rows])
+    lo, hi = np.array([r[2] for r in rows]), np.array([r[3] for r in rows])
+    layer = np.array([sites[r[4]].layer for r in rows])
+    readers = np.stack([mats[r[4]] @ r[5] for r in rows])  # (m, E): w·u read off a residual row
+    z = np.array([r[6] for r in rows])
+    m = len(rows)
+
+    def residual(t):
+        Hl = pre_ffn_residuals(model, line(A[p], B[p], t), W, upto=int(layer.max()))
+        H = np.stack([Hl[l][i, q] for i, (l, q) in enumerate(zip(layer, pos))])  # (m, E)
+        return np.einsum("me,me->m", H, readers) - z
+
+    r_lo = residual(lo)
+    for _ in range(BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        r_mid = residual(mid)
+        left = np.sign(r_mid) * np.sign(r_lo) <= 0
+        hi = np.where(left, mid, hi)
+        lo, r_lo = np.where(left, lo, mid), np.where(left, r_lo, r_mid)
+    X = line(A[p], B[p], (lo + hi) / 2)
+    return _fixed([X], n_probes, T, d, rng)
+
+
+# ----------------------------------------------------------------------------- Kuhn blocks
+def kuhn_points(n: int, D: int, rng, n_points: int) -> np.ndarray:
+    """Target points in [0,1]^D: grid vertices v/n (corners {0,1}^D first, then every vertex when
+    they fit, else random ones) and, alternating with them, the worst point (base + σ(f*))/n of
+    random simplices (cell base, permutation σ)."""
+    half = n_points // 2
+    corners = np.array(list(itertools.product((0, n), repeat=D)), float) if 2 ** D <= half else \
+        rng.integers(0, 2, (half, D)) * float(n)
+    V = (n + 1) ** D
+    verts = (np.indices((n + 1,) * D).reshape(D, -1).T.astype(float) if V <= half - len(corners)
+             else rng.integers(0, n + 1, (max(half - len(corners), 0), D)).astype(float))
+    vertices = np.concatenate([corners, verts])[:half] / n
+    f = kuhn_worst_case_point(D)
+    base = rng.integers(0, n, (n_points - len(vertices), D))
+    perm = np.argsort(rng.random((len(base), D)), axis=1)
+    worst = (base + f[perm]) / n
+    return np.concatenate([vertices, worst])
+
+
+def kuhn_probes(built, rng: np.random.Generator, n_probes: int = N_KUHN) -> np.ndarray | None:
+    """Inputs (n_probes, T, d) driving every OnBox (Kuhn) block's D inputs to vertices and simplex
+    worst points (:func:`kuhn_points`): damped Newton in the D coordinates of X to which the block's
+    inputs are most sensitive at a random start (finite differences, NumPy); None without such a block."""
+    compiled, task = built.compiled, built.task
+    T, d, domain = task.T, task.d, task.domain
+    sites = [s for s in _ffn_sites(compiled) if isinstance(s.claim, OnBox)]
+    if not sites:
+        return None
+    model, W = compiled.model, _weights(compiled.model)
+    last = model.cfg.L - 1
+    per = max(n_probes // len(sites), 1)
+    out = []
+    for site in sites:
+        M = _form_matrix(compiled, site.inputs)
+        D = M.shape[1]
+        Z = kuhn_points(site.claim.n, D, rng, per)
+        m = len(Z)
+        pos = 0 if site.layer == last else 1
+        read = lambda X: pre_ffn_residuals(model, X, W, upto=site.layer)[site.layer][:, pos] @ M  # (B, D)
+        # start: tokens sorted descending at random (a typical point of every margin domain)
+        X = domain.retract(-np.sort(-rng.random((m, T, d)), axis=1))
+        h = 1e-6
+        u0 = read(X)
+        # sensitivity of each block input to each coordinate at the starts (one FD pass, batched)
+        n = T * d
+        if n * m <= 65536:
+            bumps = X[:, None] + h * np.eye(n).reshape(1, n, T, d)
+            J = (read(bumps.reshape(-1, T, d)).reshape(m, n, D) - u0[:, None]) / h  # (m, n, D)
+        else:
+            J = np.abs(rng.random((m, n, D)))
+        coords = np.zeros((m, D), int)
+        taken = np.zeros((m, n), bool)
+        for j in range(D):
+            score = np.where(taken, -1.0, np.abs(J[:, :, j]))
+            coords[:, j] = np.argmax(score, axis=1)
+            taken[np.arange(m), coords[:, j]] = True
+        for _ in range(NEWTON_STEPS):
+            flat = X.reshape(m, n)
+            u = read(X)
+            cols = []
+            for j in range(D):
+                Y = flat.copy()
+                Y[np.arange(m), coords[:, j]] += h
+                cols.append((read(Y.reshape(m, T, d)) - u) / h)
+            Jm = np.stack(cols, axis=-1)  # (m, D inputs, D coords)
+            delta = np.einsum("mij,mj->mi", np.linalg.pinv(Jm), Z - u)
+            delta = np.clip(delta, -0.25, 0.25)
+            flat = flat.copy()
+            flat[np.arange(m)[:, None], coords] += delta
+            X = domain.retract(flat.reshape(m, T, d))
+        out.append(X)
+    return _fixed(out, n_probes, T, d, rng)
+
+
+# ----------------------------------------------------------------------------- all of them
+def structural_probes(built, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """name → (B, T, d) points of the domain: ``probe:corners``, ``probe:positions`` (position-dependent
+    models), ``probe:knots`` (a program with an FFN block), ``probe:kuhn`` (an OnBox block); fixed sizes."""
+    rng = np.random.default_rng(seed + SEED_OFFSET)
+    T, d, domain = built.task.T, built.task.d, built.task.domain
+    probes = {"probe:corners": cube_probes(T, d, rng)}
+    if position_dependent(built.compiled.model.cfg):
+        probes["probe:positions"] = position_probes(T, d, rng)
+    knots = knot_probes(built, rng)
+    if knots is not None:
+        probes["probe:knots"] = knots
+    kuhn = kuhn_probes(built, rng)
+    if kuhn is not None:
+        probes["probe:kuhn"] = kuhn
+    return {k: np.asarray(domain.retract(np.asarray(v, np.float64))) for k, v in probes.items()}
+
+
+def finest_scale(built, floor: float = 1e-9) -> float:
+    """min(1/β_h over heads, smallest breakpoint spacing of a one-input block, the domain's margin γ),
+    ≥ ``floor``; β_h = ‖W_Q W_Kᵀ‖₂ of head h, the largest score per unit of residual (for a head
+    scoring β·⟨one, x⟩ that is β·|one|·|x| = β)."""
+    model, compiled = built.compiled.model, built.compiled
+    scales = [1.0]
+    for blk in model.blocks:
+        Wq, Wk = np.asarray(blk.attn.Wq[...]), np.asarray(blk.attn.Wk[...])
+        for h in range(Wq.shape[0]):
+            beta = np.linalg.norm(Wq[h] @ Wk[h].T, 2) if Wq[h].size and Wk[h].size else 0.0
+            if beta > 0:
+                scales.append(1.0 / beta)
+    for site in _ffn_sites(compiled):
+        V, b = _block_net(compiled, site)
+        if V.shape[0] == 1:
+            live = np.abs(V[0]) > 0
+            gaps = np.diff(np.unique(-b[live] / V[0, live]))
+            gaps = gaps[gaps > 1e-12]
+            if gaps.size:
+                scales.append(float(gaps.min()))
+        elif isinstance(site.claim, OnBox):
+            scales.append(1.0 / site.claim.n)
+    gamma = getattr(built.task.domain, "gamma", None)
+    if gamma:
+        scales.append(float(gamma))
+    return max(float(min(scales)), floor)
