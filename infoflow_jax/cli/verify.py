@@ -495,22 +495,29 @@ def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory
 
 
 # ----------------------------------------------------------------------------- run
-XLA_OPT_FLAG = "--xla_backend_optimization_level"
+#: XLA flags for a verification run, each set unless XLA_FLAGS already names it.
+FAST_COMPILE_FLAGS = {"--xla_backend_optimization_level": "0", "--xla_cpu_use_fusion_emitters": "false"}
 
 
 def prefer_fast_compilation() -> None:
-    """Ask XLA for its lowest backend optimisation level, unless XLA_FLAGS already sets one.
+    """Ask XLA for cheap compilation, for every flag of :data:`FAST_COMPILE_FLAGS` that
+    XLA_FLAGS does not already set.
 
     Almost all of a verification run is XLA compilation (every configuration has its own
-    shapes, and each row runs its programs only a few hundred times); level 0 roughly halves
-    compile time and leaves run time of these small programs unchanged (measured on C1–C3).
-    It changes no numerics beyond float64 rounding (XLA does not use fast-math on CPU).
+    shapes, and each row runs its programs only once). Backend optimisation level 0 roughly
+    halves compile time; XLA's classic CPU loop emitters (``--xla_cpu_use_fusion_emitters=false``)
+    cut what is left by 2–3× (LLVM code generation of the fusion emitters is most of it).
+    Measured per estimator program (CPU seconds, C3 T=64 k=3 / C2 T=16 / C8 T=16 k=3):
+    compile 2.39/1.50/1.78 → 0.73/0.48/0.78 s, one evaluation 0.28/0.035/0.10 →
+    0.39/0.050/0.13 s. No numerics change beyond float64 rounding (no fast-math on CPU).
     Takes effect only if the XLA backend has not started yet in this process; worker
-    processes inherit it through the environment.
+    processes inherit it through the environment. Flags for another platform are ignored there.
     """
     flags = os.environ.get("XLA_FLAGS", "")
-    if XLA_OPT_FLAG not in flags:
-        os.environ["XLA_FLAGS"] = (flags + f" {XLA_OPT_FLAG}=0").strip()
+    for name, value in FAST_COMPILE_FLAGS.items():
+        if name not in flags:
+            flags = (flags + f" {name}={value}").strip()
+    os.environ["XLA_FLAGS"] = flags
 
 
 def run(args) -> int:
