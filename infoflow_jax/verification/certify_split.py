@@ -65,17 +65,19 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from infoflow_jax.core.claims import OnBox
+from infoflow_jax.core.claims import OnBox, OneInput
 from infoflow_jax.core.intervals import (U, Interval, add, affine, attention_bounds, bound_plan, dot, embedding_bounds,
                                          margin, softmax_bounds, softmax_relative_rounding, weighted_average_bounds,
                                          widen)
 from infoflow_jax.core.model import positional_features
 from infoflow_jax.core.pwl import layer_ffn_weights
+from infoflow_jax.verification.certify_cells import block_function, one_input_cells
 from infoflow_jax.verification.step_attention import form_vector
 from infoflow_jax.verification.step_ffn import kuhn_block_network, kuhn_cells, network_lipschitz
 from infoflow_jax.verification.target_bounds import TARGET_ROUNDING, max_features
 
 MAX_CELLS = 4  # Kuhn cells gathered per axis and box; a wider z-box takes the global max
+ONE_INPUT_CELLS = 1024  # cells of [0, 1] for a one-input decoder's error table
 
 
 @jax.tree_util.register_dataclass
@@ -121,9 +123,9 @@ def prepare_split(built, graphdef, state):
     if len(model.blocks) != 1 or cfg.position_input:
         return _problem("not a one-layer model without per-position inputs")
     compiled = built.compiled
-    sites = [s for s in getattr(compiled, "sites", ()) if s.kind == "ffn" and isinstance(s.claim, OnBox)]
+    sites = [s for s in getattr(compiled, "sites", ()) if s.kind == "ffn" and isinstance(s.claim, (OnBox, OneInput))]
     if len(sites) != 1 or len(sites[0].outputs) != 1:
-        return _problem("no single Kuhn (OnBox) block")
+        return _problem("no single decoder (OnBox or OneInput) block")
     site, claim = sites[0], sites[0].claim
     slots = compiled.slots
     out = slots.index(site.outputs[0])
@@ -138,7 +140,10 @@ def prepare_split(built, graphdef, state):
     Wq, Wk, Wv, Wo = (np.asarray(a[...]) for a in (attn.Wq, attn.Wk, attn.Wv, attn.Wo))
     if c[out] != 0.0 or np.any(Wo[..., out] != 0.0):
         return _problem("the decoder's output slot is written before its FFN")
-    forms = claim.inputs if claim.inputs is not None else site.inputs
+    if isinstance(claim, OneInput):
+        forms = (claim.input if claim.input is not None else site.inputs[0],)
+    else:
+        forms = claim.inputs if claim.inputs is not None else site.inputs
     Phi = np.stack([form_vector(f, slots) for f in forms], axis=1)
     D = Phi.shape[1]
     if D != mf.weights.shape[0]:
@@ -148,10 +153,19 @@ def prepare_split(built, graphdef, state):
     net_reach, problem = kuhn_block_network(parts, Phi, out, readable)
     if problem:
         return _problem(problem)
-    cells, problem = kuhn_cells(net_reach, mf.G, mf.lipschitz, claim.n, claim.box,
-                                target_h=float(claim.tolerance) / 32)
-    if problem:
-        return _problem(problem)
+    if isinstance(claim, OneInput):
+        pl, problem = block_function(net_reach)
+        if problem:
+            return _problem(problem)
+        G = mf.G
+        cells = one_input_cells(pl, lambda z: G(np.asarray(z)[:, None]), mf.lipschitz, ONE_INPUT_CELLS)
+        lip_net, n_cells = cells.lipschitz, ONE_INPUT_CELLS
+    else:
+        cells, problem = kuhn_cells(net_reach, mf.G, mf.lipschitz, claim.n, claim.box,
+                                    target_h=float(claim.tolerance) / 32)
+        if problem:
+            return _problem(problem)
+        lip_net, n_cells = network_lipschitz(net_reach), int(claim.n)
     T, d = task.T, task.d
     # the value chain: ν^{h,i}_s(x) = (x A + a + pos_s P) W_V^h W_O^h φ_i
     A, a = np.asarray(e.A[...]), np.asarray(e.a[...])
@@ -200,8 +214,8 @@ def prepare_split(built, graphdef, state):
                  beta_hat=f(beta_hat), score_slack=f(score_slack), features=f(mf.weights),
                  cls_const=f(c @ Phi), rho=f(rho), cell_err=f(cells.err), cell_lo=f(cells.lo), cell_hi=f(cells.hi),
                  err_max=f(np.max(cells.err)), lo_min=f(np.min(cells.lo)), hi_max=f(np.max(cells.hi)),
-                 lip_net=f(network_lipschitz(net_reach)), lip_G=f(mf.lipschitz), static_err=f(static),
-                 n=int(claim.n), D=int(D)), None
+                 lip_net=f(lip_net), lip_G=f(mf.lipschitz), static_err=f(static),
+                 n=n_cells, D=int(D)), None
 
 
 def _gain_to_first_layer(net) -> np.ndarray:
