@@ -12,7 +12,16 @@ retrieved values z (the decoder's inputs) and u (the task's):
 
 (clip onto [0,1]^D is 1-Lipschitz in ‖·‖_∞ and fixes u). On a box B of inputs:
 
-* **decoder term** — the block is checked affine on every Freudenthal simplex of its grid
+* **decoder term, one input** (D = 1; an L3 decoder, claim :class:`~infoflow_jax.core.claims.OneInput`,
+  e.g. C1: T1's H = F(max_s x_{s,0}) is G(max-features) with w = e_0, G(u) = F(u_0)) — the block
+  is read from the weights as one dense hidden layer of the form z,
+  net(z) = b2 + Σ_j W2_j relu(a_j z + b1_j) (a PiecewiseLinear, knots wherever the weights put
+  them); per cell of a uniform grid of ``ONE_INPUT_CELLS`` cells of [0, 1], err_cell ≥
+  sup_cell |net − F| exactly per linear piece up to the cones of its sub-parts, and net's
+  range on the cell exactly (:mod:`~infoflow_jax.verification.certify_cells`, with its
+  rounding). Lip_net = max |slope| of net (its exact Lipschitz constant). The retrieval term
+  below is the same with D = 1.
+* **decoder term, Kuhn** — the block is checked affine on every Freudenthal simplex of its grid
   from the compiled weights (:func:`~infoflow_jax.verification.step_ffn.kuhn_cells`, the step
   checker's reading of the block); per cell c, err_cell ≥ sup_c |net − G| (fine-grid vertex
   errors + C_D·L_G/(n·m)); the cells met by the interval of z over B are gathered (at most
@@ -36,8 +45,11 @@ Every ingredient is read from the weights or from the task's exact class
 where to look (which FFN block, its input forms and grid n). A claim that does not match the
 weights makes the reading fail (:func:`prepare_split` returns None with the reason) or the
 bound large — never unsound. Scope: one-layer models (one attention layer, then the decoder
-FFN), no per-position input matrices, readout = exactly the decoder's output slot (w = e_y,
-b = 0) and that slot exactly 0 before the FFN.
+FFN: an OnBox Kuhn block or a OneInput block), no per-position input matrices, readout =
+exactly the decoder's output slot (w = e_y, b = 0) and that slot exactly 0 before the FFN.
+Multi-layer models (C2, C3, C6) are not split: their last retrieval's key and value are
+earlier layers' outputs, whose errors against the target's inner quantities (ψ(m − x_t), the
+flags) would have to be split too (docs/certify.md, "How far it reaches").
 
 Float64. The bound is on the float model (``model.apply``) against the float target:
 (i) wl, wu enclose the model's float softmax weights (:mod:`~infoflow_jax.core.intervals`),
