@@ -359,7 +359,7 @@ def test_a_perturbed_one_input_decoder_makes_the_split_bound_fall_back_or_stay_s
     assert _split_violations(c1_T4, graphdef, state, split, seed, n_boxes=32) == (0, 0)
 
 
-@settings(max_examples=3, deadline=None)
+@settings(max_examples=2, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1), n=st.sampled_from([1, 7, 64]))
 def test_every_sampled_point_of_a_cell_is_within_its_error_and_range_bounds(seed, n):
     rng = np.random.default_rng(seed)
@@ -385,3 +385,37 @@ def test_the_sampling_check_catches_a_C1_split_bound_without_its_decoder_term(c1
 def test_certify_certifies_C1_at_T4_eps_1e_2_by_the_split_bound():
     cert = certify_built(lookup("C1").build(4, 0.01), budget_seconds=60)
     assert cert.status == "certified" and cert.upper <= 0.01
+
+
+# ----------------------------------------------------------------------------- memory
+import infoflow_jax.verification.certify as certify_module  # noqa: E402
+
+
+def _program_limited_to(monkeypatch, max_boxes: int):
+    """_batch_program whose compiled call fails like XLA out of memory above ``max_boxes`` boxes."""
+    real = certify_module._batch_program
+
+    def limited(*args, **kwargs):
+        program = real(*args, **kwargs)
+
+        def run(plan, state, lo, hi, **kw):
+            if lo.shape[0] > max_boxes:
+                raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 40611258704 bytes.")
+            return program(plan, state, lo, hi, **kw)
+        return run
+
+    monkeypatch.setattr(certify_module, "_batch_program", limited)
+    monkeypatch.setattr(certify_module, "prepare_split", lambda *a: (None, "off"))  # interval bounds: many boxes
+
+
+@pytest.mark.slow
+def test_a_batch_that_does_not_fit_in_memory_is_retried_smaller(monkeypatch, c1):
+    _program_limited_to(monkeypatch, 256)
+    cert = certify_built(c1, budget_seconds=60)
+    assert cert.status == "certified" and any("batch reduced to 256" in n for n in cert.notes)
+
+
+def test_a_model_whose_smallest_batch_does_not_fit_is_open_with_the_reason(monkeypatch, c1):
+    _program_limited_to(monkeypatch, 0)
+    cert = certify_built(c1, budget_seconds=60)
+    assert cert.status == "open" and "does not fit in memory" in cert.reason
