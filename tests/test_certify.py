@@ -240,8 +240,9 @@ def test_the_split_bound_applies_to_C7(c7_split):
     assert c7_split[2] is not None
 
 
-def test_the_split_bound_does_not_apply_to_a_task_that_is_not_G_of_max_features(c1):
-    split, reason = prepare_split(c1, *c1.split())
+def test_the_split_bound_does_not_apply_to_a_task_that_is_not_G_of_max_features():
+    c2 = lookup("C2").build(2, 0.1)
+    split, reason = prepare_split(c2, *c2.split())
     assert split is None and "max-features" in reason
 
 
@@ -310,3 +311,111 @@ def test_the_sampling_check_catches_a_split_bound_that_overstates_the_heads_beta
     graphdef, state, split = c7_split
     broken = dataclasses.replace(split, beta_hat=3 * split.beta_hat)
     assert _split_violations(c7, graphdef, state, broken, 0)[0] > 0
+
+
+# ----------------------------------------------------------------------------- the split with a one-input decoder
+from infoflow_jax.core.functions import DEFAULT_F  # noqa: E402
+from infoflow_jax.core.pwl import PiecewiseLinear  # noqa: E402
+from infoflow_jax.verification.certify_cells import one_input_cells  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def c1_T4():
+    return lookup("C1").build(4, 0.1)
+
+
+@pytest.fixture(scope="module")
+def c1_T4_split(c1_T4):
+    graphdef, state = c1_T4.split()
+    return graphdef, state, prepare_split(c1_T4, graphdef, state)[0]
+
+
+def test_the_split_bound_applies_to_C1_retrieve_then_one_input_decode(c1_T4_split):
+    assert c1_T4_split[2] is not None and c1_T4_split[2].D == 1
+
+
+@settings(max_examples=2, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1))
+def test_no_sampled_point_of_a_box_exceeds_the_split_bound_of_C1_at_T4(c1_T4, c1_T4_split, seed):
+    assert _split_violations(c1_T4, *c1_T4_split, seed) == (0, 0)
+
+
+def test_the_sampling_check_catches_a_C1_split_bound_without_its_retrieval_term(c1_T4, c1_T4_split):
+    graphdef, state, split = c1_T4_split
+    broken = dataclasses.replace(split, lip_G=jnp.asarray(0.0))
+    assert _split_violations(c1_T4, graphdef, state, broken, 0)[0] > 0
+
+
+@settings(max_examples=2, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1), scale=st.sampled_from([1e-6, 1e-2, 0.3]),
+       last_only=st.booleans())
+def test_a_perturbed_one_input_decoder_makes_the_split_bound_fall_back_or_stay_sound(c1_T4, seed, scale,
+                                                                                      last_only):
+    graphdef, state = _perturbed_kuhn(c1_T4, seed, scale, last_only)  # moved knots, changed values
+    split, reason = prepare_split(c1_T4, graphdef, state)
+    if split is None:
+        assert reason  # fell back, saying why
+        return
+    assert _split_violations(c1_T4, graphdef, state, split, seed, n_boxes=32) == (0, 0)
+
+
+@settings(max_examples=2, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1), n=st.sampled_from([1, 7, 64]))
+def test_every_sampled_point_of_a_cell_is_within_its_error_and_range_bounds(seed, n):
+    rng = np.random.default_rng(seed)
+    k = 12  # a random one-hidden-layer ReLU net of one input, knots anywhere
+    pl = PiecewiseLinear.from_units(rng.normal(size=k), rng.normal(size=k), rng.normal(size=k))
+    cells = one_input_cells(pl, DEFAULT_F, DEFAULT_F.lipschitz, n, max_points=1 << 12)
+    z = np.concatenate([rng.uniform(0, 1, 4000), np.arange(n + 1) / n])
+    c = np.minimum((z * n).astype(int), n - 1)
+    net = np.asarray(pl.evaluate(jnp.asarray(z)))
+    err = np.abs(net - np.asarray(DEFAULT_F(jnp.asarray(z))))
+    assert np.all(err <= cells.err[c]) and np.all((net >= cells.lo[c]) & (net <= cells.hi[c]))
+
+
+def test_the_sampling_check_catches_a_C1_split_bound_without_its_decoder_term(c1_T4):
+    graphdef, state = _perturbed_kuhn(c1_T4, 0, 0.3, True)  # decoder values off by ~30 %
+    split, _ = prepare_split(c1_T4, graphdef, state)
+    broken = dataclasses.replace(split, cell_err=jnp.zeros_like(split.cell_err), err_max=jnp.asarray(0.0))
+    assert _split_violations(c1_T4, graphdef, state, split, 0) == (0, 0)
+    assert _split_violations(c1_T4, graphdef, state, broken, 0)[0] > 0
+
+
+@pytest.mark.slow
+def test_certify_certifies_C1_at_T4_eps_1e_2_by_the_split_bound():
+    cert = certify_built(lookup("C1").build(4, 0.01), budget_seconds=60)
+    assert cert.status == "certified" and cert.upper <= 0.01
+
+
+# ----------------------------------------------------------------------------- memory
+import infoflow_jax.verification.certify as certify_module  # noqa: E402
+
+
+def _program_limited_to(monkeypatch, max_boxes: int):
+    """_batch_program whose compiled call fails like XLA out of memory above ``max_boxes`` boxes."""
+    real = certify_module._batch_program
+
+    def limited(*args, **kwargs):
+        program = real(*args, **kwargs)
+
+        def run(plan, state, lo, hi, **kw):
+            if lo.shape[0] > max_boxes:
+                raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 40611258704 bytes.")
+            return program(plan, state, lo, hi, **kw)
+        return run
+
+    monkeypatch.setattr(certify_module, "_batch_program", limited)
+    monkeypatch.setattr(certify_module, "prepare_split", lambda *a: (None, "off"))  # interval bounds: many boxes
+
+
+@pytest.mark.slow
+def test_a_batch_that_does_not_fit_in_memory_is_retried_smaller(monkeypatch, c1):
+    _program_limited_to(monkeypatch, 256)
+    cert = certify_built(c1, budget_seconds=60)
+    assert cert.status == "certified" and any("batch reduced to 256" in n for n in cert.notes)
+
+
+def test_a_model_whose_smallest_batch_does_not_fit_is_open_with_the_reason(monkeypatch, c1):
+    _program_limited_to(monkeypatch, 0)
+    cert = certify_built(c1, budget_seconds=60)
+    assert cert.status == "open" and "does not fit in memory" in cert.reason

@@ -74,6 +74,10 @@ MAX_QUEUE = 4_000_000  # boxes kept at most (memory: T·d·16 bytes each); beyon
 MAX_ORDER_ROOTS = 24  # T! roots for non-invariant models on margin domains, up to T = 4
 
 
+class _NoMemory(Exception):
+    """Even the smallest batch of boxes could not be bounded in the available memory."""
+
+
 @dataclass
 class Certificate:
     """The outcome of one branch-and-bound run."""
@@ -224,14 +228,11 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
     else:
         program = _batch_program(graphdef, task, task.domain, _reads(plan))
 
-    def bound_boxes(lo, hi, oidx):
-        if gaps is not None:
-            lo, hi, empty = tighten(lo, hi, orders[oidx], gaps)
-            keep = ~empty
-            lo, hi, oidx = lo[keep], hi[keep], oidx[keep]
-        n = len(lo)
+    sizes = {"batch": batch}  # shrinks (÷4, at least SMALL_BATCH) when a batch does not fit in memory
+
+    def run_chunks(lo, hi, n):
         ups, errs, wits, effs = [], [], [], []
-        size = SMALL_BATCH if n <= SMALL_BATCH else batch  # two fixed shapes: the first rounds are small
+        size = SMALL_BATCH if n <= SMALL_BATCH else sizes["batch"]  # two fixed shapes: the first rounds are small
         for s in range(0, n, size):  # fixed shape: pad the last chunk with copies
             l, h = lo[s:s + size], hi[s:s + size]
             m = len(l)
@@ -241,6 +242,25 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
             up, err, wit, eff = program(plan, state, jnp.asarray(l), jnp.asarray(h))
             ups.append(np.asarray(up)[:m]); errs.append(np.asarray(err)[:m])
             wits.append(np.asarray(wit)[:m]); effs.append(np.asarray(eff)[:m])
+        return ups, errs, wits, effs
+
+    def bound_boxes(lo, hi, oidx):
+        if gaps is not None:
+            lo, hi, empty = tighten(lo, hi, orders[oidx], gaps)
+            keep = ~empty
+            lo, hi, oidx = lo[keep], hi[keep], oidx[keep]
+        n = len(lo)
+        while True:
+            try:
+                ups, errs, wits, effs = run_chunks(lo, hi, n)
+                break
+            except jax.errors.JaxRuntimeError as exc:  # XLA could not allocate the batch's buffers
+                if "RESOURCE_EXHAUSTED" not in str(exc):
+                    raise
+                if sizes["batch"] <= SMALL_BATCH:
+                    raise _NoMemory(f"a batch of {SMALL_BATCH} boxes does not fit in memory") from None
+                sizes["batch"] = max(SMALL_BATCH, sizes["batch"] // 4)
+                notes.append(f"batch reduced to {sizes['batch']} boxes (memory)")
         if n == 0:
             z = np.zeros((0,))
             return lo, hi, oidx, z, z, np.zeros((0, T, d)), np.zeros((0, T, d))
@@ -256,7 +276,10 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
     lower, witness = 0.0, None
     closed_upper = -np.inf
     n_boxes = 0
-    q_lo, q_hi, q_o, q_up, q_err, q_wit, q_eff = bound_boxes(lo, hi, order_of)
+    try:
+        q_lo, q_hi, q_o, q_up, q_err, q_wit, q_eff = bound_boxes(lo, hi, order_of)
+    except _NoMemory as exc:
+        return Certificate("open", None, 0.0, None, 0, time.perf_counter() - t0, reason=str(exc), notes=notes)
     n_boxes += len(q_lo)
     last_report = time.perf_counter()
     status, reason = None, None
@@ -290,7 +313,7 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
                           seconds=now - t0))
             last_report = now
         # the worst `batch // 2` boxes (a priority queue on upper), each split in two
-        take = min(len(q_lo), max(1, batch // 2))
+        take = min(len(q_lo), max(1, sizes["batch"] // 2))
         pick = np.argpartition(-q_up, take - 1)[:take] if take < len(q_lo) else np.arange(len(q_lo))
         rest = np.ones(len(q_lo), bool)
         rest[pick] = False
@@ -304,7 +327,11 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
         c_lo = np.concatenate([flat_lo, b_lo]).reshape(2 * take, T, d)
         c_hi = np.concatenate([a_hi, flat_hi]).reshape(2 * take, T, d)
         c_o = np.concatenate([p_o, p_o])
-        c = bound_boxes(c_lo, c_hi, c_o)
+        try:
+            c = bound_boxes(c_lo, c_hi, c_o)
+        except _NoMemory as exc:
+            status, reason = "open", str(exc)
+            break
         n_boxes += len(c[0])
         q_lo, q_hi, q_o, q_up, q_err, q_wit, q_eff = (np.concatenate([a[rest], b]) for a, b in
                                                       zip((q_lo, q_hi, q_o, q_up, q_err, q_wit, q_eff), c))

@@ -12,7 +12,16 @@ retrieved values z (the decoder's inputs) and u (the task's):
 
 (clip onto [0,1]^D is 1-Lipschitz in ‖·‖_∞ and fixes u). On a box B of inputs:
 
-* **decoder term** — the block is checked affine on every Freudenthal simplex of its grid
+* **decoder term, one input** (D = 1; an L3 decoder, claim :class:`~infoflow_jax.core.claims.OneInput`,
+  e.g. C1: T1's H = F(max_s x_{s,0}) is G(max-features) with w = e_0, G(u) = F(u_0)) — the block
+  is read from the weights as one dense hidden layer of the form z,
+  net(z) = b2 + Σ_j W2_j relu(a_j z + b1_j) (a PiecewiseLinear, knots wherever the weights put
+  them); per cell of a uniform grid of ``ONE_INPUT_CELLS`` cells of [0, 1], err_cell ≥
+  sup_cell |net − F| exactly per linear piece up to the cones of its sub-parts, and net's
+  range on the cell exactly (:mod:`~infoflow_jax.verification.certify_cells`, with its
+  rounding). Lip_net = max |slope| of net (its exact Lipschitz constant). The retrieval term
+  below is the same with D = 1.
+* **decoder term, Kuhn** — the block is checked affine on every Freudenthal simplex of its grid
   from the compiled weights (:func:`~infoflow_jax.verification.step_ffn.kuhn_cells`, the step
   checker's reading of the block); per cell c, err_cell ≥ sup_c |net − G| (fine-grid vertex
   errors + C_D·L_G/(n·m)); the cells met by the interval of z over B are gathered (at most
@@ -36,8 +45,11 @@ Every ingredient is read from the weights or from the task's exact class
 where to look (which FFN block, its input forms and grid n). A claim that does not match the
 weights makes the reading fail (:func:`prepare_split` returns None with the reason) or the
 bound large — never unsound. Scope: one-layer models (one attention layer, then the decoder
-FFN), no per-position input matrices, readout = exactly the decoder's output slot (w = e_y,
-b = 0) and that slot exactly 0 before the FFN.
+FFN: an OnBox Kuhn block or a OneInput block), no per-position input matrices, readout =
+exactly the decoder's output slot (w = e_y, b = 0) and that slot exactly 0 before the FFN.
+Multi-layer models (C2, C3, C6) are not split: their last retrieval's key and value are
+earlier layers' outputs, whose errors against the target's inner quantities (ψ(m − x_t), the
+flags) would have to be split too (docs/certify.md, "How far it reaches").
 
 Float64. The bound is on the float model (``model.apply``) against the float target:
 (i) wl, wu enclose the model's float softmax weights (:mod:`~infoflow_jax.core.intervals`),
@@ -65,17 +77,19 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from infoflow_jax.core.claims import OnBox
+from infoflow_jax.core.claims import OnBox, OneInput
 from infoflow_jax.core.intervals import (U, Interval, add, affine, attention_bounds, bound_plan, dot, embedding_bounds,
                                          margin, softmax_bounds, softmax_relative_rounding, weighted_average_bounds,
                                          widen)
 from infoflow_jax.core.model import positional_features
 from infoflow_jax.core.pwl import layer_ffn_weights
+from infoflow_jax.verification.certify_cells import block_function, one_input_cells
 from infoflow_jax.verification.step_attention import form_vector
 from infoflow_jax.verification.step_ffn import kuhn_block_network, kuhn_cells, network_lipschitz
 from infoflow_jax.verification.target_bounds import TARGET_ROUNDING, max_features
 
 MAX_CELLS = 4  # Kuhn cells gathered per axis and box; a wider z-box takes the global max
+ONE_INPUT_CELLS = 1024  # cells of [0, 1] for a one-input decoder's error table
 
 
 @jax.tree_util.register_dataclass
@@ -121,9 +135,9 @@ def prepare_split(built, graphdef, state):
     if len(model.blocks) != 1 or cfg.position_input:
         return _problem("not a one-layer model without per-position inputs")
     compiled = built.compiled
-    sites = [s for s in getattr(compiled, "sites", ()) if s.kind == "ffn" and isinstance(s.claim, OnBox)]
+    sites = [s for s in getattr(compiled, "sites", ()) if s.kind == "ffn" and isinstance(s.claim, (OnBox, OneInput))]
     if len(sites) != 1 or len(sites[0].outputs) != 1:
-        return _problem("no single Kuhn (OnBox) block")
+        return _problem("no single decoder (OnBox or OneInput) block")
     site, claim = sites[0], sites[0].claim
     slots = compiled.slots
     out = slots.index(site.outputs[0])
@@ -138,7 +152,10 @@ def prepare_split(built, graphdef, state):
     Wq, Wk, Wv, Wo = (np.asarray(a[...]) for a in (attn.Wq, attn.Wk, attn.Wv, attn.Wo))
     if c[out] != 0.0 or np.any(Wo[..., out] != 0.0):
         return _problem("the decoder's output slot is written before its FFN")
-    forms = claim.inputs if claim.inputs is not None else site.inputs
+    if isinstance(claim, OneInput):
+        forms = (claim.input if claim.input is not None else site.inputs[0],)
+    else:
+        forms = claim.inputs if claim.inputs is not None else site.inputs
     Phi = np.stack([form_vector(f, slots) for f in forms], axis=1)
     D = Phi.shape[1]
     if D != mf.weights.shape[0]:
@@ -148,10 +165,19 @@ def prepare_split(built, graphdef, state):
     net_reach, problem = kuhn_block_network(parts, Phi, out, readable)
     if problem:
         return _problem(problem)
-    cells, problem = kuhn_cells(net_reach, mf.G, mf.lipschitz, claim.n, claim.box,
-                                target_h=float(claim.tolerance) / 32)
-    if problem:
-        return _problem(problem)
+    if isinstance(claim, OneInput):
+        pl, problem = block_function(net_reach)
+        if problem:
+            return _problem(problem)
+        G = mf.G
+        cells = one_input_cells(pl, lambda z: G(np.asarray(z)[:, None]), mf.lipschitz, ONE_INPUT_CELLS)
+        lip_net, n_cells = cells.lipschitz, ONE_INPUT_CELLS
+    else:
+        cells, problem = kuhn_cells(net_reach, mf.G, mf.lipschitz, claim.n, claim.box,
+                                    target_h=float(claim.tolerance) / 32)
+        if problem:
+            return _problem(problem)
+        lip_net, n_cells = network_lipschitz(net_reach), int(claim.n)
     T, d = task.T, task.d
     # the value chain: ν^{h,i}_s(x) = (x A + a + pos_s P) W_V^h W_O^h φ_i
     A, a = np.asarray(e.A[...]), np.asarray(e.a[...])
@@ -200,8 +226,8 @@ def prepare_split(built, graphdef, state):
                  beta_hat=f(beta_hat), score_slack=f(score_slack), features=f(mf.weights),
                  cls_const=f(c @ Phi), rho=f(rho), cell_err=f(cells.err), cell_lo=f(cells.lo), cell_hi=f(cells.hi),
                  err_max=f(np.max(cells.err)), lo_min=f(np.min(cells.lo)), hi_max=f(np.max(cells.hi)),
-                 lip_net=f(network_lipschitz(net_reach)), lip_G=f(mf.lipschitz), static_err=f(static),
-                 n=int(claim.n), D=int(D)), None
+                 lip_net=f(lip_net), lip_G=f(mf.lipschitz), static_err=f(static),
+                 n=n_cells, D=int(D)), None
 
 
 def _gain_to_first_layer(net) -> np.ndarray:

@@ -197,10 +197,18 @@ class MaxFeatures:
 
 
 def max_features(task) -> MaxFeatures | None:
-    """The task's target as G(max-features), read from its exact class (T6, D-retrieval); None
-    for any other class (or features that are not non-negative linear with sum ≤ 1)."""
+    """The task's target as G(max-features), read from its exact class: T6 (D-retrieval) and
+    T1 (F(max_s x_{s,0}): D = 1, w = e_0, G(u) = F(u_0)); None for any other class (or
+    features that are not non-negative linear with sum ≤ 1)."""
     import numpy as np
 
+    if type(task) is MaxRetrieval:
+        try:
+            L = _lipschitz_of(task.F, "F")
+        except NotCertifiable:
+            return None
+        F = task.F
+        return MaxFeatures(G=lambda u: F(u[..., 0]), lipschitz=L, weights=np.eye(1, task.d))
     if type(task) is not DRetrieval:
         return None
     if not all(type(g) is LinearFeature for g in task.gs):
