@@ -428,8 +428,9 @@ def kuhn_probes(built, rng: np.random.Generator, n_probes: int = N_KUHN) -> np.n
 # ----------------------------------------------------------------------------- ties
 TIE_STEPS = (0.5, 1.0, 1.4, 2.0, 2.5, 3.0)  # gaps c/β, in softmax temperatures
 N_TIES = 256
-SCREEN_WORK = 2e9  # multiply-adds the NumPy screening of one kind may spend (≤ N_SCREEN candidates)
+SCREEN_WORK = 1e9  # multiply-adds the NumPy screening of one kind may spend (≤ N_SCREEN candidates; ≳ 0.3 s)
 N_SCREEN = 8192
+ACTIVATION_WORK = 20
 EDGE_CELLS = 6  # cells at each end of a decoder's breakpoint range (where the error of a max-read peaks)
 
 
@@ -550,6 +551,8 @@ def _screened(built, X: np.ndarray, rng, n_probes: int) -> np.ndarray:
     if X.shape[0] == 0:
         return _fixed([], n_probes, T, d, rng)
     X = np.asarray(domain.retract(X), np.float64)
+    if X.shape[0] <= n_probes:  # nothing to choose from (a costly forward): spare the screening
+        return _fixed([X], n_probes, T, d, rng)
     err = np.abs(predict_np(built.compiled.model, X) - np.asarray(built.task.target(X), np.float64))
     err = np.where(np.isfinite(err), err, np.inf)  # a non-finite output is the worst case there is
     _, first = np.unique(X.reshape(X.shape[0], -1), axis=0, return_index=True)
@@ -561,12 +564,14 @@ def tie_probes(built, rng: np.random.Generator, n_probes: int = N_TIES) -> dict[
     """``probe:ties`` (:func:`tied_block_candidates`), ``probe:nested_ties``
     (:func:`nested_tie_candidates`, a program with a one-input block) and ``probe:heads_alike``
     (:func:`heads_alike_candidates`, d > 1): per kind, up to N_SCREEN random candidates (fewer when the
-    forward is costly, at least 4·n_probes), of which the n_probes largest errors are kept."""
+    forward is costly, at least n_probes), of which the n_probes largest errors are kept."""
     T, d = built.task.T, built.task.d
     sc = tie_scales(built)
-    W = forward_cost(built.compiled.model.cfg, T) + sum(
-        s.n_in * s.n_out for s in built.compiled.model.cfg.layers[-1].ffn)
-    n_screen = int(np.clip(SCREEN_WORK / W, 4 * n_probes, N_SCREEN))
+    cfg = built.compiled.model.cfg
+    # one input's forward: the pre-FFN residuals plus the last FFN at CLS (a grouped layer is G small matmuls)
+    # (+ ACTIVATION_WORK per hidden value: a wide grouped layer is bound by memory, not by multiply-adds)
+    W = forward_cost(cfg, T) + sum(s.n_in * s.n_out / s.groups + ACTIVATION_WORK * s.n_out for s in cfg.layers[-1].ffn)
+    n_screen = int(np.clip(SCREEN_WORK / W, n_probes, N_SCREEN))
     kinds = {"probe:ties": tied_block_candidates}
     if sc["knots"].size:
         kinds["probe:nested_ties"] = nested_tie_candidates
