@@ -425,6 +425,161 @@ def kuhn_probes(built, rng: np.random.Generator, n_probes: int = N_KUHN) -> np.n
     return _fixed(out, n_probes, T, d, rng)
 
 
+# ----------------------------------------------------------------------------- ties
+TIE_STEPS = (0.5, 1.0, 1.4, 2.0, 2.5, 3.0)  # gaps c/β, in softmax temperatures
+N_TIES = 256
+SCREEN_WORK = 1e9  # multiply-adds the NumPy screening of one kind may spend (≤ N_SCREEN candidates; ≳ 0.3 s)
+N_SCREEN = 8192
+ACTIVATION_WORK = 20
+EDGE_CELLS = 6  # cells at each end of a decoder's breakpoint range (where the error of a max-read peaks)
+
+
+def _one_input_breakpoints(compiled) -> list[np.ndarray]:
+    """The sorted breakpoints t_i = −b_i/w_i of every one-input FFN block (a 1-D decoder's cells)."""
+    out = []
+    for site in _ffn_sites(compiled):
+        V, b = _block_net(compiled, site)
+        if V.shape[0] == 1:
+            live = np.abs(V[0]) > 0
+            t = np.unique(np.round(-b[live] / V[0, live], 12))
+            if t.size:
+                out.append(t)
+    return out
+
+
+def tie_scales(built) -> dict:
+    """The scalars the tie probes are built from, read off the build (never its name):
+
+    * ``betas``: the inverse temperatures ``built.betas`` (else ‖W_Q W_Kᵀ‖₂ per head);
+    * ``cells``: values in [0,1] at the ends and midpoints of the first and last EDGE_CELLS cells of
+      every one-input block (its breakpoints), and a 65-point grid;
+    * ``knots``: every breakpoint of a one-input block in (0, 1] (gaps z for nested ties);
+    * ``gamma``, ``k``: the domain's margin and index (0 and 1 on the cube);
+    * ``grid``: the finest OnBox grid n (16 without one)."""
+    betas = [float(b) for b in (built.betas or []) if b]
+    if not betas:
+        for blk in built.compiled.model.blocks:
+            Wq, Wk = np.asarray(blk.attn.Wq[...]), np.asarray(blk.attn.Wk[...])
+            betas += [float(np.linalg.norm(Wq[h] @ Wk[h].T, 2)) for h in range(Wq.shape[0]) if Wq[h].size]
+        betas = [b for b in betas if b > 0] or [1.0]
+    cells, knots = [np.linspace(0.0, 1.0, 65)], [np.zeros(0)]
+    for t in _one_input_breakpoints(built.compiled):
+        t = t[(t >= 0) & (t <= 1)]
+        if t.size < 2:
+            continue
+        e = np.concatenate([t[:EDGE_CELLS + 1], t[-EDGE_CELLS - 1:]])
+        cells += [e, (t[1:EDGE_CELLS + 1] + t[:EDGE_CELLS]) / 2, (t[-EDGE_CELLS:] + t[-EDGE_CELLS - 1:-1]) / 2]
+        knots.append(t[t > 0])
+    dom = built.task.domain
+    ns = [s.claim.n for s in _ffn_sites(built.compiled) if isinstance(s.claim, OnBox)]
+    return dict(betas=np.unique(betas), cells=np.unique(np.clip(np.concatenate(cells), 0, 1)),
+                knots=np.unique(np.concatenate(knots)), gamma=float(getattr(dom, "gamma", 0.0) or 0.0),
+                k=int(getattr(dom, "k", 1) or 1), grid=int(max(ns)) if ns else 16)
+
+
+def _pick(rng, n: int, *choices) -> list[np.ndarray]:
+    """n random draws from each of the given value sets (one independent index per set)."""
+    return [np.asarray(c)[rng.integers(0, len(c), n)] for c in choices]
+
+
+def tied_block_candidates(T: int, d: int, sc: dict, rng, n: int) -> np.ndarray:
+    """(n, T, d): x_(k') = u with a ∈ {1, 2} tokens exactly at u (a tie at the read order statistic
+    k' ∈ 1..k), the k' − 1 tokens above on a γ staircase (x_(1) optionally at 1), a block of b tokens
+    at u − c₁/β and the rest at u − (c₁ + c₂)/β: every softmax at its L1 worst gap at once, with u
+    on a decoder's edge cells. Every coordinate alike; a quarter in a random token order."""
+    u, beta, c1, c2, a, top1, kk = _pick(rng, n, sc["cells"], sc["betas"], TIE_STEPS, TIE_STEPS, (1, 2),
+                                         (False, True), np.arange(1, sc["k"] + 1))
+    above = kk - 1
+    a = np.minimum(a, T - above)
+    b = (rng.random(n) * (T - above - a + 1)).astype(int)
+    j = np.arange(T)[None, :]
+    stair = np.minimum(1.0, u[:, None] + (above[:, None] - j) * sc["gamma"])
+    stair = np.where(top1[:, None] & (j == 0), 1.0, stair)
+    lo1 = np.maximum(0.0, u - c1 / beta)[:, None]
+    lo2 = np.maximum(0.0, u - (c1 + c2) / beta)[:, None]
+    x = np.where(j < above[:, None], stair, np.where(j < (above + a)[:, None], u[:, None],
+                 np.where(j < (above + a + b)[:, None], lo1, lo2)))
+    return _shuffle_some(np.repeat(x[..., None], d, axis=-1), rng)
+
+
+def nested_tie_candidates(T: int, d: int, sc: dict, rng, n: int) -> np.ndarray:
+    """(n, T, d): one token at u, one at u − z with z a decoder breakpoint (a tie in a *computed*
+    quantity, such as a later layer's key read through that decoder), b ≥ 1 tokens just below it at
+    u − z − s·c/β (s ∈ {1/2, 1}), the rest at 0."""
+    if not sc["knots"].size:
+        return np.zeros((0, T, d))
+    u, z, c, s, beta = _pick(rng, n, np.concatenate([np.linspace(0.5, 1, 33), sc["cells"]]), sc["knots"],
+                             TIE_STEPS, (0.5, 1.0), sc["betas"])
+    b = 1 + (rng.random(n) * max(T - 2, 0)).astype(int)
+    j = np.arange(T)[None, :]
+    second = np.maximum(0.0, u - z)[:, None]
+    block = np.maximum(0.0, u - z - s * c / beta)[:, None]
+    x = np.where(j == 0, u[:, None], np.where(j == 1, second, np.where(j < (2 + b)[:, None], block, 0.0)))
+    return _shuffle_some(np.repeat(x[..., None], d, axis=-1), rng)
+
+
+def heads_alike_candidates(T: int, d: int, sc: dict, rng, n: int) -> np.ndarray:
+    """(n, T, d), d > 1: one token at (u, …, u) and the other T − 1 tied at u − c/β in every coordinate
+    (every head at its worst gap at once); and, half of them, every token identical at a point of a
+    face of the box (one coordinate in {0, 1}, the others on the (4n)-grid of the finest Kuhn grid n)."""
+    if d == 1:
+        return np.zeros((0, T, d))
+    h = n // 2
+    u, beta, c = _pick(rng, h, sc["cells"], sc["betas"], TIE_STEPS)
+    low = np.maximum(0.0, u - c / beta)
+    one = np.where(np.arange(T)[None, :] == 0, u[:, None], low[:, None])
+    tied = np.repeat(one[..., None], d, axis=-1)
+    grid = np.arange(4 * sc["grid"] + 1) / (4 * sc["grid"])
+    z = grid[rng.integers(0, len(grid), (n - h, d))]
+    z[np.arange(n - h), rng.integers(0, d, n - h)] = rng.integers(0, 2, n - h)
+    face = np.repeat(z[:, None, :], T, axis=1)
+    return np.concatenate([tied, face])
+
+
+def _shuffle_some(X: np.ndarray, rng) -> np.ndarray:
+    """A quarter of the rows in a random token order (position-dependent models see other orders)."""
+    q = X.shape[0] // 4
+    perm = np.argsort(rng.random((q, X.shape[1])), axis=1)
+    X = X.copy()
+    X[:q] = np.take_along_axis(X[:q], perm[..., None], axis=1)
+    return X
+
+
+def _screened(built, X: np.ndarray, rng, n_probes: int) -> np.ndarray:
+    """The n_probes candidates of largest error |Ĥ − f| (NumPy forward, :func:`predict_np`), in the domain."""
+    T, d, domain = built.task.T, built.task.d, built.task.domain
+    if X.shape[0] == 0:
+        return _fixed([], n_probes, T, d, rng)
+    X = np.asarray(domain.retract(X), np.float64)
+    if X.shape[0] <= n_probes:  # nothing to choose from (a costly forward): spare the screening
+        return _fixed([X], n_probes, T, d, rng)
+    err = np.abs(predict_np(built.compiled.model, X) - np.asarray(built.task.target(X), np.float64))
+    err = np.where(np.isfinite(err), err, np.inf)  # a non-finite output is the worst case there is
+    _, first = np.unique(X.reshape(X.shape[0], -1), axis=0, return_index=True)
+    first = first[np.argsort(-err[first], kind="stable")]
+    return _fixed([X[first[:n_probes]]], n_probes, T, d, rng)
+
+
+def tie_probes(built, rng: np.random.Generator, n_probes: int = N_TIES) -> dict[str, np.ndarray]:
+    """``probe:ties`` (:func:`tied_block_candidates`), ``probe:nested_ties``
+    (:func:`nested_tie_candidates`, a program with a one-input block) and ``probe:heads_alike``
+    (:func:`heads_alike_candidates`, d > 1): per kind, up to N_SCREEN random candidates (fewer when the
+    forward is costly, at least n_probes), of which the n_probes largest errors are kept."""
+    T, d = built.task.T, built.task.d
+    sc = tie_scales(built)
+    cfg = built.compiled.model.cfg
+    # one input's forward: the pre-FFN residuals plus the last FFN at CLS (a grouped layer is G small matmuls)
+    # (+ ACTIVATION_WORK per hidden value: a wide grouped layer is bound by memory, not by multiply-adds)
+    W = forward_cost(cfg, T) + sum(s.n_in * s.n_out / s.groups + ACTIVATION_WORK * s.n_out for s in cfg.layers[-1].ffn)
+    n_screen = int(np.clip(SCREEN_WORK / W, n_probes, N_SCREEN))
+    kinds = {"probe:ties": tied_block_candidates}
+    if sc["knots"].size:
+        kinds["probe:nested_ties"] = nested_tie_candidates
+    if d > 1:
+        kinds["probe:heads_alike"] = heads_alike_candidates
+    return {name: _screened(built, gen(T, d, sc, rng, n_screen), rng, n_probes) for name, gen in kinds.items()}
+
+
 # ----------------------------------------------------------------------------- all of them
 def structural_probes(built, *, seed: int = 0) -> dict[str, np.ndarray]:
     """name → (B, T, d) points of the domain: ``probe:corners``, ``probe:positions`` (position-dependent
@@ -440,6 +595,7 @@ def structural_probes(built, *, seed: int = 0) -> dict[str, np.ndarray]:
     kuhn = kuhn_probes(built, rng)
     if kuhn is not None:
         probes["probe:kuhn"] = kuhn
+    probes.update(tie_probes(built, rng))
     return {k: np.asarray(domain.retract(np.asarray(v, np.float64))) for k, v in probes.items()}
 
 
