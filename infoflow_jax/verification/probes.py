@@ -61,6 +61,10 @@ BISECTION_STEPS = 24
 NEWTON_STEPS = 10
 NEAR_TIE_GAPS = (1e-1, 1e-2, 1e-3, 1e-4)
 FORWARD_WORK = 4e7  # multiply-adds one path search / one bisection may spend (sizes them)
+# Above this many multiply-adds for one path (PATH_POINTS NumPy forwards), the searched probes
+# (knots, Kuhn points) are skipped: at T = 1024–4096 one path costs 7e10–3e11 and its (B, T, T)
+# scores tens of GB. The default grids stay far below (largest: C2 T = 64 ε = 1e-3, 4.3e8).
+MAX_PATH_WORK = 2e9
 SEED_OFFSET = 7919  # the probes' own stream, apart from the samplers' (same seed)
 
 
@@ -147,6 +151,11 @@ def predict_np(model, X) -> np.ndarray:
     W = _weights(model)
     h = pre_ffn_residuals(model, X, W)[-1][:, 0]
     return (h + _ffn_np(W[1][-1][1], h)) @ np.asarray(model.w[...]) + float(np.asarray(model.b[...]))
+
+
+def searchable(cfg, T: int) -> bool:
+    """Whether one path of the probe searches (PATH_POINTS NumPy forwards) fits MAX_PATH_WORK."""
+    return forward_cost(cfg, T) * PATH_POINTS <= MAX_PATH_WORK
 
 
 def forward_cost(cfg, T: int) -> float:
@@ -289,7 +298,7 @@ def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS) -> np.
     compiled, task = built.compiled, built.task
     T, d, domain = task.T, task.d, task.domain
     targets = knot_targets(compiled)
-    if not targets:
+    if not targets or not searchable(compiled.model.cfg, T):
         return None
     model = compiled.model
     sites = _ffn_sites(compiled)
@@ -377,7 +386,7 @@ def kuhn_probes(built, rng: np.random.Generator, n_probes: int = N_KUHN) -> np.n
     compiled, task = built.compiled, built.task
     T, d, domain = task.T, task.d, task.domain
     sites = [s for s in _ffn_sites(compiled) if isinstance(s.claim, OnBox)]
-    if not sites:
+    if not sites or not searchable(compiled.model.cfg, T):
         return None
     model, W = compiled.model, _weights(compiled.model)
     last = model.cfg.L - 1

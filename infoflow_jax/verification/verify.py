@@ -21,7 +21,7 @@ from infoflow_jax.verification import memory as mem
 from infoflow_jax.verification.construction import Built, ConstructionSpec, error_function, fast_error_function
 from infoflow_jax.verification.estimators import DEFAULT_BUDGET, DEFAULT_FINEST_SCALE, Budget, estimate_sup_error
 from infoflow_jax.verification.probes import finest_scale
-from infoflow_jax.verification.records import Record, construction_record
+from infoflow_jax.verification.records import Record, construction_record, expected_outcome
 from infoflow_jax.verification.steps import check_steps
 
 
@@ -75,6 +75,7 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
                              ascent_chunk=mem.chunk_for(per, plan, fixed, budget.starts, mem.ASCENT_FACTOR))
     record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path)
     record.steps, record.step_certified = check_steps(built)  # the proof's steps against the compiled weights
+    record.expected = expected_outcome(record)  # judged again now that the steps are known
     record.seconds = time.perf_counter() - t0
     return record
 
