@@ -510,9 +510,18 @@ def prefer_fast_compilation() -> None:
     Measured per estimator program (CPU seconds, C3 T=64 k=3 / C2 T=16 / C8 T=16 k=3):
     compile 2.39/1.50/1.78 → 0.73/0.48/0.78 s, one evaluation 0.28/0.035/0.10 →
     0.39/0.050/0.13 s. No numerics change beyond float64 rounding (no fast-math on CPU).
-    Takes effect only if the XLA backend has not started yet in this process; worker
-    processes inherit it through the environment. Flags for another platform are ignored there.
+    Does nothing once the XLA backend has started in this process (the flags could no longer
+    take effect); worker processes inherit the flags through the environment. Flags for
+    another platform are ignored there.
     """
+    from jax._src import xla_bridge  # no public way to ask whether a backend has started
+
+    if xla_bridge.backends_are_initialized():
+        # too late for this process: XLA read its flags at start. Setting them now would only make
+        # JAX's persistent-cache keys (which hash XLA_FLAGS) claim flags this process does not use,
+        # and a later process that does use them could load this process's executables (it crashed
+        # once, inside the cache read, when an in-process CLI call ran in the test suite).
+        return
     flags = os.environ.get("XLA_FLAGS", "")
     for name, value in FAST_COMPILE_FLAGS.items():
         if name not in flags:
