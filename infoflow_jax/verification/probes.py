@@ -47,9 +47,11 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from scipy.special import lambertw
 
 from infoflow_jax.core.claims import OnBox
 from infoflow_jax.core.kuhn import kuhn_worst_case_point
+from infoflow_jax.core.pwl import PiecewiseLinear, layer_ffn_weights
 
 N_CORNERS = 256
 N_POSITIONS = 128
@@ -193,8 +195,13 @@ def _block_net(compiled, site):
         W1, b1 = dense, b1.reshape(-1)
     # units that read only this block's forms: W1 = M·V for some V (least squares, exact for them)
     V, *_ = np.linalg.lstsq(M, W1, rcond=None)
-    exact = np.all(np.abs(M @ V - W1) <= 1e-9 * (1 + np.abs(W1)), axis=0) & np.any(np.abs(W1) > 0, axis=0)
+    exact = _exact_units(M, V, W1)
     return V[:, exact], b1[exact]
+
+
+def _exact_units(M, V, W1) -> np.ndarray:
+    """Units whose first-layer column is exactly M·V (they read nothing but the block's forms)."""
+    return np.all(np.abs(M @ V - W1) <= 1e-9 * (1 + np.abs(W1)), axis=0) & np.any(np.abs(W1) > 0, axis=0)
 
 
 # ----------------------------------------------------------------------------- corners and faces
@@ -456,13 +463,72 @@ def _one_input_breakpoints(compiled) -> list[np.ndarray]:
     return out
 
 
+KEY_CELLS = 2  # breakpoints each side of an extremum of a one-input block's output (its worst cells)
+
+
+def _one_input_outputs(compiled):
+    """For every one-input block in a layer whose FFN is one Dense hidden layer, and every slot it
+    writes: its output as a :class:`~infoflow_jax.core.pwl.PiecewiseLinear` of its input z
+    (g(z) = Σ_j s_j·relu(a_j z + b_j), from the compiled weights; the output bias left out)."""
+    out = []
+    for site in _ffn_sites(compiled):
+        parts = layer_ffn_weights(compiled.model, site.layer)
+        if len(site.inputs) != 1 or len(parts) != 2 or parts[0][2] or parts[1][2]:
+            continue
+        (W1, _, _), (W2, _, _) = parts
+        M = _form_matrix(compiled, site.inputs)
+        V, *_ = np.linalg.lstsq(M, W1, rcond=None)
+        units = np.flatnonzero(_exact_units(M, V, W1))
+        b1 = parts[0][1]
+        for slot in site.outputs:
+            s = W2[units, compiled.slots.index(slot)]
+            if np.any(s != 0):
+                out.append(PiecewiseLinear.from_units(V[0, units], b1[units], s))
+    return out
+
+
+def key_gaps(compiled) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z, step, weight): gaps z at and around the interior extrema of every one-input block's
+    output g — the breakpoints within KEY_CELLS of each local maximum or minimum of g over its
+    breakpoints, and the midpoints of the pieces right of them — with step = 1/|g'| on the pieces
+    beside z (a shift of c·step/β in z moves g by c/β) and a drawing weight, 2·KEY_CELLS + 1 for
+    the extremum's own breakpoint and the midpoint of the piece right of it (a flat top's middle:
+    an odd tent's kink is not a breakpoint), 1 for the others.
+
+    Why: when a later layer's key is g read off a difference of inputs (two-hop retrieval reads
+    ψ(m − x)), the tokens that tie in that key sit at g's extremum, where g's decoder error is
+    largest too; a tie in the *input* never puts them there."""
+    zs, steps, weights = [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
+    for pl in _one_input_outputs(compiled):
+        t, v, slope = (np.asarray(a, np.float64) for a in (pl.breakpoints, pl.values, pl.slopes))
+        if t.size < 3:
+            continue
+        inner = np.arange(1, t.size - 1)
+        up = (v[inner] >= v[inner - 1]) & (v[inner] >= v[inner + 1])
+        down = (v[inner] <= v[inner - 1]) & (v[inner] <= v[inner + 1])
+        ext = inner[(up | down) & ~((v[inner] == v[inner - 1]) & (v[inner] == v[inner + 1]))]
+        if ext.size == 0 or ext.size > 8:  # none, or a wiggling decoder: no distinguished cell
+            continue
+        near = np.unique(np.clip((ext[:, None] + np.arange(-KEY_CELLS, KEY_CELLS + 1)).reshape(-1), 0, t.size - 1))
+        beside = np.abs(np.stack([slope[near], slope[near + 1]]))  # the pieces left and right of t_i
+        g1 = np.where(beside > 0, beside, np.inf).min(axis=0)
+        keep = np.isfinite(g1)
+        mid = (t[near] + t[np.minimum(near + 1, t.size - 1)]) / 2
+        w = np.where(np.isin(near, ext), 2.0 * KEY_CELLS + 1, 1.0)[keep]
+        zs += [t[near][keep], mid[keep]]
+        steps += [1.0 / g1[keep]] * 2
+        weights += [w, w]
+    return np.concatenate(zs), np.concatenate(steps), np.concatenate(weights)
+
+
 def tie_scales(built) -> dict:
     """The scalars the tie probes are built from, read off the build (never its name):
 
     * ``betas``: the inverse temperatures ``built.betas`` (else ‖W_Q W_Kᵀ‖₂ per head);
     * ``cells``: values in [0,1] at the ends and midpoints of the first and last EDGE_CELLS cells of
-      every one-input block (its breakpoints), and a 65-point grid;
+      every one-input block (its breakpoints) and of every OnBox (Kuhn) block's grid, and a 65-point grid;
     * ``knots``: every breakpoint of a one-input block in (0, 1] (gaps z for nested ties);
+    * ``key_z``, ``key_step``, ``key_weight``: :func:`key_gaps` in (0, 1] (ties in a computed key);
     * ``gamma``, ``k``: the domain's margin and index (0 and 1 on the cube);
     * ``grid``: the finest OnBox grid n (16 without one)."""
     betas = [float(b) for b in (built.betas or []) if b]
@@ -481,8 +547,14 @@ def tie_scales(built) -> dict:
         knots.append(t[t > 0])
     dom = built.task.domain
     ns = [s.claim.n for s in _ffn_sites(built.compiled) if isinstance(s.claim, OnBox)]
+    for n in ns:  # a Kuhn block's grid cells at both ends of the box (vertices and cell midpoints)
+        j = np.concatenate([np.arange(EDGE_CELLS + 1), n - np.arange(EDGE_CELLS + 1)])
+        cells += [j / n, (j + 0.5) / n]
+    kz, ks, kw = key_gaps(built.compiled)
+    inside = (kz > 0) & (kz <= 1)
     return dict(betas=np.unique(betas), cells=np.unique(np.clip(np.concatenate(cells), 0, 1)),
-                knots=np.unique(np.concatenate(knots)), gamma=float(getattr(dom, "gamma", 0.0) or 0.0),
+                knots=np.unique(np.concatenate(knots)), key_z=kz[inside], key_step=ks[inside],
+                key_weight=kw[inside], gamma=float(getattr(dom, "gamma", 0.0) or 0.0),
                 k=int(getattr(dom, "k", 1) or 1), grid=int(max(ns)) if ns else 16)
 
 
@@ -491,16 +563,25 @@ def _pick(rng, n: int, *choices) -> list[np.ndarray]:
     return [np.asarray(c)[rng.integers(0, len(c), n)] for c in choices]
 
 
+def worst_tie_gap(n) -> np.ndarray:
+    """c*(n) = 1 + W(n/e): the gap c/β at which n tokens tied below the maximum pull a softmax's
+    average furthest from the maximum (L1: max over δ of n·δ·e^{−βδ}/(1 + n·e^{−βδ}))."""
+    return 1.0 + np.real(lambertw(np.asarray(n, np.float64) / np.e))
+
+
 def tied_block_candidates(T: int, d: int, sc: dict, rng, n: int) -> np.ndarray:
     """(n, T, d): x_(k') = u with a ∈ {1, 2} tokens exactly at u (a tie at the read order statistic
     k' ∈ 1..k), the k' − 1 tokens above on a γ staircase (x_(1) optionally at 1), a block of b tokens
     at u − c₁/β and the rest at u − (c₁ + c₂)/β: every softmax at its L1 worst gap at once, with u
-    on a decoder's edge cells. Every coordinate alike; a quarter in a random token order."""
+    on a decoder's edge cells; c₁ on the TIE_STEPS lattice, or for half of them near
+    :func:`worst_tie_gap` (b). Every coordinate alike; a quarter in a random token order."""
     u, beta, c1, c2, a, top1, kk = _pick(rng, n, sc["cells"], sc["betas"], TIE_STEPS, TIE_STEPS, (1, 2),
                                          (False, True), np.arange(1, sc["k"] + 1))
     above = kk - 1
     a = np.minimum(a, T - above)
     b = (rng.random(n) * (T - above - a + 1)).astype(int)
+    # half of them: the block's gap at L1's worst for its size, c*(b) = 1 + W(b/e), times 2^U (U in ±½)
+    c1 = np.where(rng.random(n) < 0.5, worst_tie_gap(np.maximum(b, 1)) * 2.0 ** rng.uniform(-0.5, 0.5, n), c1)
     j = np.arange(T)[None, :]
     stair = np.minimum(1.0, u[:, None] + (above[:, None] - j) * sc["gamma"])
     stair = np.where(top1[:, None] & (j == 0), 1.0, stair)
@@ -513,16 +594,31 @@ def tied_block_candidates(T: int, d: int, sc: dict, rng, n: int) -> np.ndarray:
 
 def nested_tie_candidates(T: int, d: int, sc: dict, rng, n: int) -> np.ndarray:
     """(n, T, d): one token at u, one at u − z with z a decoder breakpoint (a tie in a *computed*
-    quantity, such as a later layer's key read through that decoder), b ≥ 1 tokens just below it at
-    u − z − s·c/β (s ∈ {1/2, 1}), the rest at 0."""
+    quantity, such as a later layer's key read through that decoder), b ≥ 1 tokens beside it at
+    u − z ∓ s·c/β (s ∈ {1/2, 1}), the rest at 0. Half of them (when the program has such a block)
+    take z and s from :func:`key_gaps` (z by an extremum of a block's output, s = 1/|slope| there),
+    half of those b = T − 2 (every other token in the block), and c = :func:`worst_tie_gap` (b)·2^U,
+    U uniform in [−1, 2]."""
     if not sc["knots"].size:
         return np.zeros((0, T, d))
     u, z, c, s, beta = _pick(rng, n, np.concatenate([np.linspace(0.5, 1, 33), sc["cells"]]), sc["knots"],
                              TIE_STEPS, (0.5, 1.0), sc["betas"])
     b = 1 + (rng.random(n) * max(T - 2, 0)).astype(int)
+    if sc["key_z"].size:
+        key = rng.random(n) < 0.5
+        i = rng.choice(sc["key_z"].size, n, p=sc["key_weight"] / sc["key_weight"].sum())
+        z, s = np.where(key, sc["key_z"][i], z), np.where(key, sc["key_step"][i], s)
+        b = np.where(key & (rng.random(n) < 0.5), max(T - 2, 1), b)
+        # the key's own temperature is β times the query's weight on it, unknown here: c*(b) times a
+        # continuous factor in [1/2, 4] instead of the lattice (the worst gap is sharp in z, not in c)
+        c = np.where(key, worst_tie_gap(b) * 2.0 ** rng.uniform(-1.0, 2.0, n), c)
+    # the block on one side of u − z (mostly further from u), or its tokens on both sides at random
+    side = np.where(rng.random((n, 1)) < 0.75, 1.0, -1.0) * np.ones((1, T))
+    both = rng.random(n) < 0.5
+    side[both] = np.where(rng.random((int(both.sum()), T)) < 0.5, 1.0, -1.0)
     j = np.arange(T)[None, :]
     second = np.maximum(0.0, u - z)[:, None]
-    block = np.maximum(0.0, u - z - s * c / beta)[:, None]
+    block = np.clip((u - z)[:, None] - side * (s * c / beta)[:, None], 0.0, 1.0)
     x = np.where(j == 0, u[:, None], np.where(j == 1, second, np.where(j < (2 + b)[:, None], block, 0.0)))
     return _shuffle_some(np.repeat(x[..., None], d, axis=-1), rng)
 
