@@ -2,6 +2,7 @@
 
     python benchmarks/estimate_quality.py                                   # everything, T ∈ {2,4,8}
     python benchmarks/estimate_quality.py --names C2,C4 --T 8 --eps 0.01 --seconds-per-config 30
+    python benchmarks/estimate_quality.py --default-only                    # the default side again, stored rows
 
 For every real built-in construction (catalog names; C5 where it can be instantiated) at each
 T, each k ∈ {2, 3} with k ≤ T where the construction takes k, and each ε:
@@ -28,6 +29,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -118,6 +120,32 @@ def run_row(name: str, T: int, k, eps: float, seconds: float | None, machine: st
         "choices": {kk: (v if isinstance(v, (int, float, str, list)) else str(v)) for kk, v in built.choices.items()},
         "betas": built.betas, "seconds": time.perf_counter() - t0, "machine": machine,
     }
+
+
+def remeasure_default(row: dict, commit: str, machine: str, progress=None) -> dict:
+    """The row with its default side measured again at this commit (the independent side kept)."""
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    built = build(row["name"], row["T"], row["k"], row["eps"])
+    rec = verify(built, seed=row.get("seed", 0))
+    ind = row["independent_max"]
+    ratio = rec.err_estimate / ind if ind > 0 else (1.0 if rec.err_estimate == 0 else math.inf)
+    say(f"    default {row['err_estimate']:.4g} -> {rec.err_estimate:.4g} ({rec.estimator}); ratio "
+        f"{row['ratio']:.3f} -> {ratio:.3f}")
+    return {**row, "err_estimate": rec.err_estimate, "estimator": rec.estimator, "default_input": rec.worst_input,
+            "default_estimates": rec.estimates, "default_seconds": time.perf_counter() - t0,
+            "ratio": ratio, "flag": bool(ratio < FLAG_BELOW), "default_commit": commit, "default_machine": machine}
+
+
+def git_commit() -> str:
+    """HEAD of the checkout measured, '+' when its tracked files differ from HEAD."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "infoflow_jax"], cwd=ROOT).returncode
+        return head + ("+" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def load(out: Path) -> dict:
@@ -214,6 +242,9 @@ def main(argv=None) -> int:
                     help="wall seconds of the independent search per configuration (default 4·T·d, in [8, 60])")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "estimate_quality_cpu.json"))
+    ap.add_argument("--default-only", action="store_true",
+                    help="measure the default estimate again on the stored rows (at this commit; rows "
+                         "already measured at it are skipped), keeping their independent max")
     try:
         args = ap.parse_args(argv)
     except SystemExit as exc:  # argparse's own errors already exit 2 with a usage line
@@ -233,6 +264,17 @@ def main(argv=None) -> int:
     not_built = {x["key"] for x in result["not_built"]}
     say = lambda msg: print(msg, file=sys.stderr, flush=True)
     configs = list(configurations(names, Ts, epss))
+    if args.default_only:
+        commit = git_commit()
+        wanted = {key_of(*c) for c in configs}
+        for i, row in enumerate(result["rows"]):
+            key = key_of(row["name"], row["T"], row["k"], row["eps"])
+            if key not in wanted or (row.get("default_commit") == commit and not commit.endswith("+")):
+                continue
+            say(f"[{i + 1}/{len(result['rows'])}] {key}: default estimate again at {commit}")
+            result["rows"][i] = remeasure_default(row, commit, machine, progress=say)
+            save(out, result)
+        configs = []  # nothing new is searched
     for i, (name, T, k, eps) in enumerate(configs, 1):
         key = key_of(name, T, k, eps)
         if key in done or key in not_built:
