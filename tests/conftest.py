@@ -1,17 +1,17 @@
 """Shared test setup: verification runs in float64 (THEORY §6), so enable it at import.
 
-The command line turns on JAX's persistent compilation cache for its process. Tests that run a
-command in-process must not leave it on for the rest of the session: other tests' programs
-would then be serialized into it, and XLA's CPU serializer has aborted the suite on one of them
-(the training harness's program). So the test process keeps the cache off: `INFOFLOW_COMPILE_CACHE
-=off` for `infoflow verify`/`certify` in-process (subprocesses inherit it), and after every test a
-cache another command switched on (a sweep's `DIR/xla_cache`) is switched off again.
-
-Every compiled CPU executable keeps ~3 memory mappings until it is freed, and the suite compiles
-thousands of programs in one process: near its end the process passed Linux's 65 530 mappings
+Every compiled CPU executable holds ~3 memory mappings until it is freed, and the suite compiles
+thousands of programs in one process: near its end the process reached Linux's 65 530 mappings
 per process (vm.max_map_count) and XLA's next compilation crashed (SIGSEGV in
-backend_compile_and_load, measured: 41 000 mappings at 70 % of the suite). So after every test
-module JAX's compilation caches are cleared and the executables freed.
+backend_compile_and_load; measured 65 453 mappings at the crash, 94 % of the suite). So after every
+test module JAX's compilation caches are cleared and the executables freed (peak now ~10 000).
+
+The two crashes before that one (an abort writing JAX's persistent compilation cache, a segfault
+reading it, at the same point of the suite) were most likely the same exhaustion. The test
+process keeps that cache off anyway (a test's programs have no business in a user's cache):
+`INFOFLOW_COMPILE_CACHE=off` for `infoflow verify`/`certify` in-process (subprocesses inherit
+it), and after every test a cache another command switched on (a sweep's `DIR/xla_cache`) is
+switched off again.
 """
 
 import gc
