@@ -527,6 +527,8 @@ def tie_scales(built) -> dict:
     * ``betas``: the inverse temperatures ``built.betas`` (else ‖W_Q W_Kᵀ‖₂ per head);
     * ``cells``: values in [0,1] at the ends and midpoints of the first and last EDGE_CELLS cells of
       every one-input block (its breakpoints) and of every OnBox (Kuhn) block's grid, and a 65-point grid;
+    * ``mids``: the midpoint of every cell of a one-input or OnBox block in [0, 1] (where a
+      piecewise-linear decoder's own error peaks);
     * ``knots``: every breakpoint of a one-input block in (0, 1] (gaps z for nested ties);
     * ``key_z``, ``key_step``, ``key_weight``: :func:`key_gaps` in (0, 1] (ties in a computed key);
     * ``gamma``, ``k``: the domain's margin and index (0 and 1 on the cube);
@@ -537,7 +539,7 @@ def tie_scales(built) -> dict:
             Wq, Wk = np.asarray(blk.attn.Wq[...]), np.asarray(blk.attn.Wk[...])
             betas += [float(np.linalg.norm(Wq[h] @ Wk[h].T, 2)) for h in range(Wq.shape[0]) if Wq[h].size]
         betas = [b for b in betas if b > 0] or [1.0]
-    cells, knots = [np.linspace(0.0, 1.0, 65)], [np.zeros(0)]
+    cells, knots, mids = [np.linspace(0.0, 1.0, 65)], [np.zeros(0)], [np.zeros(0)]
     for t in _one_input_breakpoints(built.compiled):
         t = t[(t >= 0) & (t <= 1)]
         if t.size < 2:
@@ -545,14 +547,18 @@ def tie_scales(built) -> dict:
         e = np.concatenate([t[:EDGE_CELLS + 1], t[-EDGE_CELLS - 1:]])
         cells += [e, (t[1:EDGE_CELLS + 1] + t[:EDGE_CELLS]) / 2, (t[-EDGE_CELLS:] + t[-EDGE_CELLS - 1:-1]) / 2]
         knots.append(t[t > 0])
+        mids.append((t[1:] + t[:-1]) / 2)
     dom = built.task.domain
     ns = [s.claim.n for s in _ffn_sites(built.compiled) if isinstance(s.claim, OnBox)]
     for n in ns:  # a Kuhn block's grid cells at both ends of the box (vertices and cell midpoints)
         j = np.concatenate([np.arange(EDGE_CELLS + 1), n - np.arange(EDGE_CELLS + 1)])
         cells += [j / n, (j + 0.5) / n]
+        mids.append((np.arange(n) + 0.5) / n)
+    mids = np.unique(np.concatenate(mids))
     kz, ks, kw = key_gaps(built.compiled)
     inside = (kz > 0) & (kz <= 1)
     return dict(betas=np.unique(betas), cells=np.unique(np.clip(np.concatenate(cells), 0, 1)),
+                mids=mids[(mids >= 0) & (mids <= 1)],
                 knots=np.unique(np.concatenate(knots)), key_z=kz[inside], key_step=ks[inside],
                 key_weight=kw[inside], gamma=float(getattr(dom, "gamma", 0.0) or 0.0),
                 k=int(getattr(dom, "k", 1) or 1), grid=int(max(ns)) if ns else 16)
@@ -574,7 +580,9 @@ def tied_block_candidates(T: int, d: int, sc: dict, rng, n: int) -> np.ndarray:
     k' ∈ 1..k), the k' − 1 tokens above on a γ staircase (x_(1) optionally at 1), a block of b tokens
     at u − c₁/β and the rest at u − (c₁ + c₂)/β: every softmax at its L1 worst gap at once, with u
     on a decoder's edge cells; c₁ on the TIE_STEPS lattice, or for half of them near
-    :func:`worst_tie_gap` (b). Every coordinate alike; a quarter in a random token order."""
+    :func:`worst_tie_gap` (b). Half of them snap each token above to the first cell midpoint at least
+    γ above the one below (and half of those move u anywhere in its cell). Every coordinate alike; a
+    quarter in a random token order."""
     u, beta, c1, c2, a, top1, kk = _pick(rng, n, sc["cells"], sc["betas"], TIE_STEPS, TIE_STEPS, (1, 2),
                                          (False, True), np.arange(1, sc["k"] + 1))
     above = kk - 1
@@ -584,6 +592,21 @@ def tied_block_candidates(T: int, d: int, sc: dict, rng, n: int) -> np.ndarray:
     c1 = np.where(rng.random(n) < 0.5, worst_tie_gap(np.maximum(b, 1)) * 2.0 ** rng.uniform(-0.5, 0.5, n), c1)
     j = np.arange(T)[None, :]
     stair = np.minimum(1.0, u[:, None] + (above[:, None] - j) * sc["gamma"])
+    if sc["mids"].size:
+        # half of them: each token above at the first cell midpoint ≥ γ above the one below (every
+        # read value at its decoder's worst point within the margin), u anywhere in its cell for half
+        snap = rng.random(n) < 0.5
+        i = np.clip(np.searchsorted(sc["mids"], u), 1, max(sc["mids"].size - 1, 1))
+        width = np.abs(np.diff(sc["mids"])[np.minimum(i - 1, sc["mids"].size - 2)]) if sc["mids"].size > 1 else 0.0
+        u = np.where(snap & (rng.random(n) < 0.5), np.clip(u + rng.uniform(-0.5, 0.5, n) * width, 0, 1), u)
+        level, snapped = u.copy(), [u]
+        for _ in range(int(above.max(initial=0))):
+            nxt = sc["mids"][np.minimum(np.searchsorted(sc["mids"], level + sc["gamma"]), sc["mids"].size - 1)]
+            level = np.minimum(1.0, np.maximum(level + sc["gamma"], nxt))
+            snapped.append(level)
+        snapped = np.stack(snapped, axis=1)  # (n, 1 + max above): level q is q steps above u
+        q = np.clip(above[:, None] - j, 0, snapped.shape[1] - 1)
+        stair = np.where(snap[:, None], np.take_along_axis(snapped, q, axis=1), stair)
     stair = np.where(top1[:, None] & (j == 0), 1.0, stair)
     lo1 = np.maximum(0.0, u - c1 / beta)[:, None]
     lo2 = np.maximum(0.0, u - (c1 + c2) / beta)[:, None]
