@@ -702,13 +702,14 @@ def _screened(built, X: np.ndarray, rng, n_probes: int) -> np.ndarray:
     if X.shape[0] == 0:
         return _fixed([], n_probes, T, d, rng)
     X = np.asarray(domain.retract(X), np.float64)
+    _, first = np.unique(X.reshape(X.shape[0], -1), axis=0, return_index=True)
+    X = X[np.sort(first)]  # each distinct candidate once, in drawing order (lattice draws repeat)
     if X.shape[0] <= n_probes:  # nothing to choose from (a costly forward): spare the screening
         return _fixed([X], n_probes, T, d, rng)
     err = np.abs(predict_np(built.compiled.model, X) - np.asarray(built.task.target(X), np.float64))
     err = np.where(np.isfinite(err), err, np.inf)  # a non-finite output is the worst case there is
-    _, first = np.unique(X.reshape(X.shape[0], -1), axis=0, return_index=True)
-    first = first[np.argsort(-err[first], kind="stable")]
-    return _fixed([X[first[:n_probes]]], n_probes, T, d, rng)
+    order = np.argsort(-err, kind="stable")
+    return _fixed([X[order[:n_probes]]], n_probes, T, d, rng)
 
 
 def tie_probes(built, rng: np.random.Generator, n_probes: int = N_TIES) -> dict[str, np.ndarray]:
