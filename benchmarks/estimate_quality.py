@@ -90,6 +90,13 @@ def plain_error(built, X) -> float:
     return float(abs(float(built.predict(X)) - float(built.task.target(X[None])[0])))
 
 
+def ratio_of(err_estimate: float, independent_max: float) -> float:
+    """default / independent (1 when both are 0, ∞ when only the independent one is)."""
+    if independent_max > 0:
+        return err_estimate / independent_max
+    return 1.0 if err_estimate == 0 else math.inf
+
+
 def run_row(name: str, T: int, k, eps: float, seconds: float | None, machine: str, seed: int = 0,
             progress=None) -> dict:
     """One configuration: build, the default estimate, the independent search, the ratio."""
@@ -106,7 +113,7 @@ def run_row(name: str, T: int, k, eps: float, seconds: float | None, machine: st
     res = search(built, secs, seed=seed, progress=lambda m: say("    " + m))
     recheck = plain_error(built, res.X)
     ind = float(res.value)
-    ratio = rec.err_estimate / ind if ind > 0 else (1.0 if rec.err_estimate == 0 else math.inf)
+    ratio = ratio_of(rec.err_estimate, ind)
     return {
         "name": name, "T": T, "k": k, "eps": eps, "d": d, "bound": built.bound,
         "err_estimate": rec.err_estimate, "estimator": rec.estimator, "default_input": rec.worst_input,
@@ -128,8 +135,7 @@ def remeasure_default(row: dict, commit: str, machine: str, progress=None) -> di
     t0 = time.perf_counter()
     built = build(row["name"], row["T"], row["k"], row["eps"])
     rec = verify(built, seed=row.get("seed", 0))
-    ind = row["independent_max"]
-    ratio = rec.err_estimate / ind if ind > 0 else (1.0 if rec.err_estimate == 0 else math.inf)
+    ratio = ratio_of(rec.err_estimate, row["independent_max"])
     say(f"    default {row['err_estimate']:.4g} -> {rec.err_estimate:.4g} ({rec.estimator}); ratio "
         f"{row['ratio']:.3f} -> {ratio:.3f}")
     return {**row, "err_estimate": rec.err_estimate, "estimator": rec.estimator, "default_input": rec.worst_input,

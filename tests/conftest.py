@@ -47,4 +47,3 @@ def _free_compiled_programs_after_the_module():
 
     jax.clear_caches()
     gc.collect()
-

@@ -206,10 +206,15 @@ def c7():
     return lookup("C7").build(2, 0.1)
 
 
+def _with_split(built):
+    """(graphdef, state, split) of a build (split None when the bound does not apply)."""
+    graphdef, state = built.split()
+    return graphdef, state, prepare_split(built, graphdef, state)[0]
+
+
 @pytest.fixture(scope="module")
 def c7_split(c7):
-    graphdef, state = c7.split()
-    return graphdef, state, prepare_split(c7, graphdef, state)[0]
+    return _with_split(c7)
 
 
 _split_program = jax.jit(jax.vmap(split_bounds, in_axes=(None, None, 0, 0)))
@@ -326,8 +331,7 @@ def c1_T4():
 
 @pytest.fixture(scope="module")
 def c1_T4_split(c1_T4):
-    graphdef, state = c1_T4.split()
-    return graphdef, state, prepare_split(c1_T4, graphdef, state)[0]
+    return _with_split(c1_T4)
 
 
 def test_the_split_bound_applies_to_C1_retrieve_then_one_input_decode(c1_T4_split):

@@ -206,6 +206,13 @@ def _ffn_sites(compiled):
 def _block_net(compiled, site):
     """The first layer (W (D, n_units), b) of the block at ``site``, read off the compiled weights:
     rows of the residual → the block's units, composed with the forms it reads."""
+    V, b1, exact = _block_fit(compiled, site)
+    return V[:, exact], b1[exact]
+
+
+def _block_fit(compiled, site):
+    """(V (D, all units), b (all units), exact): the layer's first layer read through the block's
+    forms, and which units read nothing but those forms (W1 = M·V exactly for them)."""
     # the compiled FFN is block-structured; read the block's units through its input forms
     M = _form_matrix(compiled, site.inputs)
     W1 = np.asarray(compiled.model.blocks[site.layer].ffn.W[0][...])
@@ -218,13 +225,8 @@ def _block_net(compiled, site):
         W1, b1 = dense, b1.reshape(-1)
     # units that read only this block's forms: W1 = M·V for some V (least squares, exact for them)
     V, *_ = np.linalg.lstsq(M, W1, rcond=None)
-    exact = _exact_units(M, V, W1)
-    return V[:, exact], b1[exact]
-
-
-def _exact_units(M, V, W1) -> np.ndarray:
-    """Units whose first-layer column is exactly M·V (they read nothing but the block's forms)."""
-    return np.all(np.abs(M @ V - W1) <= 1e-9 * (1 + np.abs(W1)), axis=0) & np.any(np.abs(W1) > 0, axis=0)
+    exact = np.all(np.abs(M @ V - W1) <= 1e-9 * (1 + np.abs(W1)), axis=0) & np.any(np.abs(W1) > 0, axis=0)
+    return V, b1, exact
 
 
 # ----------------------------------------------------------------------------- corners and faces
@@ -498,11 +500,8 @@ def _one_input_outputs(compiled):
         parts = layer_ffn_weights(compiled.model, site.layer)
         if len(site.inputs) != 1 or len(parts) != 2 or parts[0][2] or parts[1][2]:
             continue
-        (W1, _, _), (W2, _, _) = parts
-        M = _form_matrix(compiled, site.inputs)
-        V, *_ = np.linalg.lstsq(M, W1, rcond=None)
-        units = np.flatnonzero(_exact_units(M, V, W1))
-        b1 = parts[0][1]
+        V, b1, exact = _block_fit(compiled, site)  # a Dense first layer: unit j is row j of W2
+        units, W2 = np.flatnonzero(exact), parts[1][0]
         for slot in site.outputs:
             s = W2[units, compiled.slots.index(slot)]
             if np.any(s != 0):
@@ -581,7 +580,7 @@ def tie_scales(built) -> dict:
     kz, ks, kw = key_gaps(built.compiled)
     inside = (kz > 0) & (kz <= 1)
     return dict(betas=np.unique(betas), cells=np.unique(np.clip(np.concatenate(cells), 0, 1)),
-                mids=mids[(mids >= 0) & (mids <= 1)],
+                mids=mids,
                 knots=np.unique(np.concatenate(knots)), key_z=kz[inside], key_step=ks[inside],
                 key_weight=kw[inside], gamma=float(getattr(dom, "gamma", 0.0) or 0.0),
                 k=int(getattr(dom, "k", 1) or 1), grid=int(max(ns)) if ns else 16)
