@@ -567,9 +567,10 @@ def tie_scales(built) -> dict:
         if t.size < 2:
             continue
         e = np.concatenate([t[:EDGE_CELLS + 1], t[-EDGE_CELLS - 1:]])
-        cells += [e, (t[1:EDGE_CELLS + 1] + t[:EDGE_CELLS]) / 2, (t[-EDGE_CELLS:] + t[-EDGE_CELLS - 1:-1]) / 2]
+        m = (t[1:] + t[:-1]) / 2  # every cell's midpoint (a decoder of fewer than EDGE_CELLS cells has only those)
+        cells += [e, m[:EDGE_CELLS], m[-EDGE_CELLS:]]
         knots.append(t[t > 0])
-        mids.append((t[1:] + t[:-1]) / 2)
+        mids.append(m)
     dom = built.task.domain
     ns = [s.claim.n for s in _ffn_sites(built.compiled) if isinstance(s.claim, OnBox)]
     for n in ns:  # a Kuhn block's grid cells at both ends of the box (vertices and cell midpoints)

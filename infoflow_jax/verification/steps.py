@@ -248,8 +248,15 @@ def describe(claim) -> str:
     if isinstance(claim, OnBox):
         return f"|net(z) − G(clip z)| ≤ tol on z ∈ [{claim.box[0]:.4g}, {claim.box[1]:.4g}]^D, affine per simplex (n={claim.n})"
     outs = ", ".join(o for _, o in claim.values)
-    return {"L1": f"L1: |{outs} − max_s ({claim.key})| ≤ D·e_max(T, βD), D={claim.key_range:g}",
-            "L1-self": f"L1 over the others: |{outs}_t − max_(s≠t) ({claim.key})| ≤ e_max(T−1,β) + e^(β−B_t)",
-            "L2": f"L2: |{outs} − top ({claim.key})| ≤ (T−1)e^(−βγ)·D, γ={claim.gamma:g}, D={claim.key_range:g}",
-            "L2-set": f"L2: |{outs} − mean over the {claim.k} flagged| ≤ ρ(T,k,βK)·D, D={claim.key_range:g}",
-            "uniform": f"uniform: {outs} = exact token averages"}[claim.lemma]
+    D = f"D={claim.key_range:g}"
+    # one line per lemma, formatted only for the claim's own lemma: the other lemmas'
+    # parameters (γ, k) may be unset on this claim
+    if claim.lemma == "L1":
+        return f"L1: |{outs} − max_s ({claim.key})| ≤ D·e_max(T, βD), {D}"
+    if claim.lemma == "L1-self":
+        return f"L1 over the others: |{outs}_t − max_(s≠t) ({claim.key})| ≤ e_max(T−1,β) + e^(β−B_t)"
+    if claim.lemma == "L2":
+        return f"L2: |{outs} − top ({claim.key})| ≤ (T−1)e^(−βγ)·D, γ={claim.gamma:g}, {D}"
+    if claim.lemma == "L2-set":
+        return f"L2: |{outs} − mean over the {claim.k} flagged| ≤ ρ(T,k,βK)·D, {D}"
+    return f"uniform: {outs} = exact token averages"
