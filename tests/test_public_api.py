@@ -91,12 +91,3 @@ def test_lookup_of_an_unknown_name_is_an_input_error():
     with pytest.raises(ifj.InputError, match="^name = "):
         ifj.lookup("no-such-construction")
 
-
-def test_own_construction_example_script_exits_zero():
-    import runpy
-
-    module = runpy.run_path("verify/own_construction.py", run_name="own_construction_example")
-    try:
-        assert module["main"](["--quick"]) == 0
-    finally:
-        ifj.unregister("Cmin")
