@@ -237,9 +237,11 @@ def cube_probes(T: int, d: int, rng: np.random.Generator, n_probes: int = N_CORN
     remainder faces (half of those with one free coordinate), two-hot corners (all pairs when
     they fit, else random ones), random corners."""
     n = T * d
-    eye = np.eye(n)
+    hot = np.arange(n)
     if 2 + 2 * n > n_probes // 2:  # too many one-hots: a random subset, with their complements
-        eye = eye[rng.choice(n, (n_probes // 2 - 2) // 2, replace=False)]
+        hot = rng.choice(n, (n_probes // 2 - 2) // 2, replace=False)
+    eye = np.zeros((hot.size, n))  # only the one-hots kept: never the n × n identity (n = T·d reaches 10⁶)
+    eye[np.arange(hot.size), hot] = 1.0
     corners = [np.zeros((1, n)), np.ones((1, n)), eye, 1 - eye]
     head = np.concatenate(corners)
     left = n_probes - head.shape[0]
