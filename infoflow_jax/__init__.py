@@ -30,9 +30,10 @@ Check it:
     :data:`DEFAULT_BUDGET` / :data:`QUICK_BUDGET`.
 
 Catalog:
-    :func:`catalog` (every built-in construction and lemma check by name, and yours),
-    :func:`register` (add yours; registering a name again replaces it), :func:`lookup`,
-    :class:`ConstructionSpec`.
+    :func:`catalog` (every built-in construction and lemma check by name, installed entry
+    points of group ``infoflow_jax.constructions``, and yours), :func:`register` (add yours;
+    registering a name again replaces it), :func:`lookup` (a name, or a reference
+    ``path/to/mine.py:SPEC`` / ``package.module:SPEC``), :class:`ConstructionSpec`.
 
 Verification runs in float64: call :func:`use_float64` once before building (``verify``
 refuses float32).

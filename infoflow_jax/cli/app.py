@@ -18,6 +18,9 @@ Exit status and errors, for every subcommand:
 * argparse usage errors (unknown option, missing value) also exit with 2;
 * otherwise the subcommand's own status (``infoflow verify``: 0 iff every row
   came out as expected).
+
+An installed entry point that cannot be loaded (:class:`infoflow_jax.core.errors.EntryPointWarning`)
+is reported as one line, ``infoflow: warning: <message>``, on stderr; the command goes on.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # Subcommands, in --help order. Later subcommands append their name here and
 # provide infoflow_jax/cli/<name>.py with add_parser(subparsers) and run(args).
@@ -86,6 +90,17 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     return parser, modules
 
 
+def _one_line_warnings(show, category):
+    """``warnings.showwarning`` that prints warnings of ``category`` as one line naming the
+    program (a user reads them like the error lines); every other warning goes to ``show``."""
+    def showwarning(message, cat, filename, lineno, file=None, line=None):
+        if issubclass(cat, category):
+            print(f"{PROG}: warning: {' '.join(str(message).split())}", file=file or sys.stderr, flush=True)
+        else:
+            show(message, cat, filename, lineno, file, line)
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``infoflow`` console script. Returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -103,10 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG} {sub}: error: subcommand unavailable: {mod}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 
-    from infoflow_jax.core.errors import InputError
+    from infoflow_jax.core.errors import EntryPointWarning, InputError
 
     try:
-        status = mod.run(args)
+        with warnings.catch_warnings():  # restores the warning display on the way out
+            warnings.showwarning = _one_line_warnings(warnings.showwarning, EntryPointWarning)
+            status = mod.run(args)
     except InputError as exc:
         msg = " ".join(str(exc).split())  # exactly one line
         sys.stdout.flush()

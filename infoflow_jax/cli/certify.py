@@ -37,7 +37,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "certified: sound upper <= claimed bound <= eps; refuted: an evaluated input exceeds the "
                     "bound; open: the time budget ran out. Exit status 0 iff every real row is certified "
                     "and no mutant row is, 1 otherwise, 2 on bad input.")
-    p.add_argument("names", nargs="+", metavar="NAME", help="construction names (see 'infoflow verify --list')")
+    p.add_argument("names", nargs="+", metavar="NAME",
+                   help="construction names (see 'infoflow verify --list'), or references path/to/file.py:SPEC "
+                        "or package.module:SPEC")
     p.add_argument("--T", dest="T", metavar="T,...", help=f"sequence lengths (default {DEFAULT_T})")
     p.add_argument("--eps", metavar="EPS,...", help=f"target precisions, 0 < eps < 1 (default {DEFAULT_EPS:g})")
     p.add_argument("--k", metavar="K,...", help=f"k values for constructions that use k (default {DEFAULT_K})")

@@ -6,7 +6,9 @@
 
 Rows. For a construction, one row per point of T × ε × k (× β when ``--beta``
 is given); for a lemma check, one row per point of T × β. Without NAMEs every
-registered construction and lemma check runs on its own default grid.
+registered construction and lemma check runs on its own default grid. A NAME may be
+a reference to a user's spec, ``path/to/mine.py:SPEC`` or ``package.module:SPEC``
+(without ``:SPEC``: every spec of that module), resolved by :mod:`infoflow_jax.catalog`.
 
 Mutant rows (negative controls, expected to FAIL):
 
@@ -18,7 +20,8 @@ Mutant rows (negative controls, expected to FAIL):
 * ``--mutant none``: no mutant rows.
 
 Execution: configurations (a real row with its mutants, so that they share one
-compiled program) are spread over ``--jobs`` spawned worker processes (default:
+compiled program) are spread over ``--jobs`` spawned worker processes, which name each
+spec by :func:`infoflow_jax.catalog.source` and resolve it again (default:
 one per core, at most 4); rows print as they complete. ``--memory`` (e.g. 8G,
 512M) is the memory budget the estimators size their chunks from (default: a
 safe fraction of what is free; :mod:`infoflow_jax.verification.memory`). XLA is asked for backend
@@ -70,7 +73,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                "Negative values need '=': --beta=-1.",
     )
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help="registry names (see --list); default: all constructions and lemma checks")
+                   help="catalog names (see --list), or references path/to/file.py:SPEC or package.module:SPEC "
+                        "(a module without :SPEC: every spec it defines); default: all constructions and lemma "
+                        "checks")
     p.add_argument("--T", dest="T", metavar="T,...", help="sequence lengths (override the default grids)")
     p.add_argument("--eps", metavar="EPS,...", help="target precisions, 0 < eps < 1 (constructions)")
     p.add_argument("--k", metavar="K,...", help="k values, 1 <= k <= T (constructions that use k)")
@@ -356,6 +361,7 @@ def _emit(line: str, stream=None):
 
 
 def list_specs(specs, as_json: bool) -> int:
+    from infoflow_jax.catalog import origin
     from infoflow_jax.verification.construction import LemmaCheckSpec
 
     for spec in specs:
@@ -367,6 +373,7 @@ def list_specs(specs, as_json: bool) -> int:
             "summary": spec.summary,
             "default_T": list(spec.default_T),
             "mutants": dict(spec.mutants),
+            "origin": origin(spec),
         }
         if lemma:
             info["default_beta"] = list(spec.default_beta)
@@ -386,24 +393,18 @@ def list_specs(specs, as_json: bool) -> int:
                 grid += f"  k={','.join(map(str, spec.default_k))}"
         _emit(f"{spec.name}  [{info['kind']}{', task ' + spec.task_id if not lemma else ''}]  {spec.summary}")
         _emit(f"    default grid: {grid}")
+        if info["origin"] != "built in":  # what to type to select it (a reference, or its name)
+            _emit(f"    from: {info['origin']}")
         for m, desc in spec.mutants.items():
             _emit(f"    mutant {m}: {desc}")
     return 0
 
 
 def select_specs(names: list[str]):
-    from infoflow_jax.catalog import catalog
+    """The specs NAMEs select (catalog names and references; :func:`infoflow_jax.catalog.select`)."""
+    from infoflow_jax.catalog import select
 
-    registry = catalog()
-    if not names:
-        return list(registry.values())
-    out = []
-    for n in names:
-        if n not in registry:
-            raise InputError("name", n, "one of " + ", ".join(registry))
-        if registry[n] not in out:
-            out.append(registry[n])
-    return out
+    return select(names)
 
 
 # ----------------------------------------------------------------------------- parallel execution
@@ -431,26 +432,34 @@ def default_jobs() -> int:
 
 
 def _worker_init() -> None:
+    import warnings
+
     from infoflow_jax.catalog import catalog
+    from infoflow_jax.core.errors import EntryPointWarning
     from infoflow_jax.core.precision import use_float64
 
     use_float64()
-    catalog()
+    with warnings.catch_warnings():  # the parent process has reported skipped entry points already
+        warnings.simplefilter("ignore", EntryPointWarning)
+        catalog()
 
 
 def _run_group(items: list[tuple], seed: int, budget_kw: dict, memory: int | None = None) -> list[tuple[str, Any]]:
-    """Worker: run one group of rows given as plain tuples; InputErrors travel back as data."""
-    from infoflow_jax.catalog import catalog
+    """Worker: run one group of rows given as plain tuples; InputErrors travel back as data.
+
+    A row names its spec by :func:`infoflow_jax.catalog.source`: a catalog name, or the absolute
+    reference a user's construction was resolved from, which this process resolves again (the
+    spawned worker shares no objects with the parent)."""
+    from infoflow_jax.catalog import lookup
     from infoflow_jax.verification.construction import LemmaCheckSpec
     from infoflow_jax.verification.estimators import Budget
 
-    registry = catalog()
     budget = Budget(**budget_kw)
     out: list[tuple[str, Any]] = []
-    for name, T, eps, k, beta, mutant in items:
-        spec = registry[name]
-        row = Row(spec, isinstance(spec, LemmaCheckSpec), T, eps, k, beta, mutant)
+    for source, T, eps, k, beta, mutant in items:
         try:
+            spec = lookup(source)
+            row = Row(spec, isinstance(spec, LemmaCheckSpec), T, eps, k, beta, mutant)
             out.append(("record", run_row(row, seed=seed, budget=budget, memory=memory)))
         except InputError as exc:
             out.append(("input_error", (exc.argument, repr(exc.value), exc.allowed)))
@@ -476,12 +485,14 @@ def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from dataclasses import asdict
 
+    from infoflow_jax.catalog import source
+
     budget_kw = asdict(budget)
     groups = _groups(rows)
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init)
     try:
-        pending = {pool.submit(_run_group, [(r.spec.name, r.T, r.eps, r.k, r.beta, r.mutant) for r in g],
+        pending = {pool.submit(_run_group, [(source(r.spec), r.T, r.eps, r.k, r.beta, r.mutant) for r in g],
                                seed, budget_kw, memory) for g in groups}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -24,6 +24,12 @@ class InputError(ValueError):
         super().__init__(f"{argument} = {value!r} is out of range: must be {allowed}")
 
 
+class EntryPointWarning(UserWarning):
+    """An installed plugin (an entry point of group ``infoflow_jax.constructions``) was skipped;
+    the message names it and says why (``infoflow_jax.catalog``). The command line prints it as
+    one line and goes on: a broken plugin never breaks the built-ins."""
+
+
 def check_open_interval(name: str, value: float, lo: float, hi: float) -> float:
     if not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value) or not lo < value < hi:
         raise InputError(name, value, f"a finite number with {lo:g} < {name} < {hi:g}")

@@ -63,7 +63,7 @@ from infoflow_jax.core.fast_model import fast_ffn_widths, fast_pays, fast_plan, 
 from infoflow_jax.verification.construction import error_function, fast_error_function
 from infoflow_jax.verification.records import Record
 from infoflow_jax.verification.store import ResultsStore
-from infoflow_jax.sweep.spec import Config, SweepSpec, expand
+from infoflow_jax.sweep.spec import Config, SweepSpec, entries, expand
 
 PROGRAM_NAME = "sweep_bucket_program"
 
@@ -560,11 +560,9 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from infoflow_jax.catalog import catalog
-
     require_float64("a sweep")
     t_wall = time.perf_counter()
-    registry = catalog()
+    registry = entries(spec)  # the catalog and the specs the runs' references resolve to, by Config.name
     placement = placement or Placement()
     configs = expand(spec, registry=registry)
     store = ResultsStore(out_dir)

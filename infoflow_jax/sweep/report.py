@@ -265,12 +265,7 @@ def write_report(out_dir, *, figures: bool = True) -> Path:
     records = read_results(out_dir)
     if manifest is None and not records:
         raise InputError("DIR", str(out_dir), "a folder holding manifest.json and results.jsonl (from infoflow sweep)")
-    from infoflow_jax.catalog import catalog
-
-    try:
-        registry = catalog()
-    except Exception:  # the report must not depend on every construction importing
-        registry = {}
+    registry, unresolved = report_registry(manifest or {})
     rate_rows = fit_rates(records, registry)
     made = {}
     if figures and records:
@@ -278,20 +273,48 @@ def write_report(out_dir, *, figures: bool = True) -> Path:
         made["params_vs_inv_eps"] = fig_params_vs_inv_eps(records, rate_rows, out_dir / FIGURES["params_vs_inv_eps"])
         made["err_vs_T"] = fig_err_vs_T(records, out_dir / FIGURES["err_vs_T"])
         made["mutants"] = fig_mutants(records, out_dir / FIGURES["mutants"])
-    text = render(manifest or {}, records, rate_rows, {k: FIGURES[k] for k, v in made.items() if v})
+    text = render(manifest or {}, records, rate_rows, {k: FIGURES[k] for k, v in made.items() if v}, unresolved)
     path = out_dir / REPORT
     path.write_text(text)
     return path
 
 
-def render(manifest: dict, records: list[dict], rate_rows, figures: dict) -> str:
+def report_registry(manifest: dict) -> tuple[dict, dict[str, str]]:
+    """The specs a report reads expected exponents from, by record name: the catalog, plus the
+    user's constructions the sweep's runs name by reference (the manifest keeps each reference
+    in its canonical form). Returns (registry, {reference: why it cannot be resolved now}) — a
+    moved file or an uninstalled package degrades the report (no expected exponent, and the
+    reason stated), never stops it."""
+    from infoflow_jax.catalog import catalog, is_reference, lookup
+
+    try:
+        registry = dict(catalog())
+    except Exception:  # the report must not depend on every construction importing
+        registry = {}
+    unresolved: dict[str, str] = {}
+    runs = (manifest.get("spec") or {}).get("run") or []
+    for run in runs if isinstance(runs, list) else []:
+        name = run.get("construction", run.get("lemma")) if isinstance(run, dict) else None
+        if not isinstance(name, str) or name in registry or not is_reference(name):
+            continue
+        try:
+            spec = lookup(name, argument="reference")
+        except InputError as exc:
+            unresolved[name] = str(exc)
+            continue
+        registry.setdefault(spec.name, spec)
+    return registry, unresolved
+
+
+def render(manifest: dict, records: list[dict], rate_rows, figures: dict,
+           unresolved: dict[str, str] | None = None) -> str:
     spec = manifest.get("spec", {})
     lines = [f"# Sweep report: {spec.get('name', '?')}", ""]
     if spec.get("description"):
         lines += [spec["description"], ""]
     lines += _what_ran(manifest, records)
     lines += _summary(records, rate_rows)
-    lines += _rates(rate_rows)
+    lines += _rates(rate_rows, unresolved or {})
     lines += _mutants(records)
     lines += _lemmas(records)
     if figures:
@@ -370,12 +393,15 @@ def _rate_verdict(rr) -> str:
     return "PASS" if rr.passed else "FAIL"
 
 
-def _rates(rate_rows) -> list[str]:
+def _rates(rate_rows, unresolved: dict[str, str]) -> list[str]:
     out = ["## Fitted rates", "",
            f"Parameter exponent b̂: slope of log(params_theorem) on log(1/ε). Error slope: slope of "
            f"log(err_estimate) on log(params_theorem), expected −1/b. Intervals: {int(LEVEL * 100)}% Student-t. "
            f"A fit agrees when the expected value is inside the interval or within ±{TOLERANCE}. "
            f"THEORY §6 asks for ≥ 4 values of ε spanning ≥ 2 decades.", ""]
+    for ref, why in unresolved.items():  # its rows are fitted, but nothing says what to expect of them
+        out += [f"Expected exponent unknown for the runs of `{ref}`: the reference cannot be resolved now "
+                f"({why}).", ""]
     if not rate_rows:
         return out + ["(no construction records to fit)", ""]
     rows = []

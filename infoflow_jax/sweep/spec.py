@@ -20,7 +20,8 @@ TOML form (every field optional unless marked)::
     starts = 16
 
     [[run]]
-    construction = "C3"       # or: lemma = "L1-softmax-max"   (exactly one; required)
+    construction = "C3"       # or: lemma = "L1-softmax-max"   (exactly one; required); or a reference
+                              # "mine.py:SPEC" (relative to this file's folder) / "pkg.module:SPEC"
     T = [4, 16, 64]           # default: the registry entry's default grid
     k = [2, 3]                # constructions with uses_k only
     eps = [1e-1, 1e-2]        # constructions only
@@ -35,6 +36,11 @@ TOML form (every field optional unless marked)::
 
 Every mistake is an :class:`~infoflow_jax.core.errors.InputError` whose one-line
 message names the field, e.g. ``run[2].eps = 0.0 is out of range: ...``.
+
+A run's ``construction`` / ``lemma`` goes through :func:`infoflow_jax.catalog.lookup`: a catalog
+name, or a reference to a user's spec. A parsed :class:`Run` keeps a reference in its canonical
+form (a file's absolute path), so the manifest, a resumed sweep and ``infoflow report`` find the
+same file from any folder; its configurations carry the spec's own name (records, hashes).
 """
 
 from __future__ import annotations
@@ -61,7 +67,10 @@ BUDGET_KEYS = tuple(f.name for f in fields(Budget))
 # ----------------------------------------------------------------------------- dataclasses
 @dataclass(frozen=True)
 class Run:
-    """One ``[[run]]`` table: a registry entry and its grids (None: the entry's defaults)."""
+    """One ``[[run]]`` table: a registry entry and its grids (None: the entry's defaults).
+
+    ``name`` is what names the entry to :func:`infoflow_jax.catalog.lookup`: a catalog name or
+    a reference (``/abs/mine.py:SPEC``, ``pkg.module:SPEC``)."""
 
     name: str
     kind: str = "construction"  # "construction" | "lemma"
@@ -226,8 +235,9 @@ def _check_keys(where: str, table: dict, known) -> None:
 
 
 # ----------------------------------------------------------------------------- parsing
-def parse_spec(data: dict, *, registry: dict | None = None) -> SweepSpec:
-    """Validate a spec table (from TOML or :meth:`SweepSpec.to_dict`) into a :class:`SweepSpec`."""
+def parse_spec(data: dict, *, registry: dict | None = None, base: str | Path | None = None) -> SweepSpec:
+    """Validate a spec table (from TOML or :meth:`SweepSpec.to_dict`) into a :class:`SweepSpec`.
+    Relative file references resolve against ``base`` (default: the current folder)."""
     if registry is None:
         from infoflow_jax.catalog import catalog
 
@@ -263,13 +273,63 @@ def parse_spec(data: dict, *, registry: dict | None = None) -> SweepSpec:
     runs_in = data.get("run")
     if runs_in is None or not isinstance(runs_in, list) or not runs_in:
         raise InputError("run", runs_in, "a non-empty array of [[run]] tables")
-    kw["runs"] = tuple(_parse_run(i, t, registry) for i, t in enumerate(runs_in))
+    kw["runs"] = tuple(_parse_run(i, t, registry, base) for i, t in enumerate(runs_in))
+    _check_one_spec_per_name(kw["runs"], registry)
     return SweepSpec(**kw)
 
 
-def _parse_run(i: int, t, registry: dict) -> Run:
+def _check_one_spec_per_name(runs: tuple[Run, ...], registry: dict) -> None:
+    """Two runs naming different specs of one name would share records, buckets and hashes: refuse."""
+    seen: dict[str, tuple[int, Any]] = {}
+    for i, run in enumerate(runs):
+        entry = _entry(run, registry)
+        j, other = seen.setdefault(entry.name, (i, entry))
+        if other is not entry:
+            raise InputError(f"run[{i}].{run.kind}", run.name, f"a spec whose name is not taken by another run's "
+                             f"({entry.name} is also run[{j}]'s)")
+
+
+def _resolve_entry(where: str, kind: str, name, registry: dict, base):
+    """(what names the entry in a Run, the entry): a catalog name as it is, a reference in its
+    canonical form (:func:`infoflow_jax.catalog.source`)."""
+    from infoflow_jax.catalog import REFERENCE_FORMS, is_reference, lookup, source
     from infoflow_jax.verification.construction import LemmaCheckSpec
 
+    lemma = kind == "lemma"
+    names = [n for n, s in registry.items() if isinstance(s, LemmaCheckSpec) == lemma]
+    if isinstance(name, str) and name in names:
+        return name, registry[name]
+    if not isinstance(name, str) or name in registry or not is_reference(name):
+        raise InputError(f"{where}.{kind}", name, "one of " + ", ".join(names) + ", or " + REFERENCE_FORMS)
+    entry = lookup(name, base=base, argument=f"{where}.{kind}")
+    if isinstance(entry, LemmaCheckSpec) != lemma:
+        raise InputError(f"{where}.{kind}", name, f"a reference to a {'LemmaCheckSpec' if lemma else 'ConstructionSpec'}"
+                         f" ({entry.name} is a {type(entry).__name__}; use {'construction' if lemma else 'lemma'} =)")
+    return source(entry), entry
+
+
+def _entry(run: Run, registry: dict | None = None):
+    """The spec a run names: from ``registry`` when it holds the name, else through the resolver."""
+    from infoflow_jax.catalog import lookup
+
+    if registry is not None and run.name in registry:
+        return registry[run.name]
+    return lookup(run.name)
+
+
+def entries(spec: SweepSpec, *, registry: dict | None = None) -> dict:
+    """Every spec the sweep's configurations name, by the name they carry (``Config.name``):
+    ``registry`` (default: the catalog) plus the specs its runs' references resolve to."""
+    from infoflow_jax.catalog import catalog
+
+    out = dict(catalog() if registry is None else registry)
+    for run in spec.runs:
+        entry = _entry(run, out)
+        out[entry.name] = entry
+    return out
+
+
+def _parse_run(i: int, t, registry: dict, base=None) -> Run:
     where = f"run[{i}]"
     if not isinstance(t, dict):
         raise InputError(where, t, "a table")
@@ -279,11 +339,7 @@ def _parse_run(i: int, t, registry: dict) -> Run:
         raise InputError(f"{where}.construction", t.get("construction"),
                          "given, or lemma given, but not both (exactly one of construction / lemma)")
     kind = "construction" if has_c else "lemma"
-    name = t[kind]
-    names = [n for n, s in registry.items() if isinstance(s, LemmaCheckSpec) == (kind == "lemma")]
-    if name not in names:
-        raise InputError(f"{where}.{kind}", name, "one of " + ", ".join(names))
-    spec = registry[name]
+    name, spec = _resolve_entry(where, kind, t[kind], registry, base)
     w = lambda f: f"{where}.{f}"
     kw: dict[str, Any] = {"name": name, "kind": kind}
     lo_T = 2 if kind == "lemma" else 1
@@ -301,10 +357,10 @@ def _parse_run(i: int, t, registry: dict) -> Run:
             kw["eps"] = _floats(w("eps"), t["eps"], 0.0, 1.0, "numbers with 0 < eps < 1")
         if "k" in t:
             if not spec.uses_k:
-                raise InputError(w("k"), t["k"], f"absent: {name} does not take k")
+                raise InputError(w("k"), t["k"], f"absent: {spec.name} does not take k")
             kw["k"] = _ints(w("k"), t["k"], 1, min(Ts))
         elif spec.uses_k and any(x is None for x in spec.default_k):
-            raise InputError(w("k"), None, f"given: {name} takes k")
+            raise InputError(w("k"), None, f"given: {spec.name} takes k")
         if "gamma" in t:
             kw["gamma"] = _floats(w("gamma"), t["gamma"], 0.0, 1.0, "numbers with 0 < gamma < 1")
         if "beta" in t:
@@ -344,7 +400,9 @@ def _parse_run(i: int, t, registry: dict) -> Run:
 
 
 def load_spec(path: str | Path, *, registry: dict | None = None) -> SweepSpec:
-    """Read and validate a TOML spec file."""
+    """Read and validate a TOML spec file. A relative file reference in it (``construction =
+    "mine.py:SPEC"``) is relative to the spec file's folder, so the spec means the same thing
+    from whichever folder it is run."""
     path = Path(path)
     try:
         text = path.read_bytes()
@@ -354,7 +412,7 @@ def load_spec(path: str | Path, *, registry: dict | None = None) -> SweepSpec:
         data = tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError("spec", str(path), f"valid TOML ({' '.join(str(exc).split())})") from None
-    return parse_spec(data, registry=registry)
+    return parse_spec(data, registry=registry, base=path.resolve().parent)
 
 
 # ----------------------------------------------------------------------------- expansion
@@ -362,13 +420,10 @@ def expand(spec: SweepSpec, *, registry: dict | None = None) -> list[Config]:
     """Every configuration of ``spec``, in a deterministic order, duplicates removed."""
     from infoflow_jax.verification.construction import LemmaCheckSpec
 
-    if registry is None:
-        from infoflow_jax.catalog import catalog
-
-        registry = catalog()
+    registry = entries(spec, registry=registry)
     out: dict[str, Config] = {}
     for run in spec.runs:
-        entry = registry[run.name]
+        entry = _entry(run, registry)
         budget = replace(spec.budget, **run.budget)
         seeds = run.seeds or spec.seeds
         dtypes = run.dtype or spec.dtype
@@ -395,7 +450,7 @@ def expand(spec: SweepSpec, *, registry: dict | None = None) -> list[Config]:
             for m in variants:
                 for dt in dtypes:
                     for s in seeds:
-                        c = Config(kind=run.kind, name=run.name, mutant=m, seed=s, dtype=dt, budget=budget,
+                        c = Config(kind=run.kind, name=entry.name, mutant=m, seed=s, dtype=dt, budget=budget,
                                    options=opts, **p)
                         out.setdefault(c.hash, c)
     return list(out.values())
