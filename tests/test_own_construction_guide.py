@@ -1,9 +1,10 @@
 """docs/own_construction.md runs exactly as written, and its file is the shipped example.
 
-The guide has three kinds of code block: parts of the user's file (a ```python block right
-after the line ``<!-- own_construction.py -->``), Python typed into one session (every other
-```python block, in order) and shell commands (```bash). There is no fourth kind: a block
-that is not run would drift from the code.
+The guide has three kinds of code block: files the user saves (a block right after a line
+``<!-- NAME -->``: parts of ``own_construction.py``, joined, and a sweep spec), Python typed
+into one session (every other ```python block, in order) and shell commands (```bash, each
+run in the folder of the files). There is no fourth kind: a block that is not run would drift
+from the code.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "own_construction.md"
 SCRIPT = ROOT / "verify" / "own_construction.py"
-FILE_TAG = "<!-- own_construction.py -->"
 
 
 def guide_blocks(text: str) -> list[tuple[str, str]]:
-    """(kind, code) for every fenced block: kind "file", "python" or "bash" (or the fence's info string)."""
+    """(kind, code) for every fenced block: kind "file:NAME", "python" or "bash" (or the fence's info string)."""
     out, lines, i = [], text.splitlines(), 0
     while i < len(lines):
         m = re.match(r"^```(\S*)\s*$", lines[i])
@@ -38,7 +38,8 @@ def guide_blocks(text: str) -> list[tuple[str, str]]:
             i += 1
         i += 1
         before = next((lines[j] for j in range(start - 1, -1, -1) if lines[j].strip()), "")
-        kind = "file" if info == "python" and before.strip() == FILE_TAG else info
+        tag = re.match(r"^<!-- (\S+) -->$", before.strip())
+        kind = f"file:{tag.group(1)}" if tag else info
         out.append((kind, "\n".join(body) + "\n"))
     return out
 
@@ -50,12 +51,19 @@ def _of(kind: str) -> list[str]:
     return [code for k, code in BLOCKS if k == kind]
 
 
-def test_every_block_of_the_guide_is_a_file_part_python_or_shell():
-    assert {k for k, _ in BLOCKS} == {"file", "python", "bash"}
+def _files() -> dict[str, str]:
+    """The files the guide has the user save: name → text (a file's blocks joined by a blank line)."""
+    names = dict.fromkeys(k[5:] for k, _ in BLOCKS if k.startswith("file:"))
+    return {name: "\n\n".join(_of(f"file:{name}")) for name in names}
+
+
+def test_every_block_of_the_guide_is_a_file_python_or_shell():
+    assert {k for k, _ in BLOCKS if not k.startswith("file:")} == {"python", "bash"}
+    assert set(_files()) == {"own_construction.py", "cmin.toml"}
 
 
 def test_the_guides_file_blocks_are_the_shipped_example_verbatim():
-    assert SCRIPT.read_text() == "\n\n".join(_of("file"))
+    assert SCRIPT.read_text() == _files()["own_construction.py"]
 
 
 def _env() -> dict:
@@ -67,7 +75,8 @@ def _env() -> dict:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("guide")
-    (d / "own_construction.py").write_text("\n\n".join(_of("file")))
+    for name, text in _files().items():
+        (d / name).write_text(text)
     return d
 
 
