@@ -329,6 +329,16 @@ def steps_cell(r):
     return "ok" if r["step_certified"] else first_failing(r.get("steps")) or "FAIL"
 
 
+def proof_cell(r):
+    """The proof check: ok (steps, their composition, the ideal program), the first part that failed, or -."""
+    if r.get("proof_checked") is None:
+        return "-"
+    if r["proof_checked"]:
+        return "ok"
+    parts = r.get("proof") or {}
+    return next((p for p in ("steps", "composition", "ideal") if str(parts.get(p, "ok")) != "ok"), "FAIL")
+
+
 COLUMNS = [
     Column("name", "name", 14, "<"),
     Column("task", "task", 4, "<"),
@@ -342,6 +352,7 @@ COLUMNS = [
     Column("estimator", "estimator", 13, "<"),
     Column("passed", "result", 6, "<", fmt_pass),
     Column("steps", "steps", 12, "<", cell=steps_cell),
+    Column("proof_checked", "proof", 7, "<", cell=proof_cell),
     Column("mutant", "mutant", 18, "<"),
     Column("expected", "expected", 10, "<", lambda x: "ok" if x else "UNEXPECTED"),
     Column("seconds", "sec", 5, ">", fmt_seconds),

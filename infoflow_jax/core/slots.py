@@ -356,7 +356,9 @@ class Program:
                                layout=SlotLayout(stage=dict(self.stage), token_constants=dict(self.token_constants),
                                                  cls_constants=dict(self.cls_constants),
                                                  position_slots=tuple(self.position_slots),
-                                                 readout=self.readout_form, readout_bias=self.readout_bias))
+                                                 readout=self.readout_form, readout_bias=self.readout_bias,
+                                                 token_inputs=dict(self.token_inputs),
+                                                 position_inputs=dict(self.position_inputs)))
 
     def _sites(self) -> tuple["Site", ...]:
         """Every head and FFN block, where it sits in the compiled weights, with its claim."""
@@ -394,6 +396,8 @@ class SlotLayout:
     position_slots: tuple = ()  # one-hot position slots pos1..posT (1 at token s, 0 elsewhere)
     readout: Form | None = None  # y = ⟨readout, h_CLS⟩ + readout_bias, as the program wrote it
     readout_bias: float = 0.0
+    token_inputs: dict = field(default_factory=dict)  # slot ← x_{s, coordinate} at every token s (0 at CLS)
+    position_inputs: dict = field(default_factory=dict)  # slot ← x_{s, coordinate} at token s only: (s, coordinate)
 
 
 @dataclass

@@ -13,8 +13,11 @@ Verdicts (THEORY §6):
 * lemma check: ``0.99·attained ≤ err_estimate ≤ bound`` (the search found the known worst
   case, and nothing exceeds the lemma);
 * a row is *as expected* when a real row passes and a mutant row fails; with proof-step
-  checks (``step_certified`` not None) a real row must also be step-certified, and a mutant
-  row is caught when it fails either the global check or a step;
+  checks (``step_certified`` not None) a real row must also be step-certified and
+  proof-checked (``proof_checked``: steps, their composition, the ideal program), and a mutant
+  row is caught when it fails the global check, a step or the proof check; where the
+  falsifier was skipped (``err_estimate`` None: it does not fit in memory at this T) the
+  proof check alone decides;
 * a certify row (``certificate`` not None): the certificate replaces the estimate — a real
   row is as expected when it is "certified" (and step-certified), a mutant row when it is not
   certified or fails a step (a certificate never calls a true bound false: a mutant that is
@@ -29,7 +32,7 @@ import numpy as np
 
 from infoflow_jax.core.precision import within_bound
 
-SCHEMA = 2  # 1: the untyped dicts of the first release (no `schema`, `kind`)
+SCHEMA = 3  # 1: the untyped dicts of the first release (no `schema`, `kind`); 3: err_estimate None = falsifier skipped
 KINDS = ("construction", "lemma", "failure")
 
 
@@ -63,6 +66,9 @@ class Record:
     passed: bool = False
     steps: list | None = None  # proof-step checks: [{name, note, claim, certified_error, tolerance, term, ok, …}]
     step_certified: bool | None = None  # every claimed step certified (None: the construction claims none)
+    proof_checked: bool | None = None  # steps ∧ derived_bound ≤ bound ≤ ε ∧ ideal program ≡ target (None: no claims)
+    derived_bound: float | None = None  # sup |Ĥ − H*| carried through the program from the steps (not declared)
+    proof: dict | None = None  # what the verdict rests on: {steps, composition, ideal, falsifier}: "ok" / why not
     worst_input: list | None = None  # the input (T × d) attaining the estimate
     mutant: str | None = None  # None for the real construction
     expected: bool | None = None  # real row passed, or mutant row failed
@@ -140,15 +146,21 @@ def expected_outcome(record) -> bool:
         # a mutant whose global error stays within the bound at this configuration (e.g. C3
         # beta-small at T = 2) is rightly certified; its defect is then caught by its proof step
         return certificate != "certified" or steps_failed
+    proof_failed = record.get("proof_checked") is False
+    if record.get("err_estimate") is None and record.get("kind") == "construction":  # the falsifier was skipped
+        if record["mutant"] is None:
+            return record.get("proof_checked") is True
+        return proof_failed or steps_failed
     if record["mutant"] is None:
-        return bool(record["passed"] and not steps_failed)
-    return bool(not record["passed"] or steps_failed)
+        return bool(record["passed"] and not steps_failed and not proof_failed)
+    return bool(not record["passed"] or steps_failed or proof_failed)
 
 
 # ----------------------------------------------------------------------------- constructors
 def construction_record(built, est, *, T: int, eps: float, seed: int, dtype: str = "float64",
                         name: str | None = None, path: str = "dense") -> Record:
-    """The record of one built configuration and its :class:`~infoflow_jax.verification.estimators.Estimate`."""
+    """The record of one built configuration and its :class:`~infoflow_jax.verification.estimators.Estimate`
+    (``est`` None: the falsifier did not run; ``passed`` is then decided by the proof check)."""
     cfg = built.compiled.model.cfg
     tp = built.task.params()
     return Record(
@@ -157,8 +169,10 @@ def construction_record(built, est, *, T: int, eps: float, seed: int, dtype: str
         gamma=tp.get("gamma"), beta=[None if b is None else float(b) for b in built.betas],
         **built.params.as_record(), bound=float(built.bound),
         bound_terms={k_: float(v) for k_, v in built.bound_terms.items()}, choices=dict(built.choices),
-        err_estimate=float(est.value), estimator=est.estimator, estimates=dict(est.per_estimator),
-        passed=construction_passes(est.value, built.bound, eps), worst_input=np.asarray(est.worst_input).tolist(),
+        err_estimate=None if est is None else float(est.value), estimator=None if est is None else est.estimator,
+        estimates=None if est is None else dict(est.per_estimator),
+        passed=False if est is None else construction_passes(est.value, built.bound, eps),
+        worst_input=None if est is None else np.asarray(est.worst_input).tolist(),
         mutant=built.mutant, dtype=dtype, path=path, seed=seed,
     )
 

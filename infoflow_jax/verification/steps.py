@@ -43,7 +43,7 @@ from infoflow_jax.verification.step_attention import certify_head, form_vector
 from infoflow_jax.verification.step_ffn import Certificate, certify_kuhn, kuhn_block_network, one_input_function, \
     parallel_units, sup_one_input
 
-STEP_KEYS = ("name", "note", "claim", "certified_error", "tolerance", "term", "ok", "attained", "detail")
+STEP_KEYS = ("name", "note", "claim", "certified_error", "tolerance", "term", "ok", "attained", "detail", "value_range")
 
 
 def check_steps(built) -> tuple[list[dict], bool | None]:
@@ -68,7 +68,7 @@ def _step(site, **kw) -> dict:
     # named by what the proof says the step writes (a mutant may write elsewhere)
     outs = [o for _, o in site.claim.values] if isinstance(site.claim, Retrieval) else site.outputs
     name = f"{site.kind}{site.layer + 1}:{','.join(outs)}"
-    return {"name": name, "note": site.note, "attained": None, "detail": None, "term": None, **kw}
+    return {"name": name, "note": site.note, "attained": None, "detail": None, "term": None, "value_range": None, **kw}
 
 
 def _check_site(compiled, site, T: int) -> dict:
@@ -105,7 +105,8 @@ def _finish(site, claim, cert: Certificate, detail: str | None = None) -> dict:
             detail = f"values in [{lo:.6g}, {hi:.6g}], not inside the claimed [{values_in[0]:g}, {values_in[1]:g}]"
     return _step(site, claim=describe(claim), certified_error=float(cert.upper), tolerance=float(claim.tolerance),
                  term=" + ".join(claim.term) if isinstance(claim.term, tuple) else claim.term, ok=bool(ok), attained=None if cert.problem else cert.lower or None,
-                 detail=detail if detail is not None else cert.problem)
+                 detail=detail if detail is not None else cert.problem,
+                 value_range=None if cert.value_range is None else [float(v) for v in cert.value_range])
 
 
 def _readable(compiled, site) -> np.ndarray:
@@ -169,7 +170,8 @@ def _sum_of_one_inputs(compiled, site, claim: SumOfOneInputs) -> tuple[Certifica
         problem = f"units {live[free].tolist()} writing the slot read none of the parts' forms"
         return Certificate(upper=math.inf, problem=problem), problem
     cert = Certificate(upper=sum(c.upper for c in certs), lower=max(c.lower for c in certs),
-                       rounding=sum(c.rounding for c in certs))
+                       rounding=sum(c.rounding for c in certs),
+                       value_range=(sum(c.value_range[0] for c in certs), sum(c.value_range[1] for c in certs)))
     return cert, "parts' certified errors: " + ", ".join(f"{c.upper:.3e}" for c in certs)
 
 
@@ -195,7 +197,8 @@ def _readout_step(compiled) -> dict:
     ok = want is not None and np.array_equal(w, want) and b == layout.readout_bias
     return {"name": "readout", "note": f"y ← {layout.readout} at CLS", "claim": "the readout is the program's, exactly",
             "certified_error": 0.0 if ok else math.inf, "tolerance": 0.0, "term": None, "ok": bool(ok),
-            "attained": None, "detail": None if ok else "the compiled readout differs from the program's"}
+            "attained": None, "detail": None if ok else "the compiled readout differs from the program's",
+            "value_range": None}
 
 
 # ----------------------------------------------------------------------------- the bound's terms
@@ -231,7 +234,7 @@ def _term_checks(claims, bound_terms: dict) -> list[dict]:
 def _pseudo(term: str, total, value, detail: str) -> dict:
     return {"name": f"term:{term}", "note": "the bound's terms against the steps' tolerances", "claim": detail,
             "certified_error": total, "tolerance": value, "term": term, "ok": False, "attained": None,
-            "detail": detail}
+            "detail": detail, "value_range": None}
 
 
 # ----------------------------------------------------------------------------- text

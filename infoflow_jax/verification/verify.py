@@ -21,6 +21,7 @@ from infoflow_jax.verification import memory as mem
 from infoflow_jax.verification.construction import Built, ConstructionSpec, error_function, fast_error_function
 from infoflow_jax.verification.estimators import DEFAULT_BUDGET, DEFAULT_FINEST_SCALE, Budget, estimate_sup_error
 from infoflow_jax.verification.probes import finest_scale
+from infoflow_jax.verification.proof import proof_check
 from infoflow_jax.verification.records import Record, construction_record, expected_outcome
 from infoflow_jax.verification.steps import check_steps
 
@@ -66,16 +67,30 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
         err_fn, params = error_function(graphdef, built.task), state
         per = mem.bytes_per_input(built.compiled.model.cfg, T, d)
     fixed = mem.fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1)
-    mem.check_fits(T=T, eps=built.eps, per_input=per, fixed=fixed, budget=plan)
-    est = estimate_sup_error(err_fn, params, domain=built.task.domain,
-                             T=T, d=d, seed=seed, budget=budget, extra_inputs=built.probes,
-                             # the sweep's polish stops at DEFAULT_FINEST_SCALE too; finer only when needed
-                             finest_scale=min(finest_scale(built), DEFAULT_FINEST_SCALE),
-                             chunk=mem.chunk_for(per, plan, fixed, budget.chunk),
-                             ascent_chunk=mem.chunk_for(per, plan, fixed, budget.starts, mem.ASCENT_FACTOR))
+    steps, step_certified = check_steps(built)  # the proof's steps against the compiled weights
+    try:
+        mem.check_fits(T=T, eps=built.eps, per_input=per, fixed=fixed, budget=plan)
+        skipped = None
+    except InputError as exc:
+        if step_certified is None:  # nothing else could decide the row
+            raise
+        skipped = f"skipped: {exc}"  # the proof check below decides, without a forward pass
+    est = None if skipped else estimate_sup_error(
+        err_fn, params, domain=built.task.domain, T=T, d=d, seed=seed, budget=budget, extra_inputs=built.probes,
+        # the sweep's polish stops at DEFAULT_FINEST_SCALE too; finer only when needed
+        finest_scale=min(finest_scale(built), DEFAULT_FINEST_SCALE),
+        chunk=mem.chunk_for(per, plan, fixed, budget.chunk),
+        ascent_chunk=mem.chunk_for(per, plan, fixed, budget.starts, mem.ASCENT_FACTOR))
     record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path)
-    record.steps, record.step_certified = check_steps(built)  # the proof's steps against the compiled weights
-    record.expected = expected_outcome(record)  # judged again now that the steps are known
+    record.steps, record.step_certified = steps, step_certified
+    proof = proof_check(built, steps, seed=seed, structural=None if skipped else dict(built.probes))
+    record.proof_checked, record.derived_bound = proof.proof_checked, proof.derived_bound
+    if proof.parts:
+        falsifier = skipped or ("ok" if record.passed else f"failed: estimate {est.value:.6g} > bound {built.bound:.6g}")
+        record.proof = {**proof.parts, "falsifier": falsifier}
+    if skipped:
+        record.passed = proof.proof_checked is True  # the verdict rests on the proof alone
+    record.expected = expected_outcome(record)  # judged again now that the steps and the proof are known
     record.seconds = time.perf_counter() - t0
     return record
 
