@@ -38,9 +38,12 @@ Rounding (u = 2⁻⁵³, η = 2⁻¹⁰⁰⁰, :func:`~infoflow_jax.core.interva
   sort, reduce_max/min, every shape primitive): no margin.
 
 Subnormal numbers: XLA's CPU backend flushes them to zero (comparisons, max and sort read a
-subnormal as 0), so the interval of every float value — the input box's included — has any
-end in the subnormal range moved outward to 0 or ±2⁻¹⁰²²: it then holds the program's value
-"up to flushing", and the final result is widened by 2⁻¹⁰²² to hold the value itself.
+subnormal as 0), so every interval holds the program's value "up to flushing" (±0 for a
+subnormal value), and an interval that holds a nonzero subnormal number holds 0 too: the
+input box's and the constants' ends in the subnormal range are moved outward to 0 or
+±2⁻¹⁰²²; a rounding rule's margin (≥ 2⁻¹⁰⁰⁰) carries any interval that reaches a subnormal
+value across 0; an exact rule's ends are ends of its inputs. The final result is widened by
+2⁻¹⁰²² to hold the value itself.
 
 A margin never pushes a sign that is proved across zero: a sum of terms that are all ≥ 0, a
 product of factors of known sign, an even power, |x|, exp, √ keep a lower end 0 (the float
@@ -79,10 +82,11 @@ Rules (x ∈ [a, b], y ∈ [c, d])
   booleans / integers, stop_gradient: applied to both ends (they only move values).
 
 Values that do not depend on the input (literals, closed-over constants, iota and what is
-computed from them only) are evaluated once, exactly where the operation does no rounding
-(indices, shapes, integers, booleans); where it rounds (float arithmetic on constants) the
-rule is applied to the degenerate interval, so that both the real and the float value are
-enclosed.
+computed from them only) are exact where the operation does no rounding (indices, shapes,
+integers, booleans: the program's own operation on the same constants, which XLA folds);
+where it rounds (float arithmetic on constants) the rule is applied to the degenerate
+interval, so that both the real and the float value are enclosed. Indices of gather /
+dynamic_slice must be such exact values; a power's exponent must be a literal or constant.
 
 Undefined values. Where an argument interval reaches outside a function's domain (log,
 log1p, √, rsqrt below it, a non-integer power of a negative number, a division by an
@@ -101,7 +105,6 @@ primitive has a rule that does not apply).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -270,9 +273,9 @@ def _min(p, x, y, out_dtype):
 
 
 def _abs(p, x, out_dtype):
-    lo = jnp.where(x.lo >= 0, x.lo, jnp.where(x.hi <= 0, -x.hi, jnp.zeros_like(x.lo)))
-    hi = jnp.maximum(jnp.abs(x.lo), jnp.abs(x.hi))
-    return Box(lo, hi)
+    # lower end: a when a ≥ 0, −b when b ≤ 0, else 0 — one max (NaN-propagating)
+    lo = jnp.maximum(jnp.maximum(x.lo, -x.hi), jnp.zeros_like(x.lo))
+    return Box(lo, jnp.maximum(jnp.abs(x.lo), jnp.abs(x.hi)))
 
 
 def _clamp(p, m, x, M, out_dtype):
@@ -308,8 +311,8 @@ def _integer_pow(p, x, out_dtype):
 
 
 def _pow(p, x, y, out_dtype):
-    if not y.exact:
-        raise refusal("pow", "an exponent that depends on the input")
+    if not y.exact or isinstance(y.lo, jax.core.Tracer):
+        raise refusal("pow", "an exponent that is not a constant of fn")
     e = np.asarray(y.lo, dtype=np.float64)
     if e.ndim:
         raise refusal("pow", "an array of exponents")
@@ -710,7 +713,7 @@ def _call_closed(closed, args):
 def _cond(eqn, ins):
     index, ops = ins[0], ins[1:]
     branches = eqn.params["branches"]
-    if index.exact:
+    if index.exact and not isinstance(index.lo, jax.core.Tracer):  # a literal index: that branch
         return _call_closed(branches[int(np.clip(np.asarray(index.lo), 0, len(branches) - 1))], ops)
     results = [_call_closed(br, ops) for br in branches]
     # lax.cond clamps the index into range; the hull of the branches the index interval reaches
@@ -737,26 +740,24 @@ def _apply(eqn, ins):
         return _cond(eqn, ins)
     out_dtypes = [v.aval.dtype for v in eqn.outvars]
     if all(b.exact for b in ins) and (name in _EXACT_ON_CONSTANTS or not any(_is_float(t) for t in out_dtypes)):
-        with jax.ensure_compile_time_eval():  # concrete even under jit / vmap: indices must be known
-            vals = eqn.primitive.bind(*[b.lo for b in ins], **eqn.params)
+        # no rounding, no input: the program's own operation on the constants (staged, not run
+        # here: XLA folds it), exact; a float result may be subnormal, so it gets its interval
+        vals = eqn.primitive.bind(*[b.lo for b in ins], **eqn.params)
         vals = vals if eqn.primitive.multiple_results else [vals]
-        return [_const(v) for v in vals]
+        return [Box(*_snap_subnormal(v, v)) if _is_float(v.dtype) else Box.const(v) for v in vals]
     rule = _RULES.get(name)
     if rule is None:
         raise refusal(name)
     kw = {"out_dtype": out_dtypes[0]}
     if getattr(rule, "needs_prim", False):
         kw["prim"] = eqn.primitive
-    # a rounding operation on constants: evaluated now (concrete even under jit), as an interval
-    now = jax.ensure_compile_time_eval() if all(b.exact for b in ins) else contextlib.nullcontext()
-    with now:
-        res = rule(eqn.params, *ins, **kw)
-        res = res if isinstance(res, list) else [res]
-        out = []
-        for r, t in zip(res, out_dtypes):
-            if isinstance(r, Box) and _is_float(t):
-                r = Box(*_nan_together(*_snap_subnormal(jnp.asarray(r.lo, t), jnp.asarray(r.hi, t))))
-            out.append(r)
+    res = rule(eqn.params, *ins, **kw)  # a rounding operation on constants too: as an interval
+    res = res if isinstance(res, list) else [res]
+    out = []
+    for r, t in zip(res, out_dtypes):
+        if isinstance(r, Box) and _is_float(t):
+            r = Box(*_nan_together(jnp.asarray(r.lo, t), jnp.asarray(r.hi, t)))
+        out.append(r)
     return out
 
 
