@@ -167,10 +167,21 @@ def test_a_refuted_mutant_carries_a_witness_whose_error_exceeds_the_bound():
         assert cert.status == "open"
 
 
+@dataclasses.dataclass(frozen=True)
+class _SubclassedMaxRetrieval(MaxRetrieval):
+    """A subclass may change the target: bounds are dispatched on the exact class, so it has none."""
+
+
 def test_a_task_without_interval_extension_is_open_with_the_reason_not_a_crash(c1):
-    user = FunctionTask(T=2, fn=lambda X: jnp.max(X[..., 0], -1), lipschitz_constant=1.0)
+    cert = certify_built(dataclasses.replace(c1, task=_SubclassedMaxRetrieval(2)), budget_seconds=5)
+    assert cert.status == "open" and "has no interval extension" in cert.reason
+
+
+def test_a_user_task_whose_fn_has_a_primitive_without_a_rule_is_open_naming_it(c1):
+    # (a user's fn is otherwise bounded automatically: tests/test_certify_function_task.py)
+    user = FunctionTask(T=2, fn=lambda X: jax.scipy.special.erfinv(0.5 * jnp.max(X[..., 0], -1)))
     cert = certify_built(dataclasses.replace(c1, task=user), budget_seconds=5)
-    assert cert.status == "open" and "not certifiable" in cert.reason
+    assert f"{cert.status}: {cert.reason}" == "open: not certifiable: primitive erf_inv in the target"
 
 
 @pytest.mark.parametrize("argv, names", [

@@ -22,7 +22,8 @@ compilation per model shape). A box with upper(B) ≤ bound is closed.
 * **refuted**: an evaluated point has |Ĥ − H| > bound (beyond float64 rounding,
   :func:`~infoflow_jax.core.precision.within_bound`); ``witness`` is that input.
 * **open**: the time budget ran out (``upper``: the largest upper(B) still queued, sound),
-  or the task has no interval extension (``reason``).
+  or the task has no interval extension (``reason``: e.g. "not certifiable: primitive <name>
+  in the target" for a user's fn).
 
 Reductions (each sound, each decided from the objects, never from a name):
 
@@ -219,6 +220,8 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
     symmetric = entry.symmetric and model_permutation_invariant(built.compiled.model.cfg)
     gaps = chain_gaps(task.domain, T)
     lo, hi, orders, gaps, notes = _roots(T, d, symmetric, gaps)
+    if entry.note is not None:
+        notes.append(entry.note(task))  # how the target is bounded (a FunctionTask: automatic or fallback)
     order_of = np.arange(len(orders))  # each root's order index
     split, why_not = prepare_split(built, graphdef, state)
     if split is not None:

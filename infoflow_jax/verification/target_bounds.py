@@ -19,7 +19,14 @@
   the product by interval multiplication (exact: multilinear, extremes at corners), each
   sine term by its cone (Lipschitz 1/r); any other G by its sup-norm Lipschitz constant
   around the centre, G(c) ± L·max_j r_j;
-* linear features g(x) = ⟨w, x⟩ with w ≥ 0 (T6) are monotone: [g(lo_s), g(hi_s)].
+* linear features g(x) = ⟨w, x⟩ with w ≥ 0 (T6) are monotone: [g(lo_s), g(hi_s)];
+* a user's :class:`~infoflow_jax.core.tasks.FunctionTask`: the automatic interval extension of
+  its ``fn`` (:func:`~infoflow_jax.core.interval_jaxpr.interval_extension`: fn's jaxpr
+  evaluated on intervals, one sound rule per primitive, float64 rounding included); where a
+  primitive of fn has no rule and the task declares a finite ``lipschitz_constant`` L (H's
+  constant in the sup-norm on the cube), the fallback H(c) ± L·max_j r_j around the box's
+  centre c (radius r), H(c) as fn evaluates it, widened by TARGET_ROUNDING (so conditional on
+  fn's float64 value at c being within 2⁻⁴⁰(1 + |H|) of its real value).
 
 The bounds are conditional on the declared Lipschitz constants (proved in the docstrings of
 the built-in functions; a user's is only grid-checked, :meth:`LipschitzFn.checked`).
@@ -31,26 +38,26 @@ with error far below TARGET_ROUNDING = 2⁻⁴⁰ relative to (1 + |value|) — 
 worst accumulated rounding of such an expression. Every function range is widened by that
 much on both sides (:func:`_widen`); sorting, max, clipping do no arithmetic.
 
-A task without an interval extension here (e.g. :class:`~infoflow_jax.core.tasks.FunctionTask`)
-raises :class:`NotCertifiable`; the certificate is then "open" with that reason.
+A task without an interval extension here (another class, or a FunctionTask whose fn uses a
+primitive without a rule and declares no finite Lipschitz constant) raises
+:class:`NotCertifiable`; the certificate is then "open" with that reason ("not certifiable:
+primitive <name> in the target").
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
 import jax.numpy as jnp
 
-from infoflow_jax.core.intervals import kth_largest_bounds
-from infoflow_jax.core.tasks import (CoupledG, CoupledTopR, DecoupledTopR, DRetrieval, KthLargest, LinearFeature,
-                                     MaxRetrieval, TopKMean, TwoHop)
+from infoflow_jax.core.interval_jaxpr import NotCertifiable, interval_extension
+from infoflow_jax.core.intervals import Interval, kth_largest_bounds
+from infoflow_jax.core.tasks import (CoupledG, CoupledTopR, DecoupledTopR, DRetrieval, FunctionTask, KthLargest,
+                                     LinearFeature, MaxRetrieval, TopKMean, TwoHop)
 
 TARGET_ROUNDING = 2.0 ** -40
-
-
-class NotCertifiable(ValueError):
-    """The task (or its functions) has no sound interval extension here."""
 
 
 def _widen(lo, hi):
@@ -186,6 +193,46 @@ def _top_k_mean(task: TopKMean, lo, hi):
 
 
 @dataclass(frozen=True)
+class FunctionTarget:
+    """How a :class:`~infoflow_jax.core.tasks.FunctionTask`'s target is bounded: ``bounds(lo, hi)``
+    (B, T, d) → (B,), (B,), and ``note``, what the certificate's record says about it."""
+
+    bounds: Callable
+    note: str
+
+
+@functools.lru_cache(maxsize=64)
+def function_target(task: FunctionTask) -> FunctionTarget:
+    """The automatic interval extension of ``task.fn`` on one (T, d) input; where a primitive has
+    no rule, the declared-Lipschitz fallback H(c) ± L·radius if L = ``task.lipschitz`` is finite;
+    else :class:`NotCertifiable` ("not certifiable: primitive <name> in the target")."""
+    try:
+        ext = interval_extension(task.fn, (task.T, task.d))
+    except NotCertifiable as exc:
+        L = task.lipschitz
+        if not (L >= 0 and L < float("inf")):
+            raise
+        return FunctionTarget(functools.partial(_lipschitz_fallback, task.fn, L),
+                              f"target: declared Lipschitz constant {L:g} around each box's centre "
+                              f"(fallback: {exc})")
+    n = len(ext.jaxpr.jaxpr.eqns)
+    return FunctionTarget(ext, f"target: automatic interval extension of fn ({n} equations)")
+
+
+def _lipschitz_fallback(fn, L: float, lo, hi):
+    """H(c) ± L·‖r‖_∞ ⊇ H(box) for H L-Lipschitz in the sup-norm; c, r the box's centre and radius
+    (r rounded up), H(c) as fn evaluates it, widened by TARGET_ROUNDING."""
+    c, r = Interval(lo, hi).centre_radius()
+    rad = jnp.max(r.reshape(r.shape[:-2] + (-1,)), axis=-1)
+    g = fn(c)
+    return _widen(g - L * rad, g + L * rad)  # the rounding of L·rad is far below TARGET_ROUNDING
+
+
+def _function_task(task: FunctionTask, lo, hi):
+    return function_target(task).bounds(lo, hi)
+
+
+@dataclass(frozen=True)
 class MaxFeatures:
     """H(X) = G(u(X)), u_i(X) = max_s ⟨w_i, x_s⟩ with w_i ≥ 0, Σ w_i ≤ 1 (so u ∈ [0,1]^D on the
     cube), G L-Lipschitz in ‖·‖_∞ on [0,1]^D: the shape the retrieve-then-decode box bound of
@@ -230,6 +277,7 @@ class TargetBounds:
 
     bounds: Callable
     symmetric: bool
+    note: Callable | None = None  # task → what the record says about how H is bounded (may raise NotCertifiable)
 
 
 TARGET_BOUNDS = {
@@ -240,14 +288,19 @@ TARGET_BOUNDS = {
     DecoupledTopR: TargetBounds(_decoupled, True),
     DRetrieval: TargetBounds(_d_retrieval, True),
     TopKMean: TargetBounds(_top_k_mean, True),
+    # a user's fn: no symmetry can be read off it, so the whole cube is searched
+    FunctionTask: TargetBounds(_function_task, False, note=lambda task: function_target(task).note),
 }
 
 
 def target_bounds_for(task) -> TargetBounds:
-    """The entry for ``task``'s exact class, or :class:`NotCertifiable` naming the task."""
+    """The entry for ``task``'s exact class, or :class:`NotCertifiable` naming the task (or, for a
+    FunctionTask, the primitive of its fn without a rule)."""
     entry = TARGET_BOUNDS.get(type(task))
     if entry is None:
         raise NotCertifiable(f"not certifiable: task {task.id} ({type(task).__name__}) has no interval extension")
+    if entry.note is not None:
+        entry.note(task)  # builds the extension now: a refusal is raised here, not inside a compiled call
     return entry
 
 
