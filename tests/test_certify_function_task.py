@@ -92,6 +92,14 @@ def bumped(factor: float, seed: int = 0) -> ifj.Built:
 SMALL = dict(budget=ifj.QUICK_BUDGET, batch=32)  # small estimate; one compiled batch shape (≈ 2 s less here)
 
 
+def test_the_rebuilt_construction_is_the_one_of_verify_own_construction():
+    from verify.own_construction import build
+
+    theirs, ours = build(T, EPS), min_retriever()
+    assert theirs.bound == ours.bound
+    assert np.array_equal(predict_np(theirs.compiled.model, GRID), predict_np(ours.compiled.model, GRID))
+
+
 @pytest.fixture(scope="module")
 def real_record():
     return ifj.certify(min_retriever(), budget_seconds=60, **SMALL)
