@@ -169,6 +169,7 @@ def _failing(built) -> list[str]:
 def test_a_user_construction_of_each_claim_kind_verifies_step_certified(kind):
     rec = ifj.verify(KINDS[kind](), budget=ifj.QUICK_BUDGET)
     assert rec.passed and rec.step_certified is True, (rec.err_estimate, rec.bound, rec.steps)
+    assert rec.proof_checked is True, rec.proof  # the steps compose to the claimed bound and the target
 
 
 @pytest.mark.parametrize("kind", KINDS)
