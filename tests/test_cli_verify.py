@@ -153,8 +153,17 @@ def test_default_k_grid_skips_k_above_T():
 
 def test_groups_keep_a_configuration_and_its_mutants_together():
     groups = cli_verify._groups(_plan(["C1"]))
-    n = len(catalog()["C1"].mutants)
-    assert len(groups) == 9 and sorted(len(g) for g in groups) == [1] * 8 + [1 + n]
+    where = {(r.T, r.eps): i for i, g in enumerate(groups) for r in g if r.mutant is None}
+    assert all(where[(r.T, r.eps)] == i for i, g in enumerate(groups) for r in g)
+
+
+def test_groups_are_the_families_that_share_a_compiled_program():
+    # one group per (spec, T, k): every ε and mutant of it runs in one process, on one program shape
+    rows = _plan(["C1", "C3"])
+    groups = cli_verify._groups(rows)
+    assert sorted(len(g) for g in groups) == sorted(
+        sum(1 for r in rows if (r.spec.name, r.T, r.k) == key) for key in {(r.spec.name, r.T, r.k) for r in rows})
+    assert all(len({(r.spec.name, r.T, r.k) for r in g}) == 1 for g in groups)
 
 
 def test_parallel_workers_return_every_row(capsys):

@@ -50,9 +50,20 @@ def _sigterm_interrupts() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+PHASES_ENV = "INFOFLOW_PHASES"
+
+
 def run(args) -> int:
+    import os
+    import time
+
+    from infoflow_jax.core import phases
     from infoflow_jax.core.errors import InputError
     from infoflow_jax.core.precision import use_float64
+
+    t_run = time.time()
+    if os.environ.get(PHASES_ENV):  # benchmarks/verify_breakdown.py: where this run's time goes
+        phases.enable()
 
     use_float64()
     from infoflow_jax.sweep.engine import run_sweep
@@ -92,4 +103,10 @@ def run(args) -> int:
         print(f"UNEXPECTED ({what}): {r['name']} T={r['T']} k={r.get('k')} eps={r.get('eps')} beta={r.get('beta')} "
               f"mutant={r.get('mutant')} estimate={r.get('err_estimate')} bound={r.get('bound')}", file=sys.stderr)
     print(f"every row as expected: {'yes' if not unexpected else 'NO'}; report: infoflow report {out}")
+    if phases.enabled():
+        import json
+
+        with open(os.environ[PHASES_ENV], "w") as f:
+            json.dump({"run_wall_seconds": time.time() - t_run, "main": phases.totals(), "stats": stats.as_dict(),
+                       "configurations": len(configs), "unexpected": len(unexpected)}, f, indent=1)
     return 0 if (len(records) == len(configs) and not unexpected) else 1

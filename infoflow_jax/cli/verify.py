@@ -29,6 +29,9 @@ optimisation level 0 (:func:`prefer_fast_compilation`): compilation dominates.
 
 Exit status: 0 iff every row is as expected (real rows pass, mutant rows fail;
 :func:`infoflow_jax.verification.verify.expected_outcome`); 1 otherwise; 2 on bad input.
+
+``INFOFLOW_PHASES=FILE`` (for ``benchmarks/verify_breakdown.py``): every process records where
+its time goes (:mod:`infoflow_jax.core.phases`) and the run writes it to FILE as JSON.
 """
 
 from __future__ import annotations
@@ -419,18 +422,21 @@ def select_specs(names: list[str]):
 
 
 # ----------------------------------------------------------------------------- parallel execution
+def _family(row: Row) -> tuple:
+    """What a compiled program is shared by: one spec at one T and k. Every ε, β and mutant of it
+    has one program shape (``verify`` runs a fast-path build in the shape of its structure,
+    :func:`infoflow_jax.core.fast_model.shared_shape`; a lemma check's β is an argument)."""
+    return row.spec.name, row.T, row.k
+
+
 def _groups(rows: list[Row]) -> list[list[Row]]:
-    """Consecutive rows of one configuration (a real row and its mutants) stay together,
-    so that they share one compiled program in one process."""
-    groups: list[list[Row]] = []
+    """The rows of one family (:func:`_family`: a configuration, its other ε and β, and their
+    mutants), in plan order, stay together, so that they run in one process and share its
+    compiled programs (a worker would compile a family's program again)."""
+    groups: dict[tuple, list[Row]] = {}
     for row in rows:
-        key = (row.spec.name, row.T, row.eps, row.k, row.beta)
-        if groups and (groups[-1][0].spec.name, groups[-1][0].T, groups[-1][0].eps, groups[-1][0].k,
-                       groups[-1][0].beta) == key:
-            groups[-1].append(row)
-        else:
-            groups.append([row])
-    return groups
+        groups.setdefault(_family(row), []).append(row)
+    return list(groups.values())
 
 
 def default_jobs() -> int:
@@ -442,17 +448,25 @@ def default_jobs() -> int:
     return max(1, min(n, 4))
 
 
+PHASES_ENV = "INFOFLOW_PHASES"
+
+
 def _worker_init() -> None:
     import warnings
 
-    from infoflow_jax.catalog import catalog
-    from infoflow_jax.core.errors import EntryPointWarning
-    from infoflow_jax.core.precision import use_float64
+    from infoflow_jax.core import phases
 
-    use_float64()
-    with warnings.catch_warnings():  # the parent process has reported skipped entry points already
-        warnings.simplefilter("ignore", EntryPointWarning)
-        catalog()
+    if os.environ.get(PHASES_ENV):
+        phases.enable()
+    with phases.phase("import"):
+        from infoflow_jax.catalog import catalog
+        from infoflow_jax.core.errors import EntryPointWarning
+        from infoflow_jax.core.precision import use_float64
+
+        use_float64()
+        with warnings.catch_warnings():  # the parent process has reported skipped entry points already
+            warnings.simplefilter("ignore", EntryPointWarning)
+            catalog()
 
 
 def _run_group(items: list[tuple], seed: int, budget_kw: dict, memory: int | None = None) -> list[tuple[str, Any]]:
@@ -465,6 +479,8 @@ def _run_group(items: list[tuple], seed: int, budget_kw: dict, memory: int | Non
     from infoflow_jax.verification.construction import LemmaCheckSpec
     from infoflow_jax.verification.estimators import Budget
 
+    from infoflow_jax.core import phases
+
     budget = Budget(**budget_kw)
     out: list[tuple[str, Any]] = []
     for source, T, eps, k, beta, mutant in items:
@@ -475,6 +491,8 @@ def _run_group(items: list[tuple], seed: int, budget_kw: dict, memory: int | Non
         except InputError as exc:
             out.append(("input_error", (exc.argument, repr(exc.value), exc.allowed)))
             break
+    if phases.enabled():  # this process's phases since its last group, keyed by its pid
+        out.append(("phases", (os.getpid(), phases.totals(reset_after=True))))
     return out
 
 
@@ -490,7 +508,8 @@ def _records_sequential(rows: list[Row], seed: int, budget, bar, memory: int | N
         yield run_row(row, seed=seed, budget=budget, memory=memory)
 
 
-def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory: int | None = None):
+def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory: int | None = None,
+                      worker_phases: dict | None = None):
     """Run groups of rows in ``jobs`` spawned worker processes; yield records as groups complete."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -499,6 +518,7 @@ def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory
     from infoflow_jax.catalog import source
 
     budget_kw = asdict(budget)
+    worker_phases = {} if worker_phases is None else worker_phases
     groups = _groups(rows)
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init)
@@ -511,6 +531,9 @@ def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory
                 for kind, payload in fut.result():
                     if kind == "input_error":
                         raise _RemoteInputError(*payload)
+                    if kind == "phases":
+                        worker_phases.setdefault(payload[0], []).append(payload[1])
+                        continue
                     yield payload
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -552,8 +575,14 @@ def prefer_fast_compilation() -> None:
 
 
 def run(args) -> int:
+    from infoflow_jax.core import phases
+
+    t_run = time.time()
+    if os.environ.get(PHASES_ENV):
+        phases.enable()
     prefer_fast_compilation()  # before anything can start the XLA backend
-    from infoflow_jax.core.devices import default_compile_cache, enable_compile_cache
+    with phases.phase("import"):
+        from infoflow_jax.core.devices import default_compile_cache, enable_compile_cache
 
     # JAX's persistent compilation cache, on by default (INFOFLOW_COMPILE_CACHE=off to opt out):
     # almost all of a verification run is compilation, and a rerun of the same shapes skips it
@@ -576,7 +605,8 @@ def run(args) -> int:
     epss = parse_floats("eps", args.eps)
     ks = parse_ints("k", args.k)
     betas = parse_floats("beta", args.beta)
-    specs = select_specs(args.names)
+    with phases.phase("import"):  # the catalog: every construction module, and JAX
+        specs = select_specs(args.names)
     if args.list:
         return list_specs(specs, args.json)
     rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
@@ -593,6 +623,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     n_pass = n_caught = n_unexpected = 0
+    worker_phases: dict = {}  # pid → [phases.totals()] of each worker process (INFOFLOW_PHASES)
     t_start = time.perf_counter()
     try:
         header = not args.json  # printed before the first row: a bad input found while building prints one line only
@@ -600,7 +631,7 @@ def run(args) -> int:
                   disable=None, leave=False, dynamic_ncols=True) as bar:
             if jobs > 1:
                 bar.set_postfix_str(f"{jobs} worker processes")
-                records = _records_parallel(rows, seed, budget, jobs, bar, memory)
+                records = _records_parallel(rows, seed, budget, jobs, bar, memory, worker_phases)
             else:
                 records = _records_sequential(rows, seed, budget, bar, memory)
             for rec in records:
@@ -627,4 +658,19 @@ def run(args) -> int:
                f" ({time.perf_counter() - t_start:.1f} s, {jobs} process{'es' if jobs > 1 else ''})")
     # with --json, stdout holds records only; the summary goes to stderr
     _emit(summary, sys.stderr if args.json else sys.stdout)
+    if phases.enabled():
+        _write_phases(os.environ[PHASES_ENV], time.time() - t_run, phases.totals(),
+                      worker_phases)
     return 0 if n_unexpected == 0 else 1
+
+
+def _write_phases(path: str, wall: float, main: dict, workers: dict) -> None:
+    """INFOFLOW_PHASES: this process's phases (from the start of ``run``) and each worker's."""
+    import json
+
+    from infoflow_jax.core.phases import merge
+
+    doc = {"run_wall_seconds": wall, "main": main,
+           "workers": {str(pid): merge(parts) for pid, parts in workers.items()}}
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)

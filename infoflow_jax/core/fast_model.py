@@ -32,7 +32,7 @@ changing a weight).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax
@@ -186,3 +186,59 @@ def same_shape_plans(plans: list[FastPlan]) -> list[FastPlan]:
     largest = max(p.largest_group for p in plans)
     return [FastPlan(state=p.state, ffns=tuple(f), graphdef=p.graphdef, largest_group=largest,
                      shared_queries=p.shared_queries) for p, f in zip(plans, out)]
+
+
+# ----------------------------------------------------------------------------- one shape for many builds
+#: Breakpoints per one-input group of a shared-shape plan (:func:`shared_shape`): at least this many,
+#: so that every ε of a family (an L3 decoder has N + 1 ∝ 1/ε breakpoints) lands in one shape and one
+#: compiled program. A search over K breakpoints costs ⌈log₂(K + 1)⌉ steps, so this costs at most
+#: 15 steps where the smallest decoders needed 6 (measured in benchmarks/verify_breakdown.py's notes).
+SHARED_BREAKPOINTS = 1 << 15
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def shared_shape(plan: FastPlan, *, breakpoints: int = SHARED_BREAKPOINTS) -> FastPlan:
+    """``plan``'s function in a pytree shape shared by every build of its structure whose fast layers
+    fit: the same values everywhere (exactly: padding adds +inf breakpoints and zero units, as
+    :func:`same_shape_plans` does), so that one compiled program serves a construction at every ε
+    and its mutants (``verify`` jits per shape).
+
+    * a fast layer's own FFN weights are never read (its FastFFN replaces them): the plan's model
+      gets a one-unit zero FFN there, so the widths N ∝ 1/ε leave the graphdef and the state;
+    * each FastFFN is padded (:func:`_pad_ffn`) to next_pow2 groups, max(next_pow2(K), ``breakpoints``)
+      breakpoints and next_pow2 dense units (0 stays 0);
+    * ``largest_group`` becomes the breakpoint capacity (a static field: kept equal across builds);
+      decide :func:`fast_pays` on the plan *before* sharing its shape.
+    """
+    from infoflow_jax.core.model import Transformer
+
+    model = nnx.merge(plan.graphdef, plan.state)
+    layers = []
+    for shape, ffn in zip(model.cfg.layers, plan.ffns):
+        if ffn is not None:  # one hidden Dense layer (fast_plan's condition): its width becomes 1
+            first, second = shape.ffn
+            shape = replace(shape, ffn=(replace(first, n_out=1), replace(second, n_in=1)))
+        layers.append(shape)
+    cfg = replace(model.cfg, layers=tuple(layers))
+    old = {jax.tree_util.keystr(p): x for p, x in jax.tree_util.tree_flatten_with_path(plan.state)[0]}
+    dtype = next(iter(old.values())).dtype
+    graphdef, state = nnx.split(Transformer(cfg, dtype=dtype, rngs=None))
+    flat, treedef = jax.tree_util.tree_flatten_with_path(state)
+    # every leaf of the same path and shape is the plan's own; the others are the stubs' zeros
+    leaves = [old[k] if (k := jax.tree_util.keystr(p)) in old and np.shape(old[k]) == np.shape(x) else x
+              for p, x in flat]
+    ffns, capacity = [], 0
+    for ffn in plan.ffns:
+        if ffn is None or ffn.pl is None:
+            ffns.append(ffn)
+            continue
+        G = _next_pow2(np.asarray(ffn.U).shape[1])
+        K = max(_next_pow2(np.asarray(ffn.pl.breakpoints).shape[1]), breakpoints)
+        R = np.asarray(ffn.W1r).shape[1]
+        ffns.append(_pad_ffn(ffn, G, K, _next_pow2(R) if R else 0))
+        capacity = max(capacity, K)
+    return FastPlan(state=jax.tree_util.tree_unflatten(treedef, leaves), ffns=tuple(ffns), graphdef=graphdef,
+                    largest_group=capacity, shared_queries=plan.shared_queries)

@@ -114,9 +114,15 @@ def positional_features(kind: str, T: int, max_T: int, n_freq: int, dtype):
     return jnp.concatenate([jnp.sin(s * freqs), jnp.cos(s * freqs)], axis=-1)
 
 
+def _zeros(shape, dtype):
+    """Zeros placed on the device from the host: ``jnp.zeros`` would compile one small XLA program
+    per shape, and a build makes a model of new widths for every ε."""
+    return jax.device_put(np.zeros(shape, dtype))
+
+
 def _zeros_or_random(rngs, shape, dtype, scale):
     if rngs is None:
-        return jnp.zeros(shape, dtype)
+        return _zeros(shape, dtype)
     # float(scale): a numpy float64 scale would promote float32 weights to float64 under x64
     return (float(scale) * jax.random.normal(rngs.params(), shape, dtype)).astype(dtype)
 
@@ -128,7 +134,7 @@ class Embedding(nnx.Module):
         self.max_T = cfg.max_T
         self.n_freq = cfg.n_freq
         self.A = nnx.Param(_zeros_or_random(rngs, (cfg.d, E), dtype, 1.0 / np.sqrt(cfg.d)))
-        self.a = nnx.Param(jnp.zeros((E,), dtype))
+        self.a = nnx.Param(_zeros((E,), dtype))
         self.P = nnx.Param(_zeros_or_random(rngs, (cfg.n_pos, E), dtype, 1.0 / np.sqrt(max(cfg.n_pos, 1))))
         self.c = nnx.Param(_zeros_or_random(rngs, (E,), dtype, 1.0))
         self.position_input = cfg.position_input
@@ -182,10 +188,10 @@ class FFN(nnx.Module):
         for s in shapes:
             if s.kind == "dense":
                 Ws.append(nnx.Param(_zeros_or_random(rngs, (s.n_in, s.n_out), dtype, 1.0 / np.sqrt(s.n_in))))
-                bs.append(nnx.Param(jnp.zeros((s.n_out,), dtype)))
+                bs.append(nnx.Param(_zeros((s.n_out,), dtype)))
             else:
                 Ws.append(nnx.Param(_zeros_or_random(rngs, (s.groups, s.g_in, s.g_out), dtype, 1.0 / np.sqrt(s.g_in))))
-                bs.append(nnx.Param(jnp.zeros((s.groups, s.g_out), dtype)))
+                bs.append(nnx.Param(_zeros((s.groups, s.g_out), dtype)))
         self.W = nnx.List(Ws)
         self.b = nnx.List(bs)
 
@@ -237,7 +243,7 @@ class Transformer(nnx.Module):
         self.embed = Embedding(cfg, dtype=dtype, rngs=rngs)
         self.blocks = nnx.List([Block(cfg.E, s, dtype=dtype, rngs=rngs) for s in cfg.layers])
         self.w = nnx.Param(_zeros_or_random(rngs, (cfg.E,), dtype, 1.0 / np.sqrt(cfg.E)))
-        self.b = nnx.Param(jnp.zeros((), dtype))
+        self.b = nnx.Param(_zeros((), dtype))
 
     def residual_stream(self, X):
         """All residual states h^{(0..L)}, each (T+1, E): for inspection and tests."""

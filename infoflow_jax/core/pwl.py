@@ -26,7 +26,9 @@ the units active at t_k (a > 0 with t_j < t_k, a < 0 with t_j > t_k): prefix and
 sums over the sorted breakpoints, accumulated in extended precision (np.longdouble).
 
 ``evaluate(z)`` = values[k] + slopes[i+1]·(z − t_k), i = (number of breakpoints ≤ z) − 1,
-k = max(i, 0): one ``searchsorted``, O(log K) per point, jit/vmap/grad friendly; its
+k = max(i, 0): one ``searchsorted``, O(log K) per point, jit/vmap/grad friendly (and NumPy on
+NumPy arrays: the arrays of a PiecewiseLinear are built in NumPy, so building and evaluating one
+on the host compiles nothing); its
 derivative is the slope of the piece, and at a breakpoint itself (z = t_k exactly)
 ``slopes_at[k]``: the slope a dense evaluation reports there, Σ s_j a_j over the units
 whose float64 pre-activation fl(fl(a_j t_k) + b_j) is > 0 (JAX's relu has derivative 0 at
@@ -44,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infoflow_jax.core.errors import check_finite_array
+from infoflow_jax.core.functions import array_module
 
 UNIT_ROUNDOFF = 2.0 ** -53
 EVAL_ULPS_OF_F = 64  # assumed accuracy of a user f evaluated in float64 (sup_deviation's margin)
@@ -88,8 +91,8 @@ class PiecewiseLinear:
         c0 = np.sum(s[~active] * np.maximum(b[~active], 0.0))
         a, b, s = a[active], b[active], s[active]
         if a.size == 0:  # a constant: one (arbitrary) breakpoint keeps the arrays non-empty
-            return PiecewiseLinear(*map(jnp.asarray, (np.zeros(1), np.full(1, c0), np.zeros(2), np.zeros(1),
-                                                      0.0, abs(c0), 0.0)))
+            return PiecewiseLinear(*map(np.asarray, (np.zeros(1), np.full(1, c0), np.zeros(2), np.zeros(1),
+                                                     0.0, abs(c0), 0.0)))
         t = -b / a
         order = np.argsort(t, kind="stable")
         a, b, s, t = a[order], b[order], s[order], t[order]
@@ -114,24 +117,28 @@ class PiecewiseLinear:
         on_at_own = (a * t + b) > 0  # NumPy float64: fl(fl(a_j t_j) + b_j), as the dense layer rounds it
         slopes_at = pre_a[first] + suf_a[last] + np.add.reduceat(np.where(on_at_own, sa, 0), first)
         return PiecewiseLinear(
-            breakpoints=jnp.asarray(bps, jnp.float64),
-            values=jnp.asarray(values.astype(np.float64)),
-            slopes=jnp.asarray(slopes.astype(np.float64)),
-            slopes_at=jnp.asarray(slopes_at.astype(np.float64)),
-            scale_a=jnp.asarray(float(np.sum(np.abs(sa)))),
-            scale_b=jnp.asarray(float(np.sum(np.abs(sb)) + abs(c0))),
-            n_units=jnp.asarray(float(a.size)),
+            breakpoints=np.asarray(bps, np.float64),
+            values=values.astype(np.float64),
+            slopes=slopes.astype(np.float64),
+            slopes_at=slopes_at.astype(np.float64),
+            scale_a=np.asarray(float(np.sum(np.abs(sa)))),
+            scale_b=np.asarray(float(np.sum(np.abs(sb)) + abs(c0))),
+            n_units=np.asarray(float(a.size)),
         )
 
-    # -- evaluation (jnp, traceable)
+    # -- evaluation (jnp, traceable; NumPy when z and the arrays are NumPy's)
     def evaluate(self, z, method: str = "scan"):
         """PL(z) by one binary search and a linear interpolation; any shape of z.
-        ``method`` is jnp.searchsorted's ("compare_all": O(K), loop-free)."""
+        ``method`` is jnp.searchsorted's ("compare_all": O(K), loop-free; NumPy has one method)."""
         t = self.breakpoints
-        i = jnp.searchsorted(t, z, side="right", method=method) - 1  # −1 .. K−1
-        k = jnp.maximum(i, 0)
+        xp = array_module(z, t)
+        if xp is np:
+            i = np.searchsorted(t, z, side="right") - 1  # −1 .. K−1
+        else:
+            i = jnp.searchsorted(t, z, side="right", method=method) - 1
+        k = xp.maximum(i, 0)
         # at a breakpoint z − t_k = 0: the value is values[k] either way, the derivative slopes_at[k]
-        slope = jnp.where(z == t[k], self.slopes_at[k], self.slopes[i + 1])
+        slope = xp.where(z == t[k], self.slopes_at[k], self.slopes[i + 1])
         return self.values[k] + slope * (z - t[k])
 
     __call__ = evaluate
@@ -179,8 +186,8 @@ class PiecewiseLinear:
             cuts = np.maximum(1, np.ceil(np.diff(pts) / max_piece).astype(int))
             frac = np.concatenate([np.arange(c) / c for c in cuts])  # small: one entry per sub-piece
             pts = np.append(np.repeat(pts[:-1], cuts) + frac * np.repeat(np.diff(pts), cuts), pts[-1])
-        pl = np.asarray(self.evaluate(jnp.asarray(pts)), np.float64)
-        fv = np.asarray(f(jnp.asarray(pts)), np.float64).reshape(pts.shape)
+        pl = np.asarray(self.evaluate(pts), np.float64)  # NumPy: compiles nothing
+        fv = np.asarray(f(pts), np.float64).reshape(pts.shape)  # a named f runs in NumPy; a jnp f takes NumPy too
         g = np.abs(pl - fv)
         margin = float(self.rounding_margin(max(abs(lo), abs(hi)))) \
             + EVAL_ULPS_OF_F * 2 * UNIT_ROUNDOFF * float(np.max(np.abs(fv)))
@@ -210,21 +217,29 @@ def stack(pls: list[PiecewiseLinear]) -> PiecewiseLinear:
     (never ≤ a finite z, so searchsorted and range_on ignore them). Evaluate with
     :func:`evaluate_stacked`."""
     K = max(int(p.breakpoints.shape[0]) for p in pls)
-    pad = lambda x, n, v: jnp.concatenate([x, jnp.full((n - x.shape[0],), v, x.dtype)])
+    # NumPy (host data; jit takes it as it is): eager jnp here compiled one program per shape
+    pad = lambda x, n, v: np.concatenate([np.asarray(x), np.full((n - x.shape[0],), v, np.asarray(x).dtype)])
     return PiecewiseLinear(
-        breakpoints=jnp.stack([pad(p.breakpoints, K, jnp.inf) for p in pls]),
-        values=jnp.stack([pad(p.values, K, 0.0) for p in pls]),
-        slopes=jnp.stack([pad(p.slopes, K + 1, 0.0) for p in pls]),
-        slopes_at=jnp.stack([pad(p.slopes_at, K, 0.0) for p in pls]),
-        scale_a=jnp.stack([p.scale_a for p in pls]),
-        scale_b=jnp.stack([p.scale_b for p in pls]),
-        n_units=jnp.stack([p.n_units for p in pls]),
+        breakpoints=np.stack([pad(p.breakpoints, K, np.inf) for p in pls]),
+        values=np.stack([pad(p.values, K, 0.0) for p in pls]),
+        slopes=np.stack([pad(p.slopes, K + 1, 0.0) for p in pls]),
+        slopes_at=np.stack([pad(p.slopes_at, K, 0.0) for p in pls]),
+        scale_a=np.stack([np.asarray(p.scale_a) for p in pls]),
+        scale_b=np.stack([np.asarray(p.scale_b) for p in pls]),
+        n_units=np.stack([np.asarray(p.n_units) for p in pls]),
     )
 
 
 def evaluate_stacked(stacked: PiecewiseLinear, z):
-    """z (..., G) ↦ (PL_g(z_g))_g, shape (..., G)."""
+    """z (..., G) ↦ (PL_g(z_g))_g, shape (..., G); in NumPy when z and ``stacked`` are NumPy's."""
+    if array_module(z, stacked.breakpoints) is np:
+        return np.stack([_row(stacked, g).evaluate(z[..., g]) for g in range(stacked.breakpoints.shape[0])], -1)
     return jax.vmap(PiecewiseLinear.evaluate, in_axes=(0, -1), out_axes=-1)(stacked, z)
+
+
+def _row(stacked: PiecewiseLinear, g: int) -> PiecewiseLinear:
+    return PiecewiseLinear(*(getattr(stacked, f)[g] for f in ("breakpoints", "values", "slopes", "slopes_at",
+                                                               "scale_a", "scale_b", "n_units")))
 
 
 def range_stacked(stacked: PiecewiseLinear, lo, hi):
@@ -334,15 +349,18 @@ class FastFFN:
         groups = dec.pl_groups
         rest = dec.dense_units
         E = dec.W1.shape[0]
-        return FastFFN(
-            U=jnp.asarray(np.stack([g.u for g in groups], 1) if groups else np.zeros((E, 0))),
-            O=jnp.asarray(np.stack([g.o for g in groups], 0) if groups else np.zeros((0, dec.W2.shape[1]))),
+        return FastFFN(  # NumPy arrays: host data, taken by jit as they are
+            U=np.stack([g.u for g in groups], 1) if groups else np.zeros((E, 0)),
+            O=np.stack([g.o for g in groups], 0) if groups else np.zeros((0, dec.W2.shape[1])),
             pl=stack([g.function() for g in groups]) if groups else None,
-            W1r=jnp.asarray(dec.W1[:, rest]), b1r=jnp.asarray(dec.b1[rest]), W2r=jnp.asarray(dec.W2[rest]),
-            b2=jnp.asarray(dec.b2),
+            W1r=np.asarray(dec.W1[:, rest]), b1r=np.asarray(dec.b1[rest]), W2r=np.asarray(dec.W2[rest]),
+            b2=np.asarray(dec.b2),
         )
 
     def __call__(self, h):
+        if array_module(h, self.W1r) is np:  # the host's NumPy forward (probe screening): compiles nothing
+            out = np.maximum(h @ self.W1r + self.b1r, 0.0) @ self.W2r + self.b2
+            return out + evaluate_stacked(self.pl, h @ self.U) @ self.O if self.pl is not None else out
         out = jax.nn.relu(h @ self.W1r + self.b1r) @ self.W2r + self.b2
         if self.pl is not None:
             out = out + evaluate_stacked(self.pl, h @ self.U) @ self.O

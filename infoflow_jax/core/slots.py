@@ -24,6 +24,7 @@ build time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -340,7 +341,9 @@ class Program:
             c[self._index(name)] = v
         for s, name in enumerate(self.position_slots):
             P[s, self._index(name)] = 1.0
-        put = lambda p, v: p.set_value(jnp.asarray(v, dtype)) if hasattr(p, "set_value") else setattr(p, "value", jnp.asarray(v, dtype))
+        # device_put from NumPy: jnp.asarray would compile a small program per shape (every ε has new widths)
+        arr = lambda v: jax.device_put(np.asarray(v, dtype))
+        put = lambda p, v: p.set_value(arr(v)) if hasattr(p, "set_value") else setattr(p, "value", arr(v))
         put(model.embed.A, A); put(model.embed.a, a); put(model.embed.c, c); put(model.embed.P, P)
         if self.position_inputs:
             As = np.zeros((self.max_T, self.d, E))

@@ -2,6 +2,12 @@
 
 Each task maps X of shape (..., T, d) to H(X) of shape (...). ``lipschitz`` is
 the Lipschitz constant of H in the sup-norm on X (used by memorizing decoders).
+
+Every built-in target is written once against the array module of its input
+(:func:`~infoflow_jax.core.functions.array_module`): ``jax.numpy`` inside compiled programs,
+NumPy on NumPy arrays (host-side work: probe screening, mutant calibration, step checks),
+where an eager ``jnp`` call would compile a small XLA program per operation and shape. A
+user's :class:`FunctionTask` runs its own function as given.
 """
 
 from __future__ import annotations
@@ -14,12 +20,12 @@ import jax.numpy as jnp
 
 from infoflow_jax.core.domains import Cube, Margin, TopSetMargin
 from infoflow_jax.core.errors import check_int_range
-from infoflow_jax.core.functions import DEFAULT_F, IDENTITY, TENT, LipschitzFn
+from infoflow_jax.core.functions import DEFAULT_F, IDENTITY, TENT, LipschitzFn, array_module, function_key
 
 
 def kth_largest(X, k: int):
     """x_(k) along the token axis: X (..., T, 1) → (...)."""
-    return -jnp.sort(-X[..., 0], axis=-1)[..., k - 1]
+    return -array_module(X).sort(-X[..., 0], axis=-1)[..., k - 1]
 
 
 PADDING_RULES = ("min", "first")
@@ -94,7 +100,7 @@ class MaxRetrieval(Task):
         return self.F.lipschitz
 
     def target(self, X):
-        return self.F(jnp.max(X[..., 0], axis=-1))
+        return self.F(array_module(X).max(X[..., 0], axis=-1))
 
 
 @dataclass(frozen=True)
@@ -113,9 +119,10 @@ class TwoHop(Task):
         return self.F.lipschitz * self.psi.lipschitz * 2.0
 
     def target(self, X):
+        xp = array_module(X)
         x = X[..., 0]
-        m = jnp.max(x, axis=-1, keepdims=True)
-        return self.F(jnp.max(self.psi(m - x), axis=-1))
+        m = xp.max(x, axis=-1, keepdims=True)
+        return self.F(xp.max(self.psi(m - x), axis=-1))
 
 
 @dataclass(frozen=True)
@@ -170,9 +177,10 @@ class CoupledG:
         return f"Πu/r+Σsin(2πju_j)/(2πjr) [r={self.r}]"
 
     def __call__(self, u):
-        u = jnp.asarray(u)
-        j = jnp.arange(1, self.r + 1, dtype=u.dtype)
-        return jnp.prod(u, axis=-1) / self.r + jnp.sum(jnp.sin(2 * jnp.pi * j * u) / (2 * jnp.pi * j), axis=-1) / self.r
+        xp = array_module(u)
+        u = xp.asarray(u)
+        j = xp.arange(1, self.r + 1, dtype=u.dtype)
+        return xp.prod(u, axis=-1) / self.r + xp.sum(xp.sin(2 * xp.pi * j * u) / (2 * xp.pi * j), axis=-1) / self.r
 
 
 def scaled(F: LipschitzFn, c: float) -> LipschitzFn:
@@ -188,7 +196,7 @@ def default_decoupled(r: int) -> tuple[LipschitzFn, ...]:
 
 def _top_r(X, r: int):
     """(x_(1), …, x_(r)) along the token axis: X (..., T, 1) → (..., r)."""
-    return -jnp.sort(-X[..., 0], axis=-1)[..., :r]
+    return -array_module(X).sort(-X[..., 0], axis=-1)[..., :r]
 
 
 @dataclass(frozen=True)
@@ -282,7 +290,9 @@ class LinearFeature:
         return "⟨(" + ",".join(f"{c:g}" for c in self.w) + "), x⟩"
 
     def __call__(self, X):
-        return jnp.asarray(X) @ jnp.asarray(self.w, dtype=jnp.asarray(X).dtype)
+        xp = array_module(X)
+        X = xp.asarray(X)
+        return X @ xp.asarray(self.w, dtype=X.dtype)
 
 
 def default_features(d: int, D: int) -> tuple[LinearFeature, ...]:
@@ -332,7 +342,8 @@ class DRetrieval(Task):
 
     def retrieved(self, X):
         """(max_s g_1(x_s), …, max_s g_D(x_s)): X (..., T, d) → (..., D)."""
-        return jnp.stack([jnp.max(g(X), axis=-1) for g in self.gs], axis=-1)
+        xp = array_module(X)
+        return xp.stack([xp.max(g(X), axis=-1) for g in self.gs], axis=-1)
 
     def target(self, X):
         return self.G(self.retrieved(X))
@@ -367,6 +378,21 @@ class FunctionTask(Task):
             from infoflow_jax.core.errors import InputError
             raise InputError("fn", self.fn, "a callable X (..., T, d) -> (...)")
 
+    # equal when ``fn`` computes the same thing (:func:`~infoflow_jax.core.functions.function_key`): a
+    # build that writes ``fn=lambda X: …`` anew gives an equal task, so the builds of one shape share
+    # one compiled program (error functions are cached on the task). A NaN constant equals a NaN one.
+    def _key(self):
+        L = self.lipschitz_constant
+        return (self.T, function_key(self.fn), "nan" if L != L else L, self.d, self.on, self.task_id, self.title)
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
     @property
     def id(self) -> str:
         return self.task_id
@@ -394,8 +420,9 @@ TOPK_GAPS = ("all", "k", "none")
 def top_k_mean(X, k: int, v):
     """(1/k)·Σ_{j≤k} v(x_(j)): X (..., T, 1) → (...). Ties at x_(k) = x_(k+1) do not matter
     for the value (tied tokens have equal v)."""
-    top = -jnp.sort(-X[..., 0], axis=-1)[..., :k]
-    return jnp.mean(v(top), axis=-1)
+    xp = array_module(X)
+    top = -xp.sort(-X[..., 0], axis=-1)[..., :k]
+    return xp.mean(v(top), axis=-1)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infoflow_jax.core.errors import InputError
+from infoflow_jax.core.phases import phase
 from infoflow_jax.core.samplers import samplers_for
 from infoflow_jax.verification.estimators import (Budget, Estimate, ascent_evaluations, candidate_names,
                                                   draw_for_seed, evaluate, evaluations_per_config, grid_size,
@@ -196,7 +197,8 @@ def prepare(config: Config, entry) -> Prepared:
     if config.gamma is not None:
         kw["gamma"] = config.gamma
     try:
-        p.built = entry.build(config.T, config.eps, mutant=config.mutant, beta=config.beta, **kw)
+        with phase("build"):
+            p.built = entry.build(config.T, config.eps, mutant=config.mutant, beta=config.beta, **kw)
     except InputError:
         raise
     except Exception as exc:  # a construction that cannot be built is a failed row, not a crashed sweep
@@ -206,7 +208,8 @@ def prepare(config: Config, entry) -> Prepared:
         p.build_seconds = time.perf_counter() - t0
         return p
     p.cfg = p.built.compiled.model.cfg
-    probes = getattr(p.built, "probes", None) or {}
+    with phase("probes"):
+        probes = dict(getattr(p.built, "probes", None) or {})
     p.probe_names = tuple(probes)
     p.probes = tuple(np.asarray(probes[n], np.float64) for n in p.probe_names)
     p.build_seconds = time.perf_counter() - t0
@@ -611,7 +614,8 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
                     bar.update(1)
                     continue
                 bar.set_postfix_str(f"bucket {bucket.label} ({len(bucket.members)} cfg, compiling)", refresh=True)
-                compiled, first_args = future.result()
+                with phase("wait for compile"):
+                    compiled, first_args = future.result()
                 stats.compile_seconds += bucket.compile_seconds
                 stats.prep_seconds += bucket.prep_seconds
                 written += _run_bucket(bucket, compiled, first_args, store, done, stats, placement, bar,
@@ -678,8 +682,9 @@ def _run_bucket(bucket: Bucket, compiled, first_args, store: ResultsStore, done:
     for i_call, (start, rows) in enumerate(list(_pending_rows(bucket, done))):
         args = first_args if i_call == 0 else _call_args(bucket, rows, placement)
         t0 = time.perf_counter()
-        values, inputs = compiled(*args)
-        values, inputs = np.asarray(values), np.asarray(inputs)
+        with phase("evaluate"):
+            values, inputs = compiled(*args)
+            values, inputs = np.asarray(values), np.asarray(inputs)
         dt = time.perf_counter() - t0
         t_eval_bucket += dt
         stats.eval_seconds += dt

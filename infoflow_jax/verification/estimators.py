@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from infoflow_jax.core.phases import phase
 from infoflow_jax.core.samplers import NumpyRandom, as_source, sample, samplers_for
 
 
@@ -366,8 +367,11 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, bud
     chunk = budget.chunk if chunk is None else min(chunk, budget.chunk)
     if ascent_chunk is not None and ascent_chunk >= budget.starts:
         ascent_chunk = None  # all at once: the same program as without a plan
-    drawn = draw_for_seed(seed, domain=domain, T=T, d=d, budget=budget)
-    values, inputs = evaluate_program(err_fn, domain, budget, chunk, ascent_chunk)(
-        params, drawn, tuple(jnp.asarray(P) for P in probes.values()), jnp.asarray(finest_scale, jnp.float64))
+    with phase("draw"):
+        drawn = draw_for_seed(seed, domain=domain, T=T, d=d, budget=budget)
+    with phase("evaluate"):  # JAX's tracing, lowering and compiling inside it count as theirs
+        values, inputs = evaluate_program(err_fn, domain, budget, chunk, ascent_chunk)(
+            params, drawn, tuple(np.asarray(P) for P in probes.values()), np.asarray(finest_scale, np.float64))
+        values, inputs = np.asarray(values), np.asarray(inputs)  # wait for the result inside the phase
     names = candidate_names(domain, T, d, budget, tuple(probes))
-    return to_estimate(names, np.asarray(values), np.asarray(inputs))
+    return to_estimate(names, values, inputs)

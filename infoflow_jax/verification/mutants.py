@@ -157,7 +157,7 @@ def calibrated_depth(make, X: np.ndarray, height: float, steps: int = 30) -> flo
     def err(d):
         built = make(d)
         Xr = np.asarray(built.task.domain.retract(X))
-        target = np.array([float(built.task.target(x)) for x in Xr])
+        target = np.asarray(built.task.target(Xr), np.float64)  # vectorised (every target is)
         return float(np.max(np.abs(predict_np(built.compiled.model, Xr) - target)))
 
     lo, hi = 0.0, 1.0

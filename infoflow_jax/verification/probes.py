@@ -51,7 +51,7 @@ from scipy.special import lambertw
 
 from infoflow_jax.core.claims import OnBox
 from infoflow_jax.core.kuhn import kuhn_worst_case_point
-from infoflow_jax.core.pwl import PiecewiseLinear, layer_ffn_weights
+from infoflow_jax.core.pwl import FastFFN, PiecewiseLinear, decompose_layer, layer_ffn_weights
 
 N_CORNERS = 256
 N_POSITIONS = 128
@@ -82,15 +82,24 @@ def _fixed(rows: list[np.ndarray], n: int, T: int, d: int, rng) -> np.ndarray:
 
 
 def _weights(model):
-    """The model's parameters as NumPy arrays (the NumPy forward's input)."""
+    """The model's parameters as NumPy arrays (the NumPy forward's input). A layer's FFN is its
+    list of (W, b, grouped) layers, or — when it is one hidden Dense layer with a one-input group
+    (an L3 decoder) — its exact piecewise-linear form (:class:`~infoflow_jax.core.pwl.FastFFN`, the
+    fast path's decomposition of the same weights, in NumPy): a decoder of N units then costs one
+    binary search per position instead of 2·N·E multiply-adds, equal to the dense layer to
+    float64 rounding."""
     e = model.embed
     emb = dict(A=np.asarray(e.A[...]), a=np.asarray(e.a[...]), P=np.asarray(e.P[...]), c=np.asarray(e.c[...]),
                As=np.asarray(e.As[...]) if model.cfg.position_input else None)
     blocks = []
-    for blk, shape in zip(model.blocks, model.cfg.layers):
+    for layer, blk in enumerate(model.blocks):
         attn = {k: np.asarray(getattr(blk.attn, k)[...]) for k in ("Wq", "Wk", "Wv", "Wo")}
-        ffn = [(np.asarray(W[...]), np.asarray(b[...]), kind == "grouped")
-               for W, b, kind in zip(blk.ffn.W, blk.ffn.b, blk.ffn.kinds)]
+        dec = decompose_layer(model, layer)
+        if dec is not None and dec.pl_groups:
+            ffn = FastFFN.from_decomposition(dec)
+        else:
+            ffn = [(np.asarray(W[...]), np.asarray(b[...]), kind == "grouped")
+                   for W, b, kind in zip(blk.ffn.W, blk.ffn.b, blk.ffn.kinds)]
         blocks.append((attn, ffn))
     return emb, blocks
 
@@ -106,6 +115,9 @@ def _positional(cfg, T: int) -> np.ndarray:
 
 
 def _ffn_np(ffn, z):
+    """One layer's FFN in NumPy: a FastFFN (NumPy arrays, evaluated in NumPy) or dense layers."""
+    if isinstance(ffn, FastFFN):
+        return ffn(z)
     for i, (W, b, grouped) in enumerate(ffn):
         if grouped:  # block-diagonal: one matmul per group (einsum would not use BLAS)
             G, g_in, g_out = W.shape
@@ -121,10 +133,15 @@ def _ffn_np(ffn, z):
 CHUNK_BYTES = 32e6  # FFN activations one chunk of the NumPy forward may hold
 
 
-def activation_bytes(cfg, T: int) -> float:
+def activation_bytes(cfg, T: int, weights=None) -> float:
     """Bytes of float64 FFN activations the NumPy forward holds per input: every position's hidden
-    units in the layers before the last, CLS's in the last, and the residual stream."""
+    units in the layers before the last, CLS's in the last, and the residual stream. With
+    ``weights`` (:func:`_weights`), a piecewise-linear layer counts its dense remainder and 4 per
+    one-input group (projection, index, value, slope) instead of its hidden units."""
     widths = [max((s.n_out for s in layer.ffn), default=0) for layer in cfg.layers]
+    if weights is not None:
+        widths = [int(f.W1r.shape[1]) + 4 * int(f.U.shape[1]) if isinstance(f, FastFFN) else w
+                  for w, (_, f) in zip(widths, weights[1])]
     return 8.0 * ((T + 1) * sum(widths[:-1]) + widths[-1] + (T + 1) * cfg.E)
 
 
@@ -139,7 +156,7 @@ def pre_ffn_residuals(model, X, weights=None, upto: int | None = None) -> list[n
     (C2 T=16 ε=1e-3, 1024 inputs: 8.1 s at once, 1.5 s in chunks of 4–64; 2-core EPYC)."""
     weights = _weights(model) if weights is None else weights
     X = np.asarray(X, np.float64)
-    chunk = max(1, int(CHUNK_BYTES // activation_bytes(model.cfg, X.shape[1])))
+    chunk = max(1, int(CHUNK_BYTES // activation_bytes(model.cfg, X.shape[1], weights)))
     if X.shape[0] <= chunk:
         return _pre_ffn_residuals(model, X, weights, upto)
     parts = [_pre_ffn_residuals(model, X[i:i + chunk], weights, upto) for i in range(0, X.shape[0], chunk)]
@@ -171,9 +188,9 @@ def _pre_ffn_residuals(model, X, weights, upto: int | None) -> list[np.ndarray]:
     return out
 
 
-def predict_np(model, X) -> np.ndarray:
+def predict_np(model, X, weights=None) -> np.ndarray:
     """Ĥ(X) for a batch (B, T, d), in NumPy (:func:`pre_ffn_residuals`, the last FFN at CLS, the readout)."""
-    W = _weights(model)
+    W = _weights(model) if weights is None else weights
     h = pre_ffn_residuals(model, X, W)[-1][:, 0]
     return (h + _ffn_np(W[1][-1][1], h)) @ np.asarray(model.w[...]) + float(np.asarray(model.b[...]))
 
@@ -326,7 +343,7 @@ def _paths(T: int, d: int, n: int, rng):
     return A, B, np.where(lift, tok, -1)
 
 
-def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS) -> np.ndarray | None:
+def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS, weights=None) -> np.ndarray | None:
     """Inputs (n_probes, T, d) at which an FFN block's input sits on a kink, midpoint or end (above);
     None when the program has no FFN block."""
     compiled, task = built.compiled, built.task
@@ -337,7 +354,7 @@ def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS) -> np.
     model = compiled.model
     sites = _ffn_sites(compiled)
     last = model.cfg.L - 1
-    W = _weights(model)
+    W = _weights(model) if weights is None else weights
     mats = [_form_matrix(compiled, s.inputs) for s in sites]
     cost = forward_cost(model.cfg, T)
     n_paths = int(np.clip(FORWARD_WORK / (PATH_POINTS * cost), 1, N_PATHS))
@@ -413,7 +430,7 @@ def kuhn_points(n: int, D: int, rng, n_points: int) -> np.ndarray:
     return np.concatenate([vertices, worst])
 
 
-def kuhn_probes(built, rng: np.random.Generator, n_probes: int = N_KUHN) -> np.ndarray | None:
+def kuhn_probes(built, rng: np.random.Generator, n_probes: int = N_KUHN, weights=None) -> np.ndarray | None:
     """Inputs (n_probes, T, d) driving every OnBox (Kuhn) block's D inputs to vertices and simplex
     worst points (:func:`kuhn_points`): damped Newton in the D coordinates of X to which the block's
     inputs are most sensitive at a random start (finite differences, NumPy); None without such a block."""
@@ -422,7 +439,8 @@ def kuhn_probes(built, rng: np.random.Generator, n_probes: int = N_KUHN) -> np.n
     sites = [s for s in _ffn_sites(compiled) if isinstance(s.claim, OnBox)]
     if not sites or not searchable(compiled.model.cfg, T):
         return None
-    model, W = compiled.model, _weights(compiled.model)
+    model = compiled.model
+    W = _weights(model) if weights is None else weights
     last = model.cfg.L - 1
     per = max(n_probes // len(sites), 1)
     out = []
@@ -698,7 +716,7 @@ def _shuffle_some(X: np.ndarray, rng) -> np.ndarray:
     return X
 
 
-def _screened(built, X: np.ndarray, rng, n_probes: int) -> np.ndarray:
+def _screened(built, X: np.ndarray, rng, n_probes: int, weights=None) -> np.ndarray:
     """The n_probes candidates of largest error |Ĥ − f| (NumPy forward, :func:`predict_np`), in the domain."""
     T, d, domain = built.task.T, built.task.d, built.task.domain
     if X.shape[0] == 0:
@@ -708,13 +726,13 @@ def _screened(built, X: np.ndarray, rng, n_probes: int) -> np.ndarray:
     X = X[np.sort(first)]  # each distinct candidate once, in drawing order (lattice draws repeat)
     if X.shape[0] <= n_probes:  # nothing to choose from (a costly forward): spare the screening
         return _fixed([X], n_probes, T, d, rng)
-    err = np.abs(predict_np(built.compiled.model, X) - np.asarray(built.task.target(X), np.float64))
+    err = np.abs(predict_np(built.compiled.model, X, weights) - np.asarray(built.task.target(X), np.float64))
     err = np.where(np.isfinite(err), err, np.inf)  # a non-finite output is the worst case there is
     order = np.argsort(-err, kind="stable")
     return _fixed([X[order[:n_probes]]], n_probes, T, d, rng)
 
 
-def tie_probes(built, rng: np.random.Generator, n_probes: int = N_TIES) -> dict[str, np.ndarray]:
+def tie_probes(built, rng: np.random.Generator, n_probes: int = N_TIES, weights=None) -> dict[str, np.ndarray]:
     """``probe:ties`` (:func:`tied_block_candidates`), ``probe:nested_ties``
     (:func:`nested_tie_candidates`, a program with a one-input block) and ``probe:heads_alike``
     (:func:`heads_alike_candidates`, d > 1): per kind, up to N_SCREEN random candidates (fewer when the
@@ -731,7 +749,9 @@ def tie_probes(built, rng: np.random.Generator, n_probes: int = N_TIES) -> dict[
         kinds["probe:nested_ties"] = nested_tie_candidates
     if d > 1:
         kinds["probe:heads_alike"] = heads_alike_candidates
-    return {name: _screened(built, gen(T, d, sc, rng, n_screen), rng, n_probes) for name, gen in kinds.items()}
+    weights = _weights(built.compiled.model) if weights is None else weights
+    return {name: _screened(built, gen(T, d, sc, rng, n_screen), rng, n_probes, weights)
+            for name, gen in kinds.items()}
 
 
 # ----------------------------------------------------------------------------- all of them
@@ -743,13 +763,14 @@ def structural_probes(built, *, seed: int = 0) -> dict[str, np.ndarray]:
     probes = {"probe:corners": cube_probes(T, d, rng)}
     if position_dependent(built.compiled.model.cfg):
         probes["probe:positions"] = position_probes(T, d, rng)
-    knots = knot_probes(built, rng)
+    W = _weights(built.compiled.model)  # once: every NumPy forward below reads it
+    knots = knot_probes(built, rng, weights=W)
     if knots is not None:
         probes["probe:knots"] = knots
-    kuhn = kuhn_probes(built, rng)
+    kuhn = kuhn_probes(built, rng, weights=W)
     if kuhn is not None:
         probes["probe:kuhn"] = kuhn
-    probes.update(tie_probes(built, rng))
+    probes.update(tie_probes(built, rng, weights=W))
     return {k: np.asarray(domain.retract(np.asarray(v, np.float64))) for k, v in probes.items()}
 
 

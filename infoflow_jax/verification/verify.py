@@ -14,7 +14,8 @@ import time
 
 
 from infoflow_jax.core.errors import InputError
-from infoflow_jax.core.fast_model import fast_ffn_widths, fast_pays, fast_plan, fast_query_rows
+from infoflow_jax.core.fast_model import fast_ffn_widths, fast_pays, fast_plan, fast_query_rows, shared_shape
+from infoflow_jax.core.phases import phase
 from infoflow_jax.core.precision import require_float64
 from infoflow_jax.core.samplers import samplers_for
 from infoflow_jax.verification import memory as mem
@@ -55,19 +56,23 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     budget = DEFAULT_BUDGET if budget is None else budget
     t0 = time.perf_counter()
     T, d = built.task.T, built.task.d
-    plan = mem.memory_budget(memory)
-    graphdef, state = built.split()
-    fast_params = None if fast is False else fast_plan(graphdef, state)
-    path = "fast" if fast or (fast is None and fast_pays(fast_params, T)) else "dense"
-    if path == "fast":
-        err_fn, params = fast_error_function(built.task), fast_params
-        per = mem.bytes_per_input(built.compiled.model.cfg, T, d, fast_ffn_widths(fast_params),
-                                  fast_query_rows(fast_params, T))
-    else:
-        err_fn, params = error_function(graphdef, built.task), state
-        per = mem.bytes_per_input(built.compiled.model.cfg, T, d)
-    fixed = mem.fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1)
-    steps, step_certified = check_steps(built)  # the proof's steps against the compiled weights
+    with phase("plan"):
+        plan = mem.memory_budget(memory)
+        graphdef, state = built.split()
+        fast_params = None if fast is False else fast_plan(graphdef, state)
+        path = "fast" if fast or (fast is None and fast_pays(fast_params, T)) else "dense"
+        if path == "fast":
+            # one pytree shape for every ε and mutant of this structure (exactly the same function):
+            # they share one compiled program (evaluate_program is cached, jit keys on shapes)
+            err_fn, params = fast_error_function(built.task), shared_shape(fast_params)
+            per = mem.bytes_per_input(built.compiled.model.cfg, T, d, fast_ffn_widths(fast_params),
+                                      fast_query_rows(fast_params, T))
+        else:
+            err_fn, params = error_function(graphdef, built.task), state
+            per = mem.bytes_per_input(built.compiled.model.cfg, T, d)
+        fixed = mem.fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1)
+    with phase("steps"):
+        steps, step_certified = check_steps(built)  # the proof's steps against the compiled weights
     try:
         mem.check_fits(T=T, eps=built.eps, per_input=per, fixed=fixed, budget=plan)
         skipped = None
@@ -75,15 +80,20 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
         if step_certified is None:  # nothing else could decide the row
             raise
         skipped = f"skipped: {exc}"  # the proof check below decides, without a forward pass
-    est = None if skipped else estimate_sup_error(
-        err_fn, params, domain=built.task.domain, T=T, d=d, seed=seed, budget=budget, extra_inputs=built.probes,
-        # the sweep's polish stops at DEFAULT_FINEST_SCALE too; finer only when needed
-        finest_scale=min(finest_scale(built), DEFAULT_FINEST_SCALE),
-        chunk=mem.chunk_for(per, plan, fixed, budget.chunk),
-        ascent_chunk=mem.chunk_for(per, plan, fixed, budget.starts, mem.ASCENT_FACTOR))
+    est, probes = None, None
+    if not skipped:
+        with phase("probes"):
+            probes = dict(built.probes)  # the construction's own and the structural ones (computed on first read)
+        est = estimate_sup_error(err_fn, params, domain=built.task.domain,
+                                 T=T, d=d, seed=seed, budget=budget, extra_inputs=probes,
+                                 # the sweep's polish stops at DEFAULT_FINEST_SCALE too; finer only when needed
+                                 finest_scale=min(finest_scale(built), DEFAULT_FINEST_SCALE),
+                                 chunk=mem.chunk_for(per, plan, fixed, budget.chunk),
+                                 ascent_chunk=mem.chunk_for(per, plan, fixed, budget.starts, mem.ASCENT_FACTOR))
     record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path)
     record.steps, record.step_certified = steps, step_certified
-    proof = proof_check(built, steps, seed=seed, structural=None if skipped else dict(built.probes))
+    with phase("proof"):
+        proof = proof_check(built, steps, seed=seed, structural=probes)
     record.proof_checked, record.derived_bound = proof.proof_checked, proof.derived_bound
     if proof.parts:
         falsifier = skipped or ("ok" if record.passed else f"failed: estimate {est.value:.6g} > bound {built.bound:.6g}")
@@ -105,7 +115,8 @@ def verify_construction(spec: ConstructionSpec, *, T: int, eps: float, k: int | 
     if spec.uses_k:
         kw["k"] = k
     try:
-        built = spec.build(T, eps, mutant=mutant, beta=beta, **kw)
+        with phase("build"):
+            built = spec.build(T, eps, mutant=mutant, beta=beta, **kw)
     except MemoryError:
         raise InputError("T", T, f"small enough that {spec.name}'s weights fit in memory (building it at "
                          f"T = {T}, eps = {eps:g} ran out of memory)") from None
