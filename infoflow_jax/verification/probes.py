@@ -491,6 +491,9 @@ TIE_STEPS = (0.5, 1.0, 1.4, 2.0, 2.5, 3.0)  # gaps c/β, in softmax temperatures
 N_TIES = 256
 SCREEN_WORK = 1e9  # multiply-adds the NumPy screening of one kind may spend (≤ N_SCREEN candidates; ≳ 0.3 s)
 N_SCREEN = 8192
+# Inputs the structural probes may hold at once (every family at its size, one screening batch
+# besides): the memory plan counts them before any is built (at T = 10⁶ they are 12 GB).
+MAX_PROBE_INPUTS = N_CORNERS + N_POSITIONS + N_KNOTS + N_KUHN + 4 * N_TIES
 ACTIVATION_WORK = 20
 EDGE_CELLS = 6  # cells at each end of a decoder's breakpoint range (where the error of a max-read peaks)
 

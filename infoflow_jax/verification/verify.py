@@ -21,7 +21,7 @@ from infoflow_jax.core.samplers import samplers_for
 from infoflow_jax.verification import memory as mem
 from infoflow_jax.verification.construction import Built, ConstructionSpec, error_function, fast_error_function
 from infoflow_jax.verification.estimators import DEFAULT_BUDGET, DEFAULT_FINEST_SCALE, Budget, estimate_sup_error
-from infoflow_jax.verification.probes import finest_scale
+from infoflow_jax.verification.probes import MAX_PROBE_INPUTS, finest_scale
 from infoflow_jax.verification.proof import proof_check
 from infoflow_jax.verification.records import Record, construction_record, expected_outcome
 from infoflow_jax.verification.steps import check_steps
@@ -70,7 +70,8 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
         else:
             err_fn, params = error_function(graphdef, built.task), state
             per = mem.bytes_per_input(built.compiled.model.cfg, T, d)
-        fixed = mem.fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1)
+        fixed = mem.fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1) + \
+            mem.ITEM * T * d * MAX_PROBE_INPUTS  # the structural probes, counted before they are built
     with phase("steps"):
         steps, step_certified = check_steps(built)  # the proof's steps against the compiled weights
     try:
