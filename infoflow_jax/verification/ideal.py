@@ -81,7 +81,7 @@ def _head(H: dict, claim: Retrieval) -> tuple[dict, np.ndarray | None]:
     B, T1 = next(iter(H.values())).shape
     T = T1 - 1
     key = None if claim.key is None else np.broadcast_to(_form(H, claim.key), (B, T1))[:, 1:]
-    rows = {"cls": [0], "all": list(range(T1)), "tokens": list(range(1, T1))}[claim.queries]
+    rows = {"cls": slice(0, 1), "all": slice(0, T1), "tokens": slice(1, T1)}[claim.queries]
     out = {}
     for vform, into in claim.values:
         o = np.full((B, T1), np.nan)
