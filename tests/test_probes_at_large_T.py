@@ -26,3 +26,18 @@ def test_cube_probes_at_fifty_thousand_tokens_allocate_only_the_probes():
 def test_cube_probes_list_every_one_hot_when_they_fit():
     X = cube_probes(8, 2, np.random.default_rng(0))[:, :, :].reshape(N_CORNERS, 16)
     assert np.array_equal(X[2:18], np.eye(16)) and np.array_equal(X[18:34], 1 - np.eye(16))
+
+
+def test_a_sweep_at_a_billion_tokens_writes_a_failed_row_that_says_why(tmp_path, capsys):
+    import json
+
+    from infoflow_jax.cli import app
+
+    spec = tmp_path / "big.toml"
+    spec.write_text('name = "big"\n[[run]]\nconstruction = "C1"\nT = [1000000000]\neps = [1e-1]\n')
+    status = app.main(["sweep", str(spec), "--out", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err
+    rows = [json.loads(line) for line in (tmp_path / "runs" / "results.jsonl").read_text().splitlines()]
+    assert status == 1 and "Traceback" not in err
+    assert len(rows) == 1 and rows[0]["kind"] == "failure" and rows[0]["config_hash"]
+    assert "structural probes" in rows[0]["error"] and "T = 1000000000" in rows[0]["error"]

@@ -49,6 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from infoflow_jax.core.errors import InputError
+from infoflow_jax.verification import memory as vmem
+from infoflow_jax.verification.probes import MAX_PROBE_INPUTS
 from infoflow_jax.core.phases import phase
 from infoflow_jax.core.samplers import samplers_for
 from infoflow_jax.verification.estimators import (Budget, Estimate, ascent_evaluations, candidate_names,
@@ -208,6 +210,13 @@ def prepare(config: Config, entry) -> Prepared:
         p.build_seconds = time.perf_counter() - t0
         return p
     p.cfg = p.built.compiled.model.cfg
+    need = vmem.ITEM * config.T * p.built.task.d * MAX_PROBE_INPUTS  # before any probe is built
+    if need > vmem.memory_budget():
+        p.error = (f"T = {config.T} is out of range: must be small enough for the structural probes to fit in "
+                   f"memory ({vmem.human_bytes(need)} needed, {vmem.human_bytes(vmem.memory_budget())} may be used); "
+                   f"`infoflow verify` proof-checks a construction with claims at this T without a forward pass")
+        p.build_seconds = time.perf_counter() - t0
+        return p
     with phase("probes"):
         probes = dict(getattr(p.built, "probes", None) or {})
     p.probe_names = tuple(probes)
@@ -229,9 +238,11 @@ def run_direct(p: Prepared) -> Record:
 def failed_record(p: Prepared) -> Record:
     """A configuration that could not be built: a failed row with the reason in ``error``."""
     c = p.config
-    return records.failure_record(c.name, task=getattr(p.entry, "task_id", None), T=c.T, eps=c.eps, k=c.k,
-                                  beta=c.beta, mutant=c.mutant, dtype=c.dtype, seed=c.seed,
-                                  seconds=p.build_seconds, error=p.error)
+    rec = records.failure_record(c.name, task=getattr(p.entry, "task_id", None), T=c.T, eps=c.eps, k=c.k,
+                                 beta=c.beta, mutant=c.mutant, dtype=c.dtype, seed=c.seed,
+                                 seconds=p.build_seconds, error=p.error)
+    rec.config_hash = c.hash  # counted in the summary (as unexpected) and not run again on resume
+    return rec
 
 
 # ----------------------------------------------------------------------------- buckets

@@ -88,6 +88,11 @@ def chunk_for(per_input: int, budget: int, fixed: int, cap: int, factor: int = 1
     return int(max(1, min(cap, (budget - fixed) // max(1, factor * per_input))))
 
 
+def human_bytes(n: int) -> str:
+    """n bytes in TB, GB or MB (one decimal)."""
+    return _fmt(n)
+
+
 def _fmt(n: int) -> str:
     for unit, size in (("TB", 2 ** 40), ("GB", 2 ** 30), ("MB", 2 ** 20)):
         if n >= size:
