@@ -37,7 +37,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from flax import nnx
+from infoflow_jax.core.flax_nnx import nnx
 
 from infoflow_jax.core.invariance import shared_query_layers
 from infoflow_jax.core.pwl import FastFFN, decompose_layer

@@ -47,9 +47,9 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.special import lambertw
 
 from infoflow_jax.core.claims import OnBox
+from infoflow_jax.core.invariance import shared_query_layers
 from infoflow_jax.core.kuhn import kuhn_worst_case_point
 from infoflow_jax.core.pwl import FastFFN, PiecewiseLinear, decompose_layer, layer_ffn_weights
 
@@ -87,13 +87,17 @@ def _weights(model):
     (an L3 decoder) — its exact piecewise-linear form (:class:`~infoflow_jax.core.pwl.FastFFN`, the
     fast path's decomposition of the same weights, in NumPy): a decoder of N units then costs one
     binary search per position instead of 2·N·E multiply-adds, equal to the dense layer to
-    float64 rounding."""
+    float64 rounding. A layer whose token queries are proven equal at every token
+    (:func:`~infoflow_jax.core.invariance.shared_query_layers`, the fast path's other shortcut) is
+    marked ``attn["shared"]``: its attention is computed for CLS and token 1 only (O(T), not O(T²))."""
     e = model.embed
+    shared = shared_query_layers(model)
     emb = dict(A=np.asarray(e.A[...]), a=np.asarray(e.a[...]), P=np.asarray(e.P[...]), c=np.asarray(e.c[...]),
                As=np.asarray(e.As[...]) if model.cfg.position_input else None)
     blocks = []
     for layer, blk in enumerate(model.blocks):
         attn = {k: np.asarray(getattr(blk.attn, k)[...]) for k in ("Wq", "Wk", "Wv", "Wo")}
+        attn["shared"] = bool(shared[layer])
         dec = decompose_layer(model, layer)
         if dec is not None and dec.pl_groups:
             ffn = FastFFN.from_decomposition(dec)
@@ -119,10 +123,14 @@ def _ffn_np(ffn, z):
     if isinstance(ffn, FastFFN):
         return ffn(z)
     for i, (W, b, grouped) in enumerate(ffn):
-        if grouped:  # block-diagonal: one matmul per group (einsum would not use BLAS)
+        if grouped:  # block-diagonal: every group at once, one multiply-add per input of a group
+            # (a Kuhn layer has hundreds of groups of 3–4 inputs: a matmul per group was 25× slower)
             G, g_in, g_out = W.shape
-            zg = np.moveaxis(z.reshape(-1, G, g_in), 1, 0)  # (G, rows, g_in)
-            z = (np.moveaxis(np.matmul(zg, W), 0, 1) + b).reshape(z.shape[:-1] + (G * g_out,))
+            zg = z.reshape(-1, G, g_in)
+            out = zg[..., 0, None] * W[:, 0, :]  # (rows, G, g_out)
+            for i in range(1, g_in):
+                out += zg[..., i, None] * W[:, i, :]
+            z = (out + b).reshape(z.shape[:-1] + (G * g_out,))
         else:
             z = z @ W + b
         if i < len(ffn) - 1:
@@ -174,14 +182,23 @@ def _pre_ffn_residuals(model, X, weights, upto: int | None) -> list[np.ndarray]:
     upto = last if upto is None else upto
     out = []
     for l, (attn, ffn) in enumerate(blocks[:upto + 1]):
-        Q = H[:, :1] if l == last else H
-        q = np.einsum("bpe,hek->bhpk", Q, attn["Wq"])
-        k = np.einsum("bse,hek->bhsk", H[:, 1:], attn["Wk"])
-        s = np.einsum("bhpk,bhsk->bhps", q, k)
+        # queries: CLS only in the last layer (only CLS is read); CLS and token 1 where every token's
+        # query is the same (token 1's row then stands for every token); else every position.
+        # Batched matmuls (BLAS), not einsum: the same sums, 5–20× faster here.
+        Q = H[:, :1] if l == last else H[:, :2] if attn["shared"] else H
+        q = np.matmul(Q[:, None], attn["Wq"])  # (B, h, P, k)
+        k = np.matmul(H[:, None, 1:], attn["Wk"])  # (B, h, T, k)
+        s = np.matmul(q, np.swapaxes(k, -1, -2))  # (B, h, P, T)
         s = np.exp(s - s.max(axis=-1, keepdims=True))
         w = s / s.sum(axis=-1, keepdims=True)
-        v = np.einsum("bse,hev->bhsv", H[:, 1:], attn["Wv"])
-        H = Q + np.einsum("bhpv,hve->bpe", np.einsum("bhps,bhsv->bhpv", w, v), attn["Wo"])
+        v = np.matmul(H[:, None, 1:], attn["Wv"])  # (B, h, T, v)
+        a = np.matmul(np.matmul(w, v), attn["Wo"]).sum(axis=1)  # (B, P, E)
+        if l == last:
+            H = Q + a
+        elif attn["shared"]:
+            H = H + np.concatenate([a[:, :1], np.broadcast_to(a[:, 1:2], (B, T, a.shape[-1]))], axis=1)
+        else:
+            H = H + a
         out.append(H)
         if l < upto:
             H = H + _ffn_np(ffn, H)
@@ -615,6 +632,8 @@ def _pick(rng, n: int, *choices) -> list[np.ndarray]:
 def worst_tie_gap(n) -> np.ndarray:
     """c*(n) = 1 + W(n/e): the gap c/β at which n tokens tied below the maximum pull a softmax's
     average furthest from the maximum (L1: max over δ of n·δ·e^{−βδ}/(1 + n·e^{−βδ}))."""
+    from scipy.special import lambertw  # here: importing scipy.special is a cost only the tie probes need
+
     return 1.0 + np.real(lambertw(np.asarray(n, np.float64) / np.e))
 
 
