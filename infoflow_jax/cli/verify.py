@@ -166,28 +166,6 @@ class Row:
     k: int | None = None
     beta: float | None = None
     mutant: str | None = None
-    pad_T: int | None = None  # run in the program of length pad_T its family shares (see padded_families)
-
-
-def padded_families(rows: list[Row], budget) -> list[Row]:
-    """``rows`` with ``pad_T`` set where several T of one construction and k can share a compiled
-    program: every T without an exhaustive grid (there a padded program's estimators are the
-    samplers, the probes and the ascent, the same as unpadded) runs at the largest such T of its
-    construction and k. ``verify`` pads only where that is exact and cheap (the fast path, a task with
-    a padding rule, no positional input) and otherwise runs the row at its own T. A T with a grid
-    keeps its own program: filling the grid with fillers at every longer T would cost more than a
-    compilation."""
-    from dataclasses import replace
-
-    from infoflow_jax.verification.estimators import grid_size
-
-    no_grid: dict[tuple, set] = {}  # (spec, k) → its T without a grid (none at d = 1: none at any d)
-    for r in rows:
-        if not r.lemma and not grid_size(r.T, 1, budget.grid_points):
-            no_grid.setdefault((r.spec.name, r.k), set()).add(r.T)
-    shared = {key: max(Ts) for key, Ts in no_grid.items() if len(Ts) > 1}
-    return [replace(r, pad_T=shared[(r.spec.name, r.k)]) if not r.lemma and (r.spec.name, r.k) in shared
-            and r.T in no_grid[(r.spec.name, r.k)] else r for r in rows]
 
 
 def _representative(values):
@@ -321,7 +299,7 @@ def run_row(row: Row, *, seed: int, budget, memory: int | None = None):
             rec = row.spec.run(T=row.T, beta=row.beta, mutant=row.mutant, seed=seed, budget=budget)
         else:
             rec = verify_construction(row.spec, T=row.T, eps=row.eps, k=row.k, mutant=row.mutant,
-                                      seed=seed, budget=budget, beta=row.beta, memory=memory, pad_T=row.pad_T)
+                                      seed=seed, budget=budget, beta=row.beta, memory=memory)
     except InputError:
         raise
     except AssertionError as exc:
@@ -434,11 +412,10 @@ def select_specs(names: list[str]):
 
 # ----------------------------------------------------------------------------- parallel execution
 def _family(row: Row) -> tuple:
-    """What a compiled program is shared by: one spec at one (padded) T and k. Every ε, β and mutant
-    of it has one program shape (``verify`` runs a fast-path build in the shape of its structure,
-    :func:`infoflow_jax.core.fast_model.shared_shape`; a lemma check's β is an argument), and the
-    T that share a padded length (:func:`padded_families`) one program too."""
-    return row.spec.name, row.pad_T or row.T, row.k
+    """What a compiled program is shared by: one spec at one T and k. Every ε, β and mutant of it
+    has one program shape (``verify`` runs a fast-path build in the shape of its structure,
+    :func:`infoflow_jax.core.fast_model.shared_shape`; a lemma check's β is an argument)."""
+    return row.spec.name, row.T, row.k
 
 
 def _groups(rows: list[Row]) -> list[list[Row]]:
@@ -498,10 +475,10 @@ def _run_group(items: list[tuple], seed: int, budget_kw: dict, memory: int | Non
 
     budget = Budget(**budget_kw)
     out: list[tuple[str, Any]] = []
-    for source, T, eps, k, beta, mutant, pad_T in items:
+    for source, T, eps, k, beta, mutant in items:
         try:
             spec = lookup(source)
-            row = Row(spec, isinstance(spec, LemmaCheckSpec), T, eps, k, beta, mutant, pad_T)
+            row = Row(spec, isinstance(spec, LemmaCheckSpec), T, eps, k, beta, mutant)
             out.append(("record", run_row(row, seed=seed, budget=budget, memory=memory)))
         except InputError as exc:
             out.append(("input_error", (exc.argument, repr(exc.value), exc.allowed)))
@@ -554,7 +531,7 @@ def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory
     groups = _groups(rows)
     pool = pool or start_workers(jobs)
     try:
-        pending = {pool.submit(_run_group, [(source(r.spec), r.T, r.eps, r.k, r.beta, r.mutant, r.pad_T) for r in g],
+        pending = {pool.submit(_run_group, [(source(r.spec), r.T, r.eps, r.k, r.beta, r.mutant) for r in g],
                                seed, budget_kw, memory) for g in groups}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -644,8 +621,8 @@ def run(args) -> int:
             specs = select_specs(args.names)
         if args.list:
             return list_specs(specs, args.json)
+        rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
         budget = _budget(args.quick)
-        rows = padded_families(plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant), budget)
         check_inputs_fit(rows, budget, memory)
         jobs = min(jobs, len(_groups(rows)))
 

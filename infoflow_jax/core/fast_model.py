@@ -208,8 +208,9 @@ def shared_shape(plan: FastPlan, *, breakpoints: int = SHARED_BREAKPOINTS) -> Fa
 
     * a fast layer's own FFN weights are never read (its FastFFN replaces them): the plan's model
       gets a one-unit zero FFN there, so the widths N ∝ 1/ε leave the graphdef and the state;
-    * each FastFFN is padded (:func:`_pad_ffn`) to next_pow2 groups, max(next_pow2(K), ``breakpoints``)
-      breakpoints and next_pow2 dense units (0 stays 0);
+    * each FastFFN is padded (:func:`_pad_ffn`) to next_pow2 groups, next_pow2(K) breakpoints — at least
+      ``breakpoints`` once that is ≥ MIN_FAST_UNITS (a decoder, whose K grows as 1/ε; a layer of flags
+      keeps its K = 2, each breakpoint being a step of every search) — and next_pow2 dense units (0 stays 0);
     * ``largest_group`` becomes the breakpoint capacity (a static field: kept equal across builds);
       decide :func:`fast_pays` on the plan *before* sharing its shape.
     """
@@ -236,7 +237,9 @@ def shared_shape(plan: FastPlan, *, breakpoints: int = SHARED_BREAKPOINTS) -> Fa
             ffns.append(ffn)
             continue
         G = _next_pow2(np.asarray(ffn.U).shape[1])
-        K = max(_next_pow2(np.asarray(ffn.pl.breakpoints).shape[1]), breakpoints)
+        K = _next_pow2(np.asarray(ffn.pl.breakpoints).shape[1])
+        if K >= MIN_FAST_UNITS:  # a decoder (K ∝ 1/ε): every ε in one shape; a layer of flags (K = 2) stays small
+            K = max(K, breakpoints)
         R = np.asarray(ffn.W1r).shape[1]
         ffns.append(_pad_ffn(ffn, G, K, _next_pow2(R) if R else 0))
         capacity = max(capacity, K)

@@ -51,7 +51,6 @@ import optax
 
 from infoflow_jax.core.phases import phase
 from infoflow_jax.core.samplers import NumpyRandom, as_source, sample, samplers_for
-from infoflow_jax.verification import padding as pad
 
 
 @dataclass(frozen=True)
@@ -354,8 +353,7 @@ def evaluate_program(err_fn, domain, budget: Budget, chunk: int, ascent_chunk: i
 
 def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, budget: Budget = DEFAULT_BUDGET,
                        extra_inputs: dict | None = None, chunk: int | None = None,
-                       ascent_chunk: int | None = None, finest_scale: float = DEFAULT_FINEST_SCALE,
-                       pad_T: int | None = None) -> Estimate:
+                       ascent_chunk: int | None = None, finest_scale: float = DEFAULT_FINEST_SCALE) -> Estimate:
     """Max over estimators of |Ĥ − H| on ``domain`` for one configuration; the inputs are drawn
     from ``seed`` (:func:`draw_for_seed`).
 
@@ -364,33 +362,16 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, bud
     (inputs per vectorised step, default ``budget.chunk``) and ``ascent_chunk`` (ascent starts
     at once, default all) come from the memory plan (:mod:`~infoflow_jax.verification.memory`).
     ``finest_scale`` is the polish's smallest step (:func:`infoflow_jax.verification.probes.finest_scale`).
-
-    ``pad_T`` (≥ T): run in the program of length T_pad that the family shares
-    (:mod:`~infoflow_jax.verification.padding`): ``err_fn`` and ``domain`` are then the padded ones
-    (inputs (T_pad, d + 1) carrying their mask; a :class:`~infoflow_jax.verification.padding.PaddedDomain`),
-    the same inputs are drawn and probed at T and masked, and the worst input comes back at T. Only
-    where T has no exhaustive grid (a padded program's estimators are the samplers, the probes and
-    the ascent); the estimate equals the unpadded one to float64 rounding.
     """
     probes = dict(extra_inputs or {})
     chunk = budget.chunk if chunk is None else min(chunk, budget.chunk)
     if ascent_chunk is not None and ascent_chunk >= budget.starts:
         ascent_chunk = None  # all at once: the same program as without a plan
-    base = domain if pad_T is None else domain.domain
-    if pad_T is not None and grid_size(T, d, budget.grid_points):
-        raise ValueError(f"T = {T} has an exhaustive grid: it runs unpadded")
     with phase("draw"):
-        drawn = draw_for_seed(seed, domain=base, T=T, d=d, budget=budget)
-        arrays = tuple(np.asarray(P) for P in probes.values())
-        if pad_T is not None:
-            Xs, fresh = drawn
-            drawn = ([pad.with_mask(X, pad_T) for X in Xs], None if fresh is None else pad.with_mask(fresh, pad_T))
-            arrays = tuple(pad.with_mask(P, pad_T) for P in arrays)
+        drawn = draw_for_seed(seed, domain=domain, T=T, d=d, budget=budget)
     with phase("evaluate"):  # JAX's tracing, lowering and compiling inside it count as theirs
         values, inputs = evaluate_program(err_fn, domain, budget, chunk, ascent_chunk)(
-            params, drawn, arrays, np.asarray(finest_scale, np.float64))
+            params, drawn, tuple(np.asarray(P) for P in probes.values()), np.asarray(finest_scale, np.float64))
         values, inputs = np.asarray(values), np.asarray(inputs)  # wait for the result inside the phase
-    if pad_T is not None:
-        inputs = pad.strip(inputs, T)
-    names = candidate_names(base, T, d, budget, tuple(probes))
+    names = candidate_names(domain, T, d, budget, tuple(probes))
     return to_estimate(names, values, inputs)

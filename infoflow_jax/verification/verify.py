@@ -11,7 +11,6 @@ Verification runs in float64.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 
 from infoflow_jax.core.errors import InputError
@@ -20,17 +19,15 @@ from infoflow_jax.core.phases import phase
 from infoflow_jax.core.precision import require_float64
 from infoflow_jax.core.samplers import samplers_for
 from infoflow_jax.verification import memory as mem
-from infoflow_jax.verification import padding as pad
 from infoflow_jax.verification.construction import Built, ConstructionSpec, error_function, fast_error_function
-from infoflow_jax.verification.estimators import (DEFAULT_BUDGET, DEFAULT_FINEST_SCALE, Budget, estimate_sup_error,
-                                                  grid_size)
+from infoflow_jax.verification.estimators import DEFAULT_BUDGET, DEFAULT_FINEST_SCALE, Budget, estimate_sup_error
 from infoflow_jax.verification.probes import finest_scale
 from infoflow_jax.verification.records import Record, construction_record, expected_outcome
 from infoflow_jax.verification.steps import check_steps
 
 
 def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory: int | None = None,
-           fast: bool | None = None, pad_T: int | None = None) -> Record:
+           fast: bool | None = None) -> Record:
     """Estimate sup_{X∈Ω} |Ĥ(X) − H(X)| of ``built`` and judge it against its claim.
 
     The estimate is the max over the exhaustive grid (when 3 points per axis fit), every
@@ -53,12 +50,6 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     dense reference), or None (default): fast iff :func:`~infoflow_jax.core.fast_model.fast_pays`
     (a one-input group of at least ``MIN_FAST_UNITS`` units, or a shared-query layer at
     T ≥ ``MIN_SHARED_T``). The record's ``path`` says which ran.
-
-    ``pad_T`` (≥ T): run in the program of inputs of length T_pad (masked padding,
-    :mod:`~infoflow_jax.verification.padding`), so that the builds of a family at several T share
-    one compiled program — only where it is exact and cheap: the fast path, a task with a padding
-    rule, a model without positional input, and no exhaustive grid at T; else ``pad_T`` is ignored.
-    The estimate equals the unpadded one to float64 rounding (the same inputs, masked).
     """
     require_float64("verification")
     budget = DEFAULT_BUDGET if budget is None else budget
@@ -69,27 +60,20 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
         graphdef, state = built.split()
         fast_params = None if fast is False else fast_plan(graphdef, state)
         path = "fast" if fast or (fast is None and fast_pays(fast_params, T)) else "dense"
-        padded = (path == "fast" and pad_T is not None and pad_T >= T and pad.paddable(built.task, built.compiled.model.cfg)
-                  and not grid_size(T, d, budget.grid_points))
-        T_run = pad_T if padded else T
-        domain = pad.PaddedDomain(built.task.domain, built.task.padding) if padded else built.task.domain
         if path == "fast":
             # one pytree shape for every ε and mutant of this structure (exactly the same function):
             # they share one compiled program (evaluate_program is cached, jit keys on shapes)
-            params = shared_shape(fast_params)
-            # padded: the family's task at T_pad (a built-in target reads X's shape, not T)
-            err_fn = (pad.padded_fast_error_function(replace(built.task, T=pad_T)) if padded
-                      else fast_error_function(built.task))
-            per = mem.bytes_per_input(built.compiled.model.cfg, T_run, d + padded, fast_ffn_widths(fast_params),
-                                      fast_query_rows(fast_params, T_run))
+            err_fn, params = fast_error_function(built.task), shared_shape(fast_params)
+            per = mem.bytes_per_input(built.compiled.model.cfg, T, d, fast_ffn_widths(fast_params),
+                                      fast_query_rows(fast_params, T))
         else:
             err_fn, params = error_function(graphdef, built.task), state
             per = mem.bytes_per_input(built.compiled.model.cfg, T, d)
-        fixed = mem.fixed_input_bytes(T_run, d + padded, budget.samples, len(samplers_for(built.task.domain)) + 1)
+        fixed = mem.fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1)
         mem.check_fits(T=T, eps=built.eps, per_input=per, fixed=fixed, budget=plan)
     with phase("probes"):
         probes = dict(built.probes)  # the construction's own and the structural ones (computed on first read)
-    est = estimate_sup_error(err_fn, params, domain=domain, pad_T=T_run if padded else None,
+    est = estimate_sup_error(err_fn, params, domain=built.task.domain,
                              T=T, d=d, seed=seed, budget=budget, extra_inputs=probes,
                              # the sweep's polish stops at DEFAULT_FINEST_SCALE too; finer only when needed
                              finest_scale=min(finest_scale(built), DEFAULT_FINEST_SCALE),
@@ -106,9 +90,8 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
 def verify_construction(spec: ConstructionSpec, *, T: int, eps: float, k: int | None = None,
                         mutant: str | None = None, seed: int = 0, budget: Budget | None = None,
                         beta: float | None = None, memory: int | None = None, fast: bool | None = None,
-                        pad_T: int | None = None, **options) -> Record:
-    """Build catalog entry ``spec`` at (T, ε, k) — a mutant, a user's β — and :func:`verify` it
-    (``pad_T``: in the program of the family's inputs of length T_pad, where :func:`verify` can)."""
+                        **options) -> Record:
+    """Build catalog entry ``spec`` at (T, ε, k) — a mutant, a user's β — and :func:`verify` it."""
     t0 = time.perf_counter()
     kw = dict(options)
     if spec.uses_k:
@@ -122,7 +105,7 @@ def verify_construction(spec: ConstructionSpec, *, T: int, eps: float, k: int | 
     if mutant is None and beta is None and not built.bound <= eps:
         # the construction chose its own β, N: its claim must be ≤ ε by construction
         raise AssertionError(f"{spec.name}: claimed bound {built.bound:.3e} exceeds eps = {eps:.3e}")
-    record = verify(built, seed=seed, budget=budget, memory=memory, fast=fast, pad_T=pad_T)
+    record = verify(built, seed=seed, budget=budget, memory=memory, fast=fast)
     record.name = spec.name
     record.seconds = time.perf_counter() - t0
     return record
