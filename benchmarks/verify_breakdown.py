@@ -57,9 +57,17 @@ def _env(**extra) -> dict:
 
 
 def _run(cmd: list[str], **env) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall seconds and the finished process; ``proc.cpu_seconds``: user + system CPU of it and its
+    children (its workers), the figure a loaded shared machine disturbs least."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(**env), capture_output=True, text=True)
-    return time.perf_counter() - t0, proc
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc.cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, proc
 
 
 def breakdown(wall: float, doc: dict) -> dict:
@@ -107,6 +115,7 @@ def section_verify(args, cache: Path, label: str) -> dict:
         out = breakdown(wall, json.loads(ph.read_text()))
         rows = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
     out.update(section=label, command="infoflow verify " + " ".join(args.verify_args), exit=proc.returncode,
+               cpu_seconds=proc.cpu_seconds,
                rows=len(rows), unexpected=sum(not r["expected"] for r in rows), summary=_summary_line(proc.stderr),
                load_before=load0, load_after=machine.load_average())
     return out
@@ -122,6 +131,7 @@ def section_sweep(args) -> dict:
     out = breakdown(wall, doc)
     st = doc["stats"]
     out.update(section="sweep cold", command=f"infoflow sweep {args.sweep_spec} --out DIR", exit=proc.returncode,
+               cpu_seconds=proc.cpu_seconds,
                rows=doc["configurations"], unexpected=doc["unexpected"], summary=_summary_line(proc.stdout),
                load_before=load0, load_after=machine.load_average(),
                sweep_stats={k: st[k] for k in ("buckets_run", "compilations", "compile_seconds", "prep_seconds",
@@ -259,11 +269,14 @@ def table(sections: list[dict]) -> str:
     """Markdown: one row per section; seconds and share of the section's busy time per label."""
     used = [k for k in LABELS if any(k in s["seconds"] for s in sections)]
     used += sorted({k for s in sections for k in s["seconds"]} - set(used))
-    head = ["section", "wall s", "rows", "unexpected", "programs"] + used
+    head = ["section", "wall s", "CPU s", "load", "rows", "unexpected", "programs"] + used
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in sections:
-        cells = [s["section"], f"{s['wall_seconds']:.1f}", str(s.get("rows", "")), str(s.get("unexpected", "")),
-                 str(s["programs"])]
+        load = s.get("load_before")
+        cells = [s["section"], f"{s['wall_seconds']:.1f}",
+                 f"{s['cpu_seconds']:.0f}" if s.get("cpu_seconds") is not None else "",
+                 f"{load[0]:.1f}→{s['load_after'][0]:.1f}" if load else "", str(s.get("rows", "")),
+                 str(s.get("unexpected", "")), str(s["programs"])]
         for k in used:
             v = s["seconds"].get(k)
             cells.append("" if v is None else f"{v:.1f} ({100 * s['share'].get(k, 0):.0f}%)")

@@ -39,28 +39,48 @@ Verification runs in float64: call :func:`use_float64` once before building (``v
 refuses float32).
 """
 
-from infoflow_jax.catalog import catalog, lookup, register, unregister
-from infoflow_jax.core.claims import OnBox, OneInput, Retrieval, SumOfOneInputs, clipped, step_function
-from infoflow_jax.core.decoders import piecewise_linear_decoder
-from infoflow_jax.core.domains import Cube, Margin
-from infoflow_jax.core.errors import InputError
-from infoflow_jax.core.functions import LipschitzFn
-from infoflow_jax.core.kuhn import kuhn_cells_for, kuhn_decoder, kuhn_ffn
-from infoflow_jax.core.lemmas import beta_for_margin, beta_for_soft_max, e_max, flagged_set_leakage, knots_for, \
-    margin_retrieval_error, pl_decoder_error, score_gap_for_flagged_set
-from infoflow_jax.core.precision import use_float64
-from infoflow_jax.core.rates import fit_exponent
-from infoflow_jax.core.relu_net import Dense
-from infoflow_jax.core.slots import FFNBlock, Form, Head, Program, max_retrieval
-from infoflow_jax.core.tasks import FunctionTask, KthLargest, MaxRetrieval, Task, TwoHop
-from infoflow_jax.verification.construction import Built, ConstructionSpec
-from infoflow_jax.verification.estimators import DEFAULT_BUDGET, QUICK_BUDGET, Budget
-from infoflow_jax.verification.mutants import BETA_SMALL, LOCALIZED_STRENGTH, SIGN_FLIPPED, end_ramp, knot_dropped, \
-    one_cell_bump, random_vertex_shifted, vertex_shifted
-from infoflow_jax.verification.records import RECORD_KEYS, Record
-from infoflow_jax.verification.certify import certify
-from infoflow_jax.verification.steps import check_steps
-from infoflow_jax.verification.verify import verify, verify_grid
+# ``catalog`` is also the name of a submodule: importing the submodule (as anything may) rebinds the
+# package attribute to it, so the function is bound here, after that import, as it always was
+from infoflow_jax.catalog import catalog, lookup, register, unregister  # noqa: E402
+
+_WHERE = {  # every other public name → the module that defines it (imported on first use: PEP 562)
+    **dict.fromkeys(('OnBox', 'OneInput', 'Retrieval', 'SumOfOneInputs', 'clipped', 'step_function'), "infoflow_jax.core.claims"),
+    **dict.fromkeys(('piecewise_linear_decoder',), "infoflow_jax.core.decoders"),
+    **dict.fromkeys(('Cube', 'Margin'), "infoflow_jax.core.domains"),
+    **dict.fromkeys(('InputError',), "infoflow_jax.core.errors"),
+    **dict.fromkeys(('LipschitzFn',), "infoflow_jax.core.functions"),
+    **dict.fromkeys(('kuhn_cells_for', 'kuhn_decoder', 'kuhn_ffn'), "infoflow_jax.core.kuhn"),
+    **dict.fromkeys(('beta_for_margin', 'beta_for_soft_max', 'e_max', 'flagged_set_leakage', 'knots_for', 'margin_retrieval_error', 'pl_decoder_error', 'score_gap_for_flagged_set'), "infoflow_jax.core.lemmas"),
+    **dict.fromkeys(('use_float64',), "infoflow_jax.core.precision"),
+    **dict.fromkeys(('fit_exponent',), "infoflow_jax.core.rates"),
+    **dict.fromkeys(('Dense',), "infoflow_jax.core.relu_net"),
+    **dict.fromkeys(('FFNBlock', 'Form', 'Head', 'Program', 'max_retrieval'), "infoflow_jax.core.slots"),
+    **dict.fromkeys(('FunctionTask', 'KthLargest', 'MaxRetrieval', 'Task', 'TwoHop'), "infoflow_jax.core.tasks"),
+    **dict.fromkeys(('Built', 'ConstructionSpec'), "infoflow_jax.verification.construction"),
+    **dict.fromkeys(('DEFAULT_BUDGET', 'QUICK_BUDGET', 'Budget'), "infoflow_jax.verification.estimators"),
+    **dict.fromkeys(('BETA_SMALL', 'LOCALIZED_STRENGTH', 'SIGN_FLIPPED', 'end_ramp', 'knot_dropped', 'one_cell_bump', 'random_vertex_shifted', 'vertex_shifted'), "infoflow_jax.verification.mutants"),
+    **dict.fromkeys(('RECORD_KEYS', 'Record'), "infoflow_jax.verification.records"),
+    **dict.fromkeys(('certify',), "infoflow_jax.verification.certify"),
+    **dict.fromkeys(('check_steps',), "infoflow_jax.verification.steps"),
+    **dict.fromkeys(('verify', 'verify_grid'), "infoflow_jax.verification.verify"),
+}
+
+
+def __getattr__(name: str):
+    """Import a public name's module on first use, so that ``import infoflow_jax`` stays cheap."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'infoflow_jax' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     # write a construction

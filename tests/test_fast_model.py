@@ -160,3 +160,18 @@ def test_memory_sizes_accept_suffixes_in_powers_of_1024():
     assert parse_memory("8GiB") == parse_memory("8GB") == parse_memory("8g")
     assert parse_memory("1000000") == 1_000_000
     assert parse_memory(None) is None
+
+
+def test_builds_of_one_structure_at_every_eps_share_one_plan_shape_and_keep_their_values():
+    from infoflow_jax.core.fast_model import shared_shape
+
+    X = np.random.default_rng(0).random((40, 8, 1))
+    plans = []
+    for eps, mutant in ((1e-1, None), (1e-2, None), (1e-3, None), (1e-2, "cell-bump"), (1e-2, "psi-knot-dropped")):
+        plan = fast_plan(*SPECS["C2"].build(8, eps, mutant=mutant).split())
+        shared = shared_shape(plan)
+        one = jax.vmap(lambda x, p=plan: apply_fast(p, x))(X)
+        assert np.array_equal(np.asarray(one), np.asarray(jax.vmap(lambda x, p=shared: apply_fast(p, x))(X)))
+        plans.append(shared)
+    shape = lambda p: (jax.tree_util.tree_structure(p), [np.shape(x) for x in jax.tree_util.tree_leaves(p)])
+    assert all(shape(p) == shape(plans[0]) for p in plans)

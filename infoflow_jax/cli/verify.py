@@ -458,6 +458,9 @@ def _worker_init() -> None:
 
     if os.environ.get(PHASES_ENV):
         phases.enable()
+        started = phases.process_start_time()
+        if started is not None:  # the interpreter's start and the imports that unpickling this function did
+            phases.record("startup", started, time.time())
     with phases.phase("import"):
         from infoflow_jax.catalog import catalog
         from infoflow_jax.core.errors import EntryPointWarning
@@ -508,11 +511,28 @@ def _records_sequential(rows: list[Row], seed: int, budget, bar, memory: int | N
         yield run_row(row, seed=seed, budget=budget, memory=memory)
 
 
-def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory: int | None = None,
-                      worker_phases: dict | None = None):
-    """Run groups of rows in ``jobs`` spawned worker processes; yield records as groups complete."""
+def _ready() -> None:
+    """A worker's first task: nothing (its initializer, the imports, is the point)."""
+
+
+def start_workers(jobs: int):
+    """``jobs`` spawned worker processes, started now: each imports JAX and the catalog
+    (:func:`_worker_init`, seconds) while this process plans the rows."""
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init)
+    for _ in range(jobs):  # a spawned pool starts a worker per task submitted while none is idle
+        pool.submit(_ready)
+    return pool
+
+
+def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory: int | None = None,
+                      worker_phases: dict | None = None, pool=None):
+    """Run groups of rows in ``jobs`` spawned worker processes (``pool``, or new ones); yield records
+    as groups complete."""
+    from concurrent.futures import FIRST_COMPLETED, wait
     from dataclasses import asdict
 
     from infoflow_jax.catalog import source
@@ -520,8 +540,7 @@ def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory
     budget_kw = asdict(budget)
     worker_phases = {} if worker_phases is None else worker_phases
     groups = _groups(rows)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init)
+    pool = pool or start_workers(jobs)
     try:
         pending = {pool.submit(_run_group, [(source(r.spec), r.T, r.eps, r.k, r.beta, r.mutant) for r in g],
                                seed, budget_kw, memory) for g in groups}
@@ -605,59 +624,66 @@ def run(args) -> int:
     epss = parse_floats("eps", args.eps)
     ks = parse_ints("k", args.k)
     betas = parse_floats("beta", args.beta)
-    with phases.phase("import"):  # the catalog: every construction module, and JAX
-        specs = select_specs(args.names)
-    if args.list:
-        return list_specs(specs, args.json)
-    rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
-    budget = _budget(args.quick)
-    check_inputs_fit(rows, budget, memory)
-    jobs = min(jobs, len(_groups(rows)))
-
-    out = None
-    if args.out is not None:
-        from infoflow_jax.verification.store import JsonlFile
-
-        out = JsonlFile(args.out).open()  # a torn last line (an interrupted run) is cut first
-
-    from tqdm import tqdm
-
-    n_pass = n_caught = n_unexpected = 0
-    worker_phases: dict = {}  # pid → [phases.totals()] of each worker process (INFOFLOW_PHASES)
-    t_start = time.perf_counter()
+    # the default run (every spec) will use its workers: start them now, so that they import JAX
+    # and the catalog while this process does the same and plans the rows
+    pool = start_workers(jobs) if jobs > 1 and not args.names and not args.list else None
     try:
-        header = not args.json  # printed before the first row: a bad input found while building prints one line only
-        with tqdm(total=len(rows), desc=f"infoflow {NAME}", unit="row", file=sys.stderr,
-                  disable=None, leave=False, dynamic_ncols=True) as bar:
-            if jobs > 1:
-                bar.set_postfix_str(f"{jobs} worker processes")
-                records = _records_parallel(rows, seed, budget, jobs, bar, memory, worker_phases)
-            else:
-                records = _records_sequential(rows, seed, budget, bar, memory)
-            for rec in records:
-                if out is not None:
-                    out.append(rec)
-                line = to_json(rec) if args.json else TABLE.row(rec)
-                bar.clear()
-                if header:
-                    _emit(TABLE.header())
-                    header = False
-                _emit(line)
-                bar.refresh()
-                bar.update(1)
-                if rec["mutant"] is None and rec["passed"]:
-                    n_pass += 1
-                if rec["mutant"] is not None and expected_outcome(rec):  # failed the global check or a step
-                    n_caught += 1
-                if not expected_outcome(rec):
-                    n_unexpected += 1
+        with phases.phase("import"):  # the catalog: every construction module, and JAX
+            specs = select_specs(args.names)
+        if args.list:
+            return list_specs(specs, args.json)
+        rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
+        budget = _budget(args.quick)
+        check_inputs_fit(rows, budget, memory)
+        jobs = min(jobs, len(_groups(rows)))
+
+        out = None
+        if args.out is not None:
+            from infoflow_jax.verification.store import JsonlFile
+
+            out = JsonlFile(args.out).open()  # a torn last line (an interrupted run) is cut first
+
+        from tqdm import tqdm
+
+        n_pass = n_caught = n_unexpected = 0
+        worker_phases: dict = {}  # pid → [phases.totals()] of each worker process (INFOFLOW_PHASES)
+        t_start = time.perf_counter()
+        try:
+            header = not args.json  # printed before the first row: a bad input found while building prints one line only
+            with tqdm(total=len(rows), desc=f"infoflow {NAME}", unit="row", file=sys.stderr,
+                      disable=None, leave=False, dynamic_ncols=True) as bar:
+                if jobs > 1:
+                    bar.set_postfix_str(f"{jobs} worker processes")
+                    records = _records_parallel(rows, seed, budget, jobs, bar, memory, worker_phases, pool)
+                else:
+                    records = _records_sequential(rows, seed, budget, bar, memory)
+                for rec in records:
+                    if out is not None:
+                        out.append(rec)
+                    line = to_json(rec) if args.json else TABLE.row(rec)
+                    bar.clear()
+                    if header:
+                        _emit(TABLE.header())
+                        header = False
+                    _emit(line)
+                    bar.refresh()
+                    bar.update(1)
+                    if rec["mutant"] is None and rec["passed"]:
+                        n_pass += 1
+                    if rec["mutant"] is not None and expected_outcome(rec):  # failed the global check or a step
+                        n_caught += 1
+                    if not expected_outcome(rec):
+                        n_unexpected += 1
+        finally:
+            if out is not None:
+                out.close()
+        summary = (f"{len(rows)} rows: {n_pass} passed, {n_caught} mutants caught, {n_unexpected} unexpected"
+                   f" ({time.perf_counter() - t_start:.1f} s, {jobs} process{'es' if jobs > 1 else ''})")
+        # with --json, stdout holds records only; the summary goes to stderr
+        _emit(summary, sys.stderr if args.json else sys.stdout)
     finally:
-        if out is not None:
-            out.close()
-    summary = (f"{len(rows)} rows: {n_pass} passed, {n_caught} mutants caught, {n_unexpected} unexpected"
-               f" ({time.perf_counter() - t_start:.1f} s, {jobs} process{'es' if jobs > 1 else ''})")
-    # with --json, stdout holds records only; the summary goes to stderr
-    _emit(summary, sys.stderr if args.json else sys.stdout)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
     if phases.enabled():
         _write_phases(os.environ[PHASES_ENV], time.time() - t_run, phases.totals(),
                       worker_phases)

@@ -37,7 +37,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from flax import nnx
+from infoflow_jax.core.flax_nnx import nnx
 
 from infoflow_jax.core.invariance import shared_query_layers
 from infoflow_jax.core.pwl import FastFFN, decompose_layer
@@ -194,6 +194,8 @@ def same_shape_plans(plans: list[FastPlan]) -> list[FastPlan]:
 #: compiled program. A search over K breakpoints costs ⌈log₂(K + 1)⌉ steps, so this costs at most
 #: 15 steps where the smallest decoders needed 6 (measured in benchmarks/verify_breakdown.py's notes).
 SHARED_BREAKPOINTS = 1 << 15
+SMALL_BREAKPOINTS = 4  # the K of a layer without a decoder (flags: 2, a weakened flag: 4)
+SMALL_GROUPS = 2  # the fewest groups of a shared layer (a flag: 1, a flag weakened on a band: 2)
 
 
 def _next_pow2(n: int) -> int:
@@ -208,8 +210,10 @@ def shared_shape(plan: FastPlan, *, breakpoints: int = SHARED_BREAKPOINTS) -> Fa
 
     * a fast layer's own FFN weights are never read (its FastFFN replaces them): the plan's model
       gets a one-unit zero FFN there, so the widths N ∝ 1/ε leave the graphdef and the state;
-    * each FastFFN is padded (:func:`_pad_ffn`) to next_pow2 groups, max(next_pow2(K), ``breakpoints``)
-      breakpoints and next_pow2 dense units (0 stays 0);
+    * each FastFFN is padded (:func:`_pad_ffn`) to next_pow2 groups (at least SMALL_GROUPS), next_pow2(K)
+      breakpoints — at least ``breakpoints`` once that is ≥ MIN_FAST_UNITS (a decoder, whose K grows as
+      1/ε), else at least SMALL_BREAKPOINTS (a layer of flags: each padded breakpoint is one more step
+      of every search) — and next_pow2 dense units (0 stays 0);
     * ``largest_group`` becomes the breakpoint capacity (a static field: kept equal across builds);
       decide :func:`fast_pays` on the plan *before* sharing its shape.
     """
@@ -235,8 +239,11 @@ def shared_shape(plan: FastPlan, *, breakpoints: int = SHARED_BREAKPOINTS) -> Fa
         if ffn is None or ffn.pl is None:
             ffns.append(ffn)
             continue
-        G = _next_pow2(np.asarray(ffn.U).shape[1])
-        K = max(_next_pow2(np.asarray(ffn.pl.breakpoints).shape[1]), breakpoints)
+        G = max(_next_pow2(np.asarray(ffn.U).shape[1]), SMALL_GROUPS)
+        K = _next_pow2(np.asarray(ffn.pl.breakpoints).shape[1])
+        # a decoder (K ∝ 1/ε): every ε in one shape; a layer of flags (K = 2) stays small, the same
+        # for the flags a mutant weakens on a band (two groups of ≤ 4 breakpoints)
+        K = max(K, breakpoints) if K >= MIN_FAST_UNITS else max(K, SMALL_BREAKPOINTS)
         R = np.asarray(ffn.W1r).shape[1]
         ffns.append(_pad_ffn(ffn, G, K, _next_pow2(R) if R else 0))
         capacity = max(capacity, K)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from infoflow_jax.core.errors import InputError, check_int_range, check_positive
 
@@ -86,6 +85,8 @@ def l1_attained(T: int, beta: float) -> tuple[float, float]:
     vals = np.array([-g(t) for t in grid])
     i = int(np.argmax(vals))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    from scipy.optimize import minimize_scalar  # here: scipy.optimize costs ~1 s to import, and only L1's check needs it
+
     res = minimize_scalar(g, bounds=(lo, hi), method="bounded", options={"xatol": 1e-15})
     dl = float(res.x) if -res.fun >= vals[i] else float(grid[i])
     return float(-g(dl)), dl

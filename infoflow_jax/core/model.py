@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from infoflow_jax.core.flax_nnx import nnx
 
 from infoflow_jax.core.errors import check_choice, check_int_range
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import jax
 import numpy as np
-from flax import nnx
+from infoflow_jax.core.flax_nnx import nnx
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,27 @@ def phase(name: str):
             _intervals.append((t0, time.time(), name))
 
 
+def record(name: str, start: float, end: float) -> None:
+    """Attribute an interval measured otherwise (``time.time()`` seconds) to ``name``."""
+    if _state["on"] and threading.get_ident() == _thread[0]:
+        with _lock:
+            _intervals.append((start, end, name))
+
+
+def process_start_time() -> float | None:
+    """When this process started (``time.time()`` seconds, to 10 ms; Linux's /proc), else None."""
+    import os
+
+    try:
+        with open("/proc/uptime") as f:
+            up = float(f.read().split()[0])  # seconds since boot
+        with open("/proc/self/stat") as f:
+            ticks = float(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime, ticks since boot
+        return time.time() - (up - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def reset() -> None:
     with _lock:
         _intervals.clear()

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 TOLERANCE = 0.15
 LEVEL = 0.95
@@ -66,6 +65,8 @@ def fit_slope(x, y, level: float = LEVEL) -> Fit:
     resid = y - A @ coef
     s2 = float(resid @ resid) / (n - 2)
     se = math.sqrt(s2 / float(((x - x.mean()) ** 2).sum()))
+    from scipy import stats  # here: scipy.stats costs ~1 s to import, and only a fit needs it
+
     t = float(stats.t.ppf(0.5 + level / 2, n - 2))
     return Fit(b, b - t * se, b + t * se, a, n, se)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from infoflow_jax.core.flax_nnx import nnx
 
 from infoflow_jax.core.model import FFNLayerShape, LayerShape, TFConfig, Transformer
 from infoflow_jax.core.relu_net import Dense, Grouped, Layer, depth, pad_depth

@@ -40,7 +40,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from infoflow_jax.core.flax_nnx import nnx
 
 from infoflow_jax.core.model import TFConfig, Transformer
 

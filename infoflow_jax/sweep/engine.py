@@ -368,7 +368,7 @@ def _evals(p: Prepared) -> float:
 def _buckets(group: list[Prepared], policy: str, platform: str, padded: bool = False) -> list[Bucket]:
     """Buckets of a group of one T, or (``padded``) of several T sharing programs at T_pad = their
     largest T (inputs with a mask channel, :mod:`infoflow_jax.verification.padding`)."""
-    from flax import nnx
+    from infoflow_jax.core.flax_nnx import nnx
 
     T = max(p.config.T for p in group)
     T_pad = T if padded else None

@@ -47,9 +47,9 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.special import lambertw
 
 from infoflow_jax.core.claims import OnBox
+from infoflow_jax.core.invariance import shared_query_layers
 from infoflow_jax.core.kuhn import kuhn_worst_case_point
 from infoflow_jax.core.pwl import FastFFN, PiecewiseLinear, decompose_layer, layer_ffn_weights
 
@@ -87,13 +87,17 @@ def _weights(model):
     (an L3 decoder) — its exact piecewise-linear form (:class:`~infoflow_jax.core.pwl.FastFFN`, the
     fast path's decomposition of the same weights, in NumPy): a decoder of N units then costs one
     binary search per position instead of 2·N·E multiply-adds, equal to the dense layer to
-    float64 rounding."""
+    float64 rounding. A layer whose token queries are proven equal at every token
+    (:func:`~infoflow_jax.core.invariance.shared_query_layers`, the fast path's other shortcut) is
+    marked ``attn["shared"]``: its attention is computed for CLS and token 1 only (O(T), not O(T²))."""
     e = model.embed
+    shared = shared_query_layers(model)
     emb = dict(A=np.asarray(e.A[...]), a=np.asarray(e.a[...]), P=np.asarray(e.P[...]), c=np.asarray(e.c[...]),
                As=np.asarray(e.As[...]) if model.cfg.position_input else None)
     blocks = []
     for layer, blk in enumerate(model.blocks):
         attn = {k: np.asarray(getattr(blk.attn, k)[...]) for k in ("Wq", "Wk", "Wv", "Wo")}
+        attn["shared"] = bool(shared[layer])
         dec = decompose_layer(model, layer)
         if dec is not None and dec.pl_groups:
             ffn = FastFFN.from_decomposition(dec)
@@ -119,10 +123,14 @@ def _ffn_np(ffn, z):
     if isinstance(ffn, FastFFN):
         return ffn(z)
     for i, (W, b, grouped) in enumerate(ffn):
-        if grouped:  # block-diagonal: one matmul per group (einsum would not use BLAS)
+        if grouped:  # block-diagonal: every group at once, one multiply-add per input of a group
+            # (a Kuhn layer has hundreds of groups of 3–4 inputs: a matmul per group was 25× slower)
             G, g_in, g_out = W.shape
-            zg = np.moveaxis(z.reshape(-1, G, g_in), 1, 0)  # (G, rows, g_in)
-            z = (np.moveaxis(np.matmul(zg, W), 0, 1) + b).reshape(z.shape[:-1] + (G * g_out,))
+            zg = z.reshape(-1, G, g_in)
+            out = zg[..., 0, None] * W[:, 0, :]  # (rows, G, g_out)
+            for i in range(1, g_in):
+                out += zg[..., i, None] * W[:, i, :]
+            z = (out + b).reshape(z.shape[:-1] + (G * g_out,))
         else:
             z = z @ W + b
         if i < len(ffn) - 1:
@@ -174,14 +182,23 @@ def _pre_ffn_residuals(model, X, weights, upto: int | None) -> list[np.ndarray]:
     upto = last if upto is None else upto
     out = []
     for l, (attn, ffn) in enumerate(blocks[:upto + 1]):
-        Q = H[:, :1] if l == last else H
-        q = np.einsum("bpe,hek->bhpk", Q, attn["Wq"])
-        k = np.einsum("bse,hek->bhsk", H[:, 1:], attn["Wk"])
-        s = np.einsum("bhpk,bhsk->bhps", q, k)
+        # queries: CLS only in the last layer (only CLS is read); CLS and token 1 where every token's
+        # query is the same (token 1's row then stands for every token); else every position.
+        # Batched matmuls (BLAS), not einsum: the same sums, 5–20× faster here.
+        Q = H[:, :1] if l == last else H[:, :2] if attn["shared"] else H
+        q = np.matmul(Q[:, None], attn["Wq"])  # (B, h, P, k)
+        k = np.matmul(H[:, None, 1:], attn["Wk"])  # (B, h, T, k)
+        s = np.matmul(q, np.swapaxes(k, -1, -2))  # (B, h, P, T)
         s = np.exp(s - s.max(axis=-1, keepdims=True))
         w = s / s.sum(axis=-1, keepdims=True)
-        v = np.einsum("bse,hev->bhsv", H[:, 1:], attn["Wv"])
-        H = Q + np.einsum("bhpv,hve->bpe", np.einsum("bhps,bhsv->bhpv", w, v), attn["Wo"])
+        v = np.matmul(H[:, None, 1:], attn["Wv"])  # (B, h, T, v)
+        a = np.matmul(np.matmul(w, v), attn["Wo"]).sum(axis=1)  # (B, P, E)
+        if l == last:
+            H = Q + a
+        elif attn["shared"]:
+            H = H + np.concatenate([a[:, :1], np.broadcast_to(a[:, 1:2], (B, T, a.shape[-1]))], axis=1)
+        else:
+            H = H + a
         out.append(H)
         if l < upto:
             H = H + _ffn_np(ffn, H)
@@ -305,22 +322,32 @@ def position_probes(T: int, d: int, rng: np.random.Generator, n_probes: int = N_
 
 
 # ----------------------------------------------------------------------------- knots
-def knot_targets(compiled) -> list[tuple[int, np.ndarray, float]]:
-    """(site index, w (D,), z): the block's input u should satisfy w·u = z.
+def knot_targets(compiled) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(site, w, z)``, one row per target: the input u of block ``site[j]`` should satisfy
+    ``w[j, :D]·u = z[j]`` (D the block's inputs; ``w`` is zero-padded to the largest D).
 
     One-input blocks: w = 1 and z every breakpoint, cell midpoint and both range ends.
-    Multi-input blocks: w·u = −b for each first-layer unit (its kink hyperplane)."""
-    out = []
+    Multi-input blocks: w·u = −b for each first-layer unit (its kink hyperplane).
+    Arrays, not a list per knot: a decoder has N ∝ 1/ε knots (16 568 for C2 at ε = 1e-3)."""
+    sites, ws, zs = [], [], []
     for i, site in enumerate(_ffn_sites(compiled)):
         V, b = _block_net(compiled, site)
         if V.shape[0] == 1:
             live = np.abs(V[0]) > 0
             t = np.unique(np.round(-b[live] / V[0, live], 12))
             z = np.unique(np.concatenate([t, (t[1:] + t[:-1]) / 2]))
-            out += [(i, np.ones(1), float(zj)) for zj in z]
+            w = np.ones((z.size, 1))
         else:
-            out += [(i, V[:, j], float(-b[j])) for j in range(V.shape[1]) if np.any(V[:, j] != 0)]
-    return out
+            keep = np.any(V != 0, axis=0)
+            w, z = V[:, keep].T, -b[keep]
+        sites.append(np.full(z.size, i))
+        ws.append(w)
+        zs.append(np.asarray(z, np.float64))
+    if not sites:
+        return np.zeros(0, int), np.zeros((0, 1)), np.zeros(0)
+    D = max(w.shape[1] for w in ws)
+    w = np.concatenate([np.pad(w, ((0, 0), (0, D - w.shape[1]))) for w in ws])
+    return np.concatenate(sites), w, np.concatenate(zs)
 
 
 def _paths(T: int, d: int, n: int, rng):
@@ -348,8 +375,8 @@ def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS, weight
     None when the program has no FFN block."""
     compiled, task = built.compiled, built.task
     T, d, domain = task.T, task.d, task.domain
-    targets = knot_targets(compiled)
-    if not targets or not searchable(compiled.model.cfg, T):
+    t_site, t_w, t_z = knot_targets(compiled)
+    if not t_site.size or not searchable(compiled.model.cfg, T):
         return None
     model = compiled.model
     sites = _ffn_sites(compiled)
@@ -364,16 +391,17 @@ def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS, weight
     Xp = line(A[:, None], B[:, None], np.broadcast_to(ts, (n_paths, PATH_POINTS))).reshape(-1, T, d)
     Hs = [H.reshape(n_paths, PATH_POINTS, H.shape[1], -1) for H in pre_ffn_residuals(model, Xp, W)]
     # at most n_probes targets: each block's range ends first, then a random subset of the rest
-    ends = np.array([i > 0 and i < len(targets) - 1 and targets[i - 1][0] == targets[i][0] == targets[i + 1][0]
-                     for i in range(len(targets))])
+    ends = np.zeros(t_site.size, bool)  # not the first or last target of its block
+    ends[1:-1] = (t_site[:-2] == t_site[1:-1]) & (t_site[1:-1] == t_site[2:])
     n_solve = int(np.clip(FORWARD_WORK / (BISECTION_STEPS * cost), 4, n_probes))
     order = np.concatenate([np.flatnonzero(~ends), rng.permutation(np.flatnonzero(ends))])[:n_solve]
     rows = []  # (path, position, t_lo, t_hi, site, w, z)
-    for si in sorted({targets[i][0] for i in order}):
-        mine = [i for i in order if targets[i][0] == si]
+    for si in np.unique(t_site[order]):
+        mine = order[t_site[order] == si]  # in the order drawn
         site = sites[si]
-        Wt = np.stack([targets[i][1] for i in mine], 1)  # (D, m)
-        z = np.array([targets[i][2] for i in mine])
+        D = mats[si].shape[1]
+        Wt = t_w[mine, :D].T  # (D, m)
+        z = t_z[mine]
         pos = np.array([0]) if site.layer == last else np.arange(1, T + 1)
         U = np.einsum("ngpe,ed,dm->ngpm", Hs[site.layer][:, :, pos], mats[si], Wt) - z  # paths, points, pos, m
         change = (np.sign(U[:, :-1]) * np.sign(U[:, 1:]) <= 0) & np.isfinite(U[:, :-1]) & np.isfinite(U[:, 1:])
@@ -384,7 +412,7 @@ def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS, weight
         for j in np.flatnonzero(flat.any(axis=0)):
             hit = np.flatnonzero(flat[:, j])
             p, g, q = np.unravel_index(hit[rng.integers(0, len(hit))], change.shape[:3])
-            rows.append((p, pos[q], ts[g], ts[g + 1], si, targets[mine[j]][1], targets[mine[j]][2]))
+            rows.append((p, pos[q], ts[g], ts[g + 1], si, t_w[mine[j], :D], t_z[mine[j]]))
     if not rows:
         return _fixed([], n_probes, T, d, rng)
     p = np.array([r[0] for r in rows])
@@ -618,6 +646,8 @@ def _pick(rng, n: int, *choices) -> list[np.ndarray]:
 def worst_tie_gap(n) -> np.ndarray:
     """c*(n) = 1 + W(n/e): the gap c/β at which n tokens tied below the maximum pull a softmax's
     average furthest from the maximum (L1: max over δ of n·δ·e^{−βδ}/(1 + n·e^{−βδ}))."""
+    from scipy.special import lambertw  # here: importing scipy.special is a cost only the tie probes need
+
     return 1.0 + np.real(lambertw(np.asarray(n, np.float64) / np.e))
 
 
