@@ -13,7 +13,7 @@ import pytest
 from infoflow_jax.core.precision import use_float64
 from infoflow_jax.training import intrinsic_diagnosis as diag
 from infoflow_jax.training.paper_model import (PaperArch, count_params, forward, init_params,
-                                               layer_attention)
+                                               layer_attention, layer_states)
 from infoflow_jax.training.paper_tasks import IntrinsicDim, pair_argmax
 from infoflow_jax.training.papers import PaperConfig, intrinsic_attention_masses
 
@@ -42,6 +42,9 @@ def test_zero_query_heads_start_uniform_so_the_masses_are_at_chance():
     _, pair = pair_argmax(task, X)
     distinct = np.mean(np.asarray(pair[..., 0] != pair[..., 1]), axis=0)  # per form
     assert np.allclose(m["pair_mass"], (1 + distinct) / 6)
+    # uniform layer 1: a token holds x(s) and the mean token, and u_i(s) = max_t x(s)ᵀA_i x(t)
+    # is even in the sign of x(s) on average: no linear read of it
+    assert len(m["u_probe_error"]) == 2 and min(m["u_probe_error"]) > 0.5
 
 
 def test_a_plain_model_is_unchanged_by_the_new_options_and_the_ffn_block_is_used_and_counted():
@@ -57,6 +60,9 @@ def test_a_plain_model_is_unchanged_by_the_new_options_and_the_ffn_block_is_used
     p0["w2"] = p1["w2"] = jnp.ones(16)
     assert float(forward(plain, p0, X)) != float(forward(with_ffn, p1, X))
     assert len(layer_attention(with_ffn, p1, X)) == 2
+    last = layer_states(with_ffn, p1, X)[-1][0]
+    y = jax.nn.gelu(last @ p1["W1"] + p1["b1"]) @ p1["w2"] + p1["b2"]
+    assert float(y) == pytest.approx(float(forward(with_ffn, p1, X)), rel=1e-12)
 
 
 def test_configs_of_the_recorded_runs_keep_their_hashes():

@@ -38,7 +38,7 @@ from infoflow_jax.core.errors import check_choice, check_int_range
 QUERY_INITS = ("normal", "zero")
 
 __all__ = ["QUERY_INITS", "PaperArch", "init_params", "forward", "forward_batch", "attention_readout_row",
-           "layer_attention", "count_params"]
+           "layer_attention", "layer_states", "count_params"]
 
 
 @dataclass(frozen=True)
@@ -146,9 +146,10 @@ def _embed(arch: PaperArch, params: dict, X):
 
 
 def _layers(arch: PaperArch, params: dict, X):
-    """Final states (T+1, E), and per layer the attention weights and attention outputs."""
+    """Final states (T+1, E), and per layer the attention weights, the attention outputs and
+    the states after the layer (after its FFN block, if any)."""
     H = _embed(arch, params, X)
-    weights, outs = [], []
+    weights, outs, states = [], [], []
     for p in params["layers"]:
         Hn = _layer_norm(H, p["ln_g"], p["ln_b"]) if arch.layer_norm else H
         w, a = _attention(p, Hn)
@@ -158,12 +159,13 @@ def _layers(arch: PaperArch, params: dict, X):
         if arch.ffn:
             f = jax.nn.gelu(H @ p["F1"] + p["f1"]) @ p["F2"] + p["f2"]
             H = H + f if arch.residual else f
-    return H, weights, outs
+        states.append(H)
+    return H, weights, outs, states
 
 
 def forward(arch: PaperArch, params: dict, X):
     """Scalar prediction for one input X (T, d)."""
-    H, _, _ = _layers(arch, params, X)
+    H = _layers(arch, params, X)[0]
     z = jax.nn.gelu(H[0] @ params["W1"] + params["b1"])
     return z @ params["w2"] + params["b2"]
 
@@ -176,7 +178,7 @@ def forward_batch(arch: PaperArch, params: dict, Xs):
 def attention_readout_row(arch: PaperArch, params: dict, X):
     """The readout token's attention output of the last layer (E,) and its weights (h, T):
     what the probe and the fixed-position check read."""
-    _, weights, outs = _layers(arch, params, X)
+    _, weights, outs, _ = _layers(arch, params, X)
     return outs[-1][0], weights[-1][:, 0, :]
 
 
@@ -184,6 +186,12 @@ def layer_attention(arch: PaperArch, params: dict, X) -> list:
     """Every layer's attention weights for one input X (T, d): a list of (h, T+1, T) arrays,
     row 0 the readout token's query, row s (1..T) token s's query; column t the key token t."""
     return _layers(arch, params, X)[1]
+
+
+def layer_states(arch: PaperArch, params: dict, X) -> list:
+    """Every layer's output states for one input X (T, d): a list of (T+1, E) arrays, row 0
+    the readout token, rows 1..T the tokens."""
+    return _layers(arch, params, X)[3]
 
 
 def count_params(arch: PaperArch) -> int:

@@ -30,7 +30,10 @@ After training, two task-specific measurements:
   inputs and query tokens s, on the partner t*_i(s) = argmax_t x(s)ᵀA_i x(t);
   ``pair_mass[k][i]``: the readout's last-layer head k's mean weight on the maximising pair
   {s*_i, t*_i} of form i. Chance levels 1/T and about 2/T; the schedule needs, for every
-  form i, one head near 1 in each layer. Both are also recorded at initialisation (``_init``).
+  form i, one head near 1 in each layer. ``u_probe_error[i]``: relative error (1 − R²,
+  out of sample) of a ridge probe reading u_i(s) = max_t x(s)ᵀA_i x(t) linearly off token
+  s's state after layer 1 — the readout's layer-2 score is linear in that state, so the
+  schedule needs it near 0. All three are also recorded at initialisation (``_init``).
 
 Every record also has ``train_trace``: NMSE (over Var(y_val)) on the first
 min(n_train, n_val) training samples at every evaluation, beside ``eval_trace``, so that
@@ -57,7 +60,7 @@ import optax
 from infoflow_jax.core.errors import InputError, check_choice, check_int_range, check_positive
 from infoflow_jax.training.paper_model import (QUERY_INITS, PaperArch, attention_readout_row,
                                                count_params, forward_batch, init_params,
-                                               layer_attention)
+                                               layer_attention, layer_states)
 from infoflow_jax.training.paper_tasks import (PAPER_TASKS, argmax_tokens, make_paper_task,
                                                pair_argmax)
 from infoflow_jax.core.precision import use_float64
@@ -427,12 +430,16 @@ def _attention_records(arch, best64, X64) -> list[dict]:
 
 
 def intrinsic_attention_masses(arch: PaperArch, task, params, X) -> dict:
-    """``partner_mass`` (h₁, D) and ``pair_mass`` (h_L, D) of one parameter set on inputs X
-    (see the module docstring): where layer 1 and the readout's last layer put their weight,
-    against the partners and pairs that InfoFlow's schedule retrieves."""
-    partner_mass, pair_mass = _masses_fn(arch, task)(params, X)
+    """``partner_mass`` (h₁, D), ``pair_mass`` (h_L, D) and ``u_probe_error`` (D) of one
+    parameter set on inputs X (see the module docstring): where layer 1 and the readout's
+    last layer put their weight, against the partners and pairs that InfoFlow's schedule
+    retrieves, and whether each token's state after layer 1 holds u_i(s) linearly."""
+    partner_mass, pair_mass, states, u = _masses_fn(arch, task)(params, X)
+    n, T, E = states.shape
+    F = states.reshape(n * T, E)  # rows input-major: the probe's halves are halves of the inputs
+    u_err = [_ridge_error(F, u[:, i, :].reshape(n * T, 1)) for i in range(u.shape[1])]
     return {"partner_mass": np.asarray(partner_mass).tolist(),
-            "pair_mass": np.asarray(pair_mass).tolist()}
+            "pair_mass": np.asarray(pair_mass).tolist(), "u_probe_error": u_err}
 
 
 @functools.lru_cache(maxsize=8)
@@ -446,7 +453,11 @@ def _masses_fn(arch: PaperArch, task):
         s_star = jnp.take_along_axis(last[:, :, None, :], pair[:, None, :, 0:1], axis=-1)[..., 0]
         t_star = jnp.take_along_axis(last[:, :, None, :], pair[:, None, :, 1:2], axis=-1)[..., 0]
         same = pair[:, None, :, 0] == pair[:, None, :, 1]
-        return partner_mass, jnp.mean(s_star + jnp.where(same, 0.0, t_star), axis=0)  # (hL, D)
+        pair_mass = jnp.mean(s_star + jnp.where(same, 0.0, t_star), axis=0)  # (hL, D)
+        states = jax.vmap(lambda x: layer_states(arch, params, x)[0][1:])(X)  # (n, T, E)
+        u = jnp.max(jnp.einsum("nsd,ide,nte->nist", X, jnp.asarray(task.forms, X.dtype), X),
+                    axis=-1)  # (n, D, T): u_i(s)
+        return partner_mass, pair_mass, states, u
     return jax.jit(masses)
 
 
