@@ -79,6 +79,8 @@ def test_the_baseline_variant_is_the_recorded_cpu_protocol_and_every_variant_is_
     pairs = diag.diagnosis_configs()
     assert len(pairs) == len(diag.VARIANTS) * len(diag.CELLS) * len(diag.SEEDS)
     assert len({c.config_hash() for _, c in pairs}) == len(pairs)
+    smoke = diag.diagnosis_configs(smoke=True)
+    assert len({c.config_hash() for _, c in smoke}) == len(smoke)
     recorded = {json.loads(x)["config_hash"]
                 for x in (ROOT / "docs/data/infoflow_cpu.jsonl").read_text().splitlines()}
     base = [c for v, c in pairs if v == "base_1500"]
@@ -112,3 +114,26 @@ def test_smoke_diagnosis_records_every_seed_of_the_cell_and_resumes(tmp_path, mo
     table = diag.format_diagnosis(diag.summarize_diagnosis(again + fake))
     assert table.count("| base_1500 |") == 2 and "| 2.00× |" in table
     assert diag.plot_curves(again, tmp_path / "c.png").stat().st_size > 0
+
+
+def _fake(heads, nmse, D=2, ffn=0):
+    return {"protocol": "papers", "task": "intrinsic", "D": D, "d": 4, "L": 2, "heads": list(heads),
+            "h": heads[0], "T": 16, "E": 32, "W": 64, "residual": True, "layer_norm": False,
+            "positional": "none", "steps": 100, "lr": 1e-3, "n_train": 80, "seed": 0,
+            "seconds": 1.0, "best_test_nmse": nmse, "config": {"ffn": ffn}}
+
+
+@pytest.mark.parametrize("values, verdict", [
+    ((1e-3, 2e-2, 1.5e-2), "agrees"),          # 15× below both
+    ((1e-3, 2e-2, 5e-3), "inconclusive"),      # only 5× below (D, D−1), and not all learned
+    ((1e-4, 5e-4, 9e-4), "disagrees"),         # every cell learned: no separation to find
+])
+def test_intrinsic_separation_verdicts(values, verdict):
+    from infoflow_jax.training.paper_report import format_separation, intrinsic_separation, summarize
+
+    recs = [_fake(h, v) for h, v in zip(((2, 2), (1, 2), (2, 1)), values)]
+    recs += [_fake((2, 2), 0.5, ffn=64)]  # another protocol: its own group, incomplete
+    seps = intrinsic_separation(summarize(recs))
+    assert len(seps) == 1 and seps[0]["verdict"] == verdict
+    assert seps[0]["separation"] == pytest.approx(min(values[1:]) / values[0])
+    assert f"| {verdict} |" in format_separation(seps)
