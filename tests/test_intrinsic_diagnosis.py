@@ -137,3 +137,15 @@ def test_intrinsic_separation_verdicts(values, verdict):
     assert len(seps) == 1 and seps[0]["verdict"] == verdict
     assert seps[0]["separation"] == pytest.approx(min(values[1:]) / values[0])
     assert f"| {verdict} |" in format_separation(seps)
+
+
+def test_the_cpu_spec_runs_the_adopted_variant_and_the_gpu_spec_its_protocol():
+    from infoflow_jax.training.papers import load_paper_spec
+
+    adopted = {c.config_hash() for v, c in diag.diagnosis_configs([diag.PROTOCOL_VARIANT])}
+    cpu = load_paper_spec(ROOT / "sweeps/intrinsic_cpu.toml").configs
+    d2 = {c.config_hash() for c in cpu if c.D == 2 and c.layer_heads in diag.CELLS.values()}
+    assert d2 == adopted
+    gpu = [c for c in load_paper_spec(ROOT / "sweeps/infoflow_gpu.toml").configs
+           if c.task == "intrinsic"]
+    assert gpu and all(c.ffn > 0 and c.n_train == 64000 and c.T == 64 for c in gpu)

@@ -61,7 +61,7 @@ from infoflow_jax.training.harness import open_run_folder, read_records
 from infoflow_jax.training.paper_tasks import IntrinsicDim
 from infoflow_jax.training.papers import PaperConfig, PaperSpec, train_seeds
 
-__all__ = ["BASE", "CELLS", "SEEDS", "VARIANTS", "diagnosis_configs", "run_diagnosis",
+__all__ = ["BASE", "CELLS", "SEEDS", "VARIANTS", "PROTOCOL_VARIANT", "diagnosis_configs", "run_diagnosis",
            "target_statistics", "summarize_diagnosis", "format_diagnosis", "plot_curves", "main"]
 
 #: the CPU spec's intrinsic-dimension protocol at D = 2, T = 16 (sweeps/infoflow_cpu.toml, before issue 23)
@@ -88,6 +88,8 @@ VARIANTS = {
     "ffn_qzero_15k": ("FFN, W_Q = 0 at start, 10× the steps",
                       dict(steps=15000, eval_every=500, ffn=64, query_init="zero")),
 }
+#: the variant that sweeps/intrinsic_cpu.toml adopts as its protocol (docs/experiments.md says why)
+PROTOCOL_VARIANT = "ffn_n64k_15k"
 #: a few seconds: the same code path at toy sizes (tests, and a check before a long run)
 SMOKE = dict(T=4, E=8, W=8, n_train=64, n_val=32, steps=20, eval_every=10, batch=8)
 
