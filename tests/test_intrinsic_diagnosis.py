@@ -148,4 +148,5 @@ def test_the_cpu_spec_runs_the_adopted_variant_and_the_gpu_spec_its_protocol():
     assert d2 == adopted
     gpu = [c for c in load_paper_spec(ROOT / "sweeps/infoflow_gpu.toml").configs
            if c.task == "intrinsic"]
-    assert gpu and all(c.ffn > 0 and c.n_train == 64000 and c.T == 64 for c in gpu)
+    assert gpu and all(c.ffn > 0 and c.n_train == 64000 and c.query_init == "zero" and c.T == 64
+                       for c in gpu)
