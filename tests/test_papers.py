@@ -199,7 +199,11 @@ def test_shipped_paper_specs_parse_and_have_the_issue_grids():
     assert {c.seed for c in hc.configs} == {0, 1, 2} and {c.D for c in hc.configs} == {4}
     assert all(c.residual == (c.L == 2) and not c.layer_norm for c in hc.configs)
     ifl = load_paper_spec(ROOT / "sweeps/infoflow_cpu.toml")
-    assert {c.task for c in ifl.configs} >= {"intrinsic", "triangle", "maxpos"}
+    assert {c.task for c in ifl.configs} >= {"triangle", "maxpos", "fixedpos"}
+    intr = load_paper_spec(ROOT / "sweeps/intrinsic_cpu.toml")
+    assert {(c.D, c.layer_heads) for c in intr.configs} == {
+        (D, hh) for D in (2, 3) for hh in ((D, D), (D - 1, D), (D, D - 1))}
+    assert {c.seed for c in intr.configs} == {0, 1, 2} and {c.T for c in intr.configs} == {16}
     for name in ("headcount_gpu.toml", "infoflow_gpu.toml"):
         assert load_paper_spec(ROOT / "sweeps" / name).configs
 

@@ -19,8 +19,9 @@ from infoflow_jax.infoflow.layer_heads import plan_with_heads
 from infoflow_jax.infoflow.tasks import build_task
 from infoflow_jax.training.harness import read_records
 
-__all__ = ["PAPER_VALUES", "ORDER_OF_MAGNITUDE", "paper_comparison", "prediction", "summarize", "format_summary", "plot_headcount",
-           "plot_triangle", "write_paper_report"]
+__all__ = ["PAPER_VALUES", "ORDER_OF_MAGNITUDE", "SEPARATION", "LEARNED", "paper_comparison",
+           "prediction", "summarize", "format_summary", "plot_headcount", "plot_triangle",
+           "intrinsic_separation", "format_separation", "write_paper_report"]
 
 #: (task, D, L, heads, T, E-note) → reported best validation NMSE, from the papers' summaries.
 #: T = None: the summary does not say at which T. E-note "E=32" marks the fixed-width variant.
@@ -67,11 +68,19 @@ def prediction(rec: dict) -> dict:
 
 
 _CELL_KEYS = ("task", "D", "d", "L", "heads", "T", "E", "W", "residual", "layer_norm",
-              "positional", "steps")
+              "positional", "steps", "lr", "n_train", "ffn", "query_init")
+#: keys added with issue 23, read from the record's config; older records get these values
+_CELL_DEFAULTS = {"ffn": 0, "query_init": "normal"}
 
 
 def _cell(rec: dict) -> tuple:
-    return tuple(tuple(rec[k]) if k == "heads" else rec.get(k) for k in _CELL_KEYS)
+    def get(k):
+        if k == "heads":
+            return tuple(rec[k])
+        if k in rec:
+            return rec[k]
+        return rec.get("config", {}).get(k, _CELL_DEFAULTS.get(k))
+    return tuple(get(k) for k in _CELL_KEYS)
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -222,6 +231,60 @@ def write_paper_report(run_dir: str | Path) -> Path:
 
 #: a paper's number is an order of magnitude: ours "reproduces" it within this factor
 ORDER_OF_MAGNITUDE = 10.0
+#: intrinsic dimension: (D, D) "separates" when its median is this factor below the medians of
+#: both (D−1, D) and (D, D−1) (the issue's acceptance; the paper's gap is ~10³)
+SEPARATION = 10.0
+#: a cell whose median best NMSE is at or below this has learned the task (used only to call
+#: a missing separation a disagreement: every cell learned, including the ones InfoFlow says cannot)
+LEARNED = 1e-3
+
+
+def intrinsic_separation(rows: list[dict]) -> list[dict]:
+    """Per intrinsic-dimension protocol (every cell key but the heads) and D: the (D, D)
+    median, the (D−1, D) and (D, D−1) medians, the separation min(others) / (D, D), and
+    InfoFlow's verdict for "(D, D) fits, the others memorize":
+
+    * ``agrees``: separation ≥ :data:`SEPARATION`;
+    * ``disagrees``: separation < SEPARATION although every cell's median is ≤ :data:`LEARNED`
+      (the cells InfoFlow says cannot fit, fit);
+    * ``inconclusive``: otherwise ((D, D) itself has not learned the task well enough for
+      its gap to the others to be read as the prediction's failure).
+    """
+    groups: dict[tuple, dict] = {}
+    for r in rows:
+        if r["task"] != "intrinsic" or r["L"] != 2:
+            continue
+        key = tuple(r[k] for k in _CELL_KEYS if k != "heads")
+        groups.setdefault(key, {})[tuple(r["heads"])] = r
+    out = []
+    for key, cells in groups.items():
+        D = dict(zip([k for k in _CELL_KEYS if k != "heads"], key))["D"]
+        dd, others = cells.get((D, D)), [cells.get((D - 1, D)), cells.get((D, D - 1))]
+        if dd is None or any(o is None for o in others):
+            continue
+        ratio = min(o["median"] for o in others) / dd["median"]
+        if ratio >= SEPARATION:
+            verdict = "agrees"
+        elif max(c["median"] for c in (dd, *others)) <= LEARNED:
+            verdict = "disagrees"
+        else:
+            verdict = "inconclusive"
+        out.append({"D": D, "T": dd["T"], "steps": dd["steps"], "ffn": dd["ffn"],
+                    "n_train": dd["n_train"], "DD": dd, "Dm1_D": others[0], "D_Dm1": others[1],
+                    "separation": ratio, "verdict": verdict})
+    return out
+
+
+def format_separation(seps: list[dict]) -> str:
+    """Markdown: per D and protocol, the three cells and the separation verdict."""
+    cell = lambda r: f"{r['median']:.3g} [{r['lo']:.3g}, {r['hi']:.3g}] ({r['n']})"  # noqa: E731
+    lines = ["| D | T | steps | FFN | n_train | (D, D) | (D−1, D) | (D, D−1) | separation "
+             "| InfoFlow's prediction |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in seps:
+        lines.append(f"| {s['D']} | {s['T']} | {s['steps']} | {s['ffn'] or '–'} | {s['n_train']} | "
+                     f"{cell(s['DD'])} | {cell(s['Dm1_D'])} | {cell(s['D_Dm1'])} | "
+                     f"{s['separation']:.2f}× | {s['verdict']} |")
+    return "\n".join(lines)
 
 
 def _matches(row: dict, key: tuple, exact_T: bool) -> bool:
@@ -327,6 +390,10 @@ def main(argv=None) -> int:
     print(format_summary(rows))
     print()
     print(format_comparison(paper_comparison(rows)))
+    seps = intrinsic_separation(rows)
+    if seps:
+        print()
+        print(format_separation(seps))
     if args.fill:
         fill_cells(args.fill, format_comparison(paper_comparison(rows)))
         print(f"filled {args.fill}")

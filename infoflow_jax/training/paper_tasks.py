@@ -30,7 +30,7 @@ import numpy as np
 from infoflow_jax.core.errors import InputError, check_int_range
 
 __all__ = ["PAPER_TASKS", "HeadCount", "IntrinsicDim", "TriangleCentre", "MaxPosition",
-           "FixedPositionSum", "make_paper_task", "argmax_tokens"]
+           "FixedPositionSum", "make_paper_task", "argmax_tokens", "pair_argmax"]
 
 
 def _directions(D: int, d: int, seed: int) -> np.ndarray:
@@ -90,6 +90,22 @@ class IntrinsicDim:
 
     def params(self) -> dict:
         return {"D": self.D, "d": self.d, "task_seed": self.task_seed}
+
+
+def pair_argmax(task: IntrinsicDim, X):
+    """Where the intrinsic-dimension target's maxima sit, for inputs X (n, T, d).
+
+    Returns ``(partner, pair)``: ``partner[n, i, s]`` = argmax_t x(s)ᵀA_i x(t), the token
+    that InfoFlow's layer-1 head i retrieves at query s (u_i(s) = x(s)ᵀA_i x(partner));
+    ``pair[n, i]`` = (s*, t*), the ordered pair attaining max_{s,t} x(s)ᵀA_i x(t), whose
+    s* the readout retrieves in layer 2 (m_i = u_i(s*)).
+    """
+    A = jnp.asarray(task.forms, X.dtype)
+    scores = jnp.einsum("nsd,ide,nte->nist", X, A, X)  # (n, D, T, T)
+    partner = jnp.argmax(scores, axis=-1)
+    T = scores.shape[-1]
+    flat = jnp.argmax(scores.reshape(scores.shape[:2] + (T * T,)), axis=-1)
+    return partner, jnp.stack([flat // T, flat % T], axis=-1)
 
 
 @dataclass(frozen=True)

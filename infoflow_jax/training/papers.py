@@ -25,6 +25,19 @@ After training, two task-specific measurements:
   ``probe_ratio_argmax`` and ``probe_ratio_second`` (papers: ≈ 0.08 and ≈ 1).
 * ``fixedpos``: the readout token's mean attention on each position (``attn_by_position``,
   papers: ≈ 1/3 on positions 1–3, ≈ 0 elsewhere).
+* ``intrinsic`` (two layers): whether the attention does what InfoFlow's schedule does
+  (issue 23). ``partner_mass[k][i]``: layer-1 head k's mean weight, over validation
+  inputs and query tokens s, on the partner t*_i(s) = argmax_t x(s)ᵀA_i x(t);
+  ``pair_mass[k][i]``: the readout's last-layer head k's mean weight on the maximising pair
+  {s*_i, t*_i} of form i. Chance levels 1/T and about 2/T; the schedule needs, for every
+  form i, one head near 1 in each layer. ``u_probe_error[i]``: relative error (1 − R²,
+  out of sample) of a ridge probe reading u_i(s) = max_t x(s)ᵀA_i x(t) linearly off token
+  s's state after layer 1 — the readout's layer-2 score is linear in that state, so the
+  schedule needs it near 0. All three are also recorded at initialisation (``_init``).
+
+Every record also has ``train_trace``: NMSE (over Var(y_val)) on the first
+min(n_train, n_val) training samples at every evaluation, beside ``eval_trace``, so that
+fitting and generalising can be told apart.
 """
 
 from __future__ import annotations
@@ -45,9 +58,11 @@ import numpy as np
 import optax
 
 from infoflow_jax.core.errors import InputError, check_choice, check_int_range, check_positive
-from infoflow_jax.training.paper_model import (PaperArch, attention_readout_row, count_params,
-                                      forward_batch, init_params)
-from infoflow_jax.training.paper_tasks import PAPER_TASKS, argmax_tokens, make_paper_task
+from infoflow_jax.training.paper_model import (QUERY_INITS, PaperArch, attention_readout_row,
+                                               count_params, forward_batch, init_params,
+                                               layer_attention, layer_states)
+from infoflow_jax.training.paper_tasks import (PAPER_TASKS, argmax_tokens, make_paper_task,
+                                               pair_argmax)
 from infoflow_jax.core.precision import use_float64
 from infoflow_jax.training.harness import in_spec_order, open_run_folder
 from infoflow_jax.training.spec import read_toml
@@ -58,7 +73,10 @@ __all__ = ["PaperConfig", "PaperSpec", "parse_paper_spec", "load_paper_spec", "i
 VAL_SEED = 4_242_000
 RECORDS_FILE = "train.jsonl"
 MANIFEST_FILE = "manifest.json"
-GRID_AXES = ("L", "h", "h_last", "T", "D", "d", "E", "W", "d_head", "seeds")
+GRID_AXES = ("L", "h", "h_last", "T", "D", "d", "E", "W", "d_head", "ffn", "seeds")
+#: fields added after the first recorded runs, left out of ``config_hash`` at these defaults so
+#: that the configurations of those runs keep their hashes (and their run folders resume)
+LATE_FIELDS = {"ffn": 0, "query_init": "normal"}
 
 
 @dataclass(frozen=True)
@@ -89,12 +107,14 @@ class PaperConfig:
     clip: float = 0.0  # 0: no clipping
     eval_every: int = 100
     dtype: str = "float32"
+    ffn: int = 0  # per-token GELU block of this width after each attention (0: attention only)
+    query_init: str = "normal"  # "zero": every W_Q starts at 0 (heads start uniform)
 
     def __post_init__(self):
         check_choice("task", self.task, list(PAPER_TASKS))
         for name in ("T", "L", "h", "E", "W", "n_train", "n_val", "steps", "batch", "eval_every"):
             check_int_range(name, getattr(self, name), 1)
-        for name in ("seed", "d_head", "h_last", "warmup"):
+        for name in ("seed", "d_head", "h_last", "warmup", "ffn"):
             check_int_range(name, getattr(self, name), 0)
         if self.steps % self.eval_every:  # every chunk is eval_every steps long
             raise InputError("eval_every", self.eval_every, f"a divisor of steps = {self.steps}")
@@ -107,6 +127,7 @@ class PaperConfig:
                 raise InputError(name, v, "a number >= 0")
         check_choice("positional", self.positional, ("none", "onehot"))
         check_choice("dtype", self.dtype, ("float32", "float64"))
+        check_choice("query_init", self.query_init, QUERY_INITS)
         for name in ("residual", "layer_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(name, getattr(self, name), "true or false")
@@ -121,7 +142,7 @@ class PaperConfig:
         task = self.make_task()
         return PaperArch(d=task.d, T=self.T, L=self.L, h=self.h, E=self.E, W=self.W,
                          d_head=self.d_head, h_last=self.h_last, residual=self.residual, layer_norm=self.layer_norm,
-                         positional=self.positional)
+                         positional=self.positional, ffn=self.ffn, query_init=self.query_init)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,7 +152,11 @@ class PaperConfig:
         return (self.h,) * (self.L - 1) + (self.h_last or self.h,)
 
     def config_hash(self) -> str:
-        blob = json.dumps({"protocol": "papers", **self.as_dict()}, sort_keys=True,
+        """sha256 (16 hex digits) of every field; :data:`LATE_FIELDS` at their defaults are
+        left out, so a configuration that does not use them hashes as before they existed."""
+        fields_ = {k: v for k, v in self.as_dict().items()
+                   if not (k in LATE_FIELDS and v == LATE_FIELDS[k])}
+        blob = json.dumps({"protocol": "papers", **fields_}, sort_keys=True,
                           separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -226,14 +251,20 @@ def _schedule(cfg: PaperConfig):
     return optax.cosine_decay_schedule(cfg.lr, cfg.steps)
 
 
+def loss_fn_of(arch: PaperArch):
+    """params, X (B, T, d), y (B,) ↦ mean squared error of the model ``arch``."""
+    def loss_fn(p, X, y):
+        return jnp.mean((forward_batch(arch, p, X) - y) ** 2)
+    return loss_fn
+
+
 @functools.lru_cache(maxsize=32)
 def _compiled(arch: PaperArch, group: PaperConfig):
     """Optimiser and jitted functions shared by all seeds of ``group`` (seed-free config)."""
     adamw = optax.adamw(_schedule(group), weight_decay=group.weight_decay)
     tx = optax.chain(optax.clip_by_global_norm(group.clip), adamw) if group.clip > 0 else adamw
 
-    def loss_fn(p, X, y):
-        return jnp.mean((forward_batch(arch, p, X) - y) ** 2)
+    loss_fn = loss_fn_of(arch)
 
     def one_seed_chunk(p, o, X_train, y_train, key, first):
         def step(carry, i):
@@ -263,9 +294,16 @@ def _init_many(arch: PaperArch, dtype):
     return jax.jit(jax.vmap(lambda k: init_params(arch, jax.random.fold_in(k, 1), dtype)))
 
 
+#: inputs per call of a task's target: the intrinsic-dimension target builds an (n, D, T, T)
+#: tensor, 12.6 GB in float64 for n = 64 000, D = 6, T = 64 at once (3.2 GB per chunk).
+#: Sets of at most this size are computed in one call, as before the chunking.
+TARGET_CHUNK = 16384
+
+
 def _data(task, key, n, dtype):
     X = task.sample(key, n).astype(jnp.float64)
-    return X.astype(dtype), task.target(X).astype(dtype), X, task.target(X)
+    y = jnp.concatenate([task.target(X[i:i + TARGET_CHUNK]) for i in range(0, n, TARGET_CHUNK)])
+    return X.astype(dtype), y.astype(dtype), X, y
 
 
 def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
@@ -295,8 +333,12 @@ def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
     opt = jax.vmap(tx.init)(params)
     step_keys = jnp.stack([jax.random.fold_in(k, 12) for k in base])
 
+    n_fit = min(group.n_train, group.n_val)
+    fit_mse = jax.jit(jax.vmap(loss_fn_of(arch)))
+    X_fit, y_fit = X_tr[:, :n_fit], y_tr[:, :n_fit]
     val = np.asarray(mse(params, X_val, y_val)) / var_val
     trace = [[0, *val.tolist()]]
+    fit_trace = [[0, *(np.asarray(fit_mse(params, X_fit, y_fit)) / var_val).tolist()]]
     best_nmse, best_step, best = val.copy(), np.zeros(S, int), params
     compile_s, losses, done = None, None, 0
     while done < group.steps:
@@ -307,6 +349,7 @@ def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
         done += group.eval_every
         val = np.asarray(mse(params, X_val, y_val)) / var_val
         trace.append([done, *val.tolist()])
+        fit_trace.append([done, *(np.asarray(fit_mse(params, X_fit, y_fit)) / var_val).tolist()])
         improved = np.isfinite(val) & (val < best_nmse)
         best = keep_best(best, params, jnp.asarray(improved))
         best_nmse = np.where(improved, val, best_nmse)
@@ -323,6 +366,8 @@ def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
         extra = _probe_records(arch, task, init, best64, X_val64)
     elif group.task == "fixedpos":
         extra = _attention_records(arch, best64, X_val64)
+    elif group.task == "intrinsic" and group.L == 2:
+        extra = _intrinsic_probe_records(arch, task, init, best64, X_val64[:500])
     eval_s = time.perf_counter() - te
 
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -350,6 +395,7 @@ def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
             "eval_seconds": round(eval_s / S, 3),
             "config_hash": cfg.config_hash(), "dtype": cfg.dtype, "eval_dtype": "float64",
             "eval_trace": [[t[0], t[1 + j]] for t in trace],
+            "train_trace": [[t[0], t[1 + j]] for t in fit_trace],
             "task_params": task.params(), "config": cfg.as_dict(), **extra[j],
         })
     return records
@@ -387,6 +433,49 @@ def _attention_records(arch, best64, X64) -> list[dict]:
         p = jax.tree.map(lambda a: a[j], best64)
         w = jax.vmap(lambda X: attention_readout_row(arch, p, X)[1])(X64)  # (n, h, T)
         out.append({"attn_by_position": np.asarray(jnp.mean(w, axis=(0, 1))).tolist()})
+    return out
+
+
+def intrinsic_attention_masses(arch: PaperArch, task, params, X) -> dict:
+    """``partner_mass`` (h₁, D), ``pair_mass`` (h_L, D) and ``u_probe_error`` (D) of one
+    parameter set on inputs X (see the module docstring): where layer 1 and the readout's
+    last layer put their weight, against the partners and pairs that InfoFlow's schedule
+    retrieves, and whether each token's state after layer 1 holds u_i(s) linearly."""
+    partner_mass, pair_mass, states, u = _masses_fn(arch, task)(params, X)
+    n, T, E = states.shape
+    F = states.reshape(n * T, E)  # rows input-major: the probe's halves are halves of the inputs
+    u_err = [_ridge_error(F, u[:, i, :].reshape(n * T, 1)) for i in range(u.shape[1])]
+    return {"partner_mass": np.asarray(partner_mass).tolist(),
+            "pair_mass": np.asarray(pair_mass).tolist(), "u_probe_error": u_err}
+
+
+@functools.lru_cache(maxsize=8)
+def _masses_fn(arch: PaperArch, task):
+    def masses(params, X):
+        partner, pair = pair_argmax(task, X)  # (n, D, T), (n, D, 2)
+        W = jax.vmap(lambda x: layer_attention(arch, params, x))(X)
+        first, last = W[0][:, :, 1:, :], W[-1][:, :, 0, :]  # (n, h1, T, T), (n, hL, T)
+        on_partner = jnp.take_along_axis(first[:, :, None], partner[:, None, :, :, None], axis=-1)
+        partner_mass = jnp.mean(on_partner[..., 0], axis=(0, 3))  # (h1, D)
+        s_star = jnp.take_along_axis(last[:, :, None, :], pair[:, None, :, 0:1], axis=-1)[..., 0]
+        t_star = jnp.take_along_axis(last[:, :, None, :], pair[:, None, :, 1:2], axis=-1)[..., 0]
+        same = pair[:, None, :, 0] == pair[:, None, :, 1]
+        pair_mass = jnp.mean(s_star + jnp.where(same, 0.0, t_star), axis=0)  # (hL, D)
+        states = jax.vmap(lambda x: layer_states(arch, params, x)[0][1:])(X)  # (n, T, E)
+        u = jnp.max(jnp.einsum("nsd,ide,nte->nist", X, jnp.asarray(task.forms, X.dtype), X),
+                    axis=-1)  # (n, D, T): u_i(s)
+        return partner_mass, pair_mass, states, u
+    return jax.jit(masses)
+
+
+def _intrinsic_probe_records(arch, task, init, best64, X64) -> list[dict]:
+    out = []
+    for j in range(jax.tree.leaves(best64)[0].shape[0]):
+        p_init = jax.tree.map(lambda a: a[j].astype(jnp.float64), init)
+        p_best = jax.tree.map(lambda a: a[j], best64)
+        trained = intrinsic_attention_masses(arch, task, p_best, X64)
+        start = intrinsic_attention_masses(arch, task, p_init, X64)
+        out.append({**trained, **{k + "_init": v for k, v in start.items()}})
     return out
 
 
