@@ -64,8 +64,11 @@ def test_real_row_passes(c1_run):
     assert c1_run.records[0]["mutant"] is None and c1_run.records[0]["passed"]
 
 
-def test_every_mutant_row_fails(c1_run):
-    assert all(not r["passed"] for r in c1_run.records if r["mutant"] is not None)
+def test_every_mutant_row_fails_the_falsifier_a_step_or_the_proof_check(c1_run):
+    # C1's glue mutants (interval-short, weight-understated) keep an error below the bound: only the
+    # proof check sees them
+    assert all(not r["passed"] or r["step_certified"] is False or r["proof_checked"] is False
+               for r in c1_run.records if r["mutant"] is not None)
 
 
 def test_exit_zero_when_real_rows_pass_and_mutants_fail(c1_run):
@@ -81,7 +84,9 @@ def test_table_has_a_header_and_one_line_per_row(c1_run):
     assert lines[0].split()[:3] == ["name", "task", "T"]
     body = [line for line in lines[2:] if line.startswith("C1 ")]
     assert len(body) == 1 + len(catalog()["C1"].mutants) and "PASS" in body[0]
-    assert all("FAIL" in line for line in body[1:])
+    # every mutant line shows a failure: the falsifier's (FAIL) or the part of the proof check that failed
+    assert all("FAIL" in line or any(f" {part} " in line for part in ("steps", "composition", "ideal"))
+               for line in body[1:])
 
 
 def test_table_ends_with_the_summary_line(c1_run):
