@@ -56,13 +56,14 @@ def min_retriever(eps=0.1, *, statement=False, beta_scale=1.0, attention_claim_s
     return _built("Umin", task, prog, eps, terms, [beta], N=N)
 
 
-def margin_retriever(eps=0.1, gamma=0.2, *, statement=False, beta_scale=1.0):
-    """H = F(max_s x_s) on Ω_γ (the top token γ above the rest): m ← top x by margin (L2), y ← F̂(m)."""
+def margin_retriever(eps=0.1, gamma=0.2, *, statement=False, beta_scale=1.0, margin_k=2):
+    """H = F(max_s x_s) on Ω_{γ,2} (x_(1) − x_(2) ≥ γ: the top token γ above the rest): m ← top x by margin
+    (L2), y ← F̂(m). (On Ω_{γ,1}, the whole cube, L2's margin fails: the proof check says so.)"""
     N = ifj.knots_for(1.0, eps / 2)
     beta = ifj.beta_for_margin(T, gamma, eps / 2)
     terms = {"attention": ifj.margin_retrieval_error(T, beta, gamma), "decoder": ifj.pl_decoder_error(1.0, N)}
     task = ifj.FunctionTask(T=T, fn=lambda X: F(jnp.max(X[..., 0], axis=-1)), lipschitz_constant=1.0,
-                            on=ifj.Margin(gamma, 1), task_id="Tmargin")
+                            on=ifj.Margin(gamma, margin_k), task_id="Tmargin")
     prog = ifj.Program()
     one, x = prog.constant("one"), prog.token_input("x")
     layer = prog.layer()
@@ -224,3 +225,12 @@ def test_a_moved_kuhn_vertex_fails_the_box_step():
 
 def test_a_dropped_knot_in_one_part_fails_the_sum_of_one_inputs_step():
     assert _failing(sum_of_maxima(drop_knot=True)) == ["ffn1:y"]
+
+
+def test_an_l2_head_on_a_domain_without_its_margin_fails_the_proof_check():
+    built = margin_retriever(margin_k=1)  # Ω_{γ,1} is the whole cube: the top key need not beat the next by γ
+    steps, certified = ifj.check_steps(built)
+    from infoflow_jax.verification.proof import proof_check
+
+    result = proof_check(built, steps)
+    assert certified is True and result.proof_checked is False and "beats the next by" in result.parts["ideal"]
