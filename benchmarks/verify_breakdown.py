@@ -114,6 +114,8 @@ def section_verify(args, cache: Path, label: str) -> dict:
         wall, proc = _run(cmd + args.verify_args, INFOFLOW_COMPILE_CACHE=cache, INFOFLOW_PHASES=ph)
         out = breakdown(wall, json.loads(ph.read_text()))
         rows = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if args.rows_out and label.endswith("cold"):  # the records, to compare verdicts with another commit's
+            Path(args.rows_out).write_text("".join(ln + "\n" for ln in proc.stdout.splitlines() if ln.startswith("{")))
     out.update(section=label, command="infoflow verify " + " ".join(args.verify_args), exit=proc.returncode,
                cpu_seconds=proc.cpu_seconds,
                rows=len(rows), unexpected=sum(not r["expected"] for r in rows), summary=_summary_line(proc.stderr),
@@ -318,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verify-args", default="", help="extra arguments of the verify sections (default: none)")
     p.add_argument("--sweep-spec", default="sweeps/default.toml")
     p.add_argument("--user-budget", default="default", choices=["default", "quick"])
+    p.add_argument("--rows-out", help="write the cold verify run's records (JSON lines) to this file")
     p.add_argument("--user-child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.user_child:

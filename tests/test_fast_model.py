@@ -165,13 +165,15 @@ def test_memory_sizes_accept_suffixes_in_powers_of_1024():
 def test_builds_of_one_structure_at_every_eps_share_one_plan_shape_and_keep_their_values():
     from infoflow_jax.core.fast_model import shared_shape
 
-    X = np.random.default_rng(0).random((40, 8, 1))
+    X = np.random.default_rng(0).random((40, 4, 1))
+    forward = jax.jit(jax.vmap(apply_fast, in_axes=(None, 0)))
     plans = []
-    for eps, mutant in ((1e-1, None), (1e-2, None), (1e-3, None), (1e-2, "cell-bump"), (1e-2, "psi-knot-dropped")):
-        plan = fast_plan(*SPECS["C2"].build(8, eps, mutant=mutant).split())
+    for eps, mutant, compare in ((1e-1, None, True), (1e-2, None, False), (1e-2, "cell-bump", True),
+                                 (1e-2, "psi-knot-dropped", False)):
+        plan = fast_plan(*SPECS["C2"].build(4, eps, mutant=mutant).split())
         shared = shared_shape(plan)
-        one = jax.vmap(lambda x, p=plan: apply_fast(p, x))(X)
-        assert np.array_equal(np.asarray(one), np.asarray(jax.vmap(lambda x, p=shared: apply_fast(p, x))(X)))
+        if compare:  # (each unshared plan compiles its own forward: two of them are enough)
+            assert np.array_equal(np.asarray(forward(plan, X)), np.asarray(forward(shared, X)))
         plans.append(shared)
     shape = lambda p: (jax.tree_util.tree_structure(p), [np.shape(x) for x in jax.tree_util.tree_leaves(p)])
     assert all(shape(p) == shape(plans[0]) for p in plans)
