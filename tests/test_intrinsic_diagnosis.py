@@ -114,6 +114,8 @@ def test_smoke_diagnosis_records_every_seed_of_the_cell_and_resumes(tmp_path, mo
     table = diag.format_diagnosis(diag.summarize_diagnosis(again + fake))
     assert table.count("| base_1500 |") == 2 and "| 2.00× |" in table
     assert diag.plot_curves(again, tmp_path / "c.png").stat().st_size > 0
+    probes = diag.format_probes(again)
+    assert len(probes.splitlines()) == 2 + len(again) and "(" in probes.splitlines()[2]
 
 
 def _fake(heads, nmse, D=2, ffn=0):

@@ -69,7 +69,8 @@ from infoflow_jax.training.paper_tasks import IntrinsicDim
 from infoflow_jax.training.papers import PaperConfig, PaperSpec, train_seeds
 
 __all__ = ["BASE", "CELLS", "SEEDS", "VARIANTS", "PROTOCOL_VARIANT", "diagnosis_configs", "run_diagnosis",
-           "target_statistics", "summarize_diagnosis", "format_diagnosis", "plot_curves", "main"]
+           "target_statistics", "summarize_diagnosis", "format_diagnosis", "format_probes", "plot_curves",
+           "main"]
 
 #: the CPU spec's intrinsic-dimension protocol at D = 2, T = 16 (sweeps/infoflow_cpu.toml, before issue 23)
 BASE = dict(task="intrinsic", D=2, T=16, L=2, E=32, W=64, residual=True, layer_norm=False,
@@ -224,13 +225,13 @@ def summarize_diagnosis(records: list[dict]) -> list[dict]:
     validation NMSE and of the last training-subset NMSE, CPU seconds, attention masses."""
     cells: dict[tuple, list[dict]] = {}
     for r in records:
-        cells.setdefault((r.get("variant", "?"), tuple(r["heads"])), []).append(r)
+        cells.setdefault((r.get("variant", "?"), r["D"], tuple(r["heads"])), []).append(r)
     rows = []
-    for (v, heads), rs in cells.items():
+    for (v, D, heads), rs in cells.items():
         best = np.array([r["best_test_nmse"] for r in rs])
         fit = np.array([r["train_trace"][-1][1] for r in rs]) if "train_trace" in rs[0] else None
-        row = {"variant": v, "heads": heads, "n": len(rs), "seeds": [r["seed"] for r in rs],
-               "steps": rs[0]["steps"], "lr": rs[0]["lr"], "ffn": rs[0]["config"].get("ffn", 0),
+        row = {"variant": v, "D": D, "heads": heads, "n": len(rs), "seeds": [r["seed"] for r in rs],
+               "steps": rs[0]["steps"], "n_train": rs[0]["n_train"], "lr": rs[0]["lr"], "ffn": rs[0]["config"].get("ffn", 0),
                "query_init": rs[0]["config"].get("query_init", "normal"),
                "median": float(np.median(best)), "lo": float(best.min()), "hi": float(best.max()),
                "best_step": [r["best_step"] for r in rs],
@@ -246,22 +247,48 @@ def summarize_diagnosis(records: list[dict]) -> list[dict]:
 
 
 def format_diagnosis(rows: list[dict]) -> str:
-    """Markdown: one line per (variant, cell), with (1,2)/(2,2) separation on the (1,2) line."""
-    lines = ["| variant | heads | steps | lr | FFN | W_Q init | best val NMSE median [min, max] "
+    """Markdown: one line per (variant, D, heads), with the ratio to (D, D) on the other lines."""
+    lines = ["| variant | D | heads | steps | n_train | lr | FFN | W_Q init | best val NMSE median [min, max] "
              "| train NMSE (last) | separation | layer-1 partner mass / form (chance 1/T) "
              "| layer-2 pair mass / form | CPU s (3 seeds) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    ref = {r["variant"]: r["median"] for r in rows if tuple(r["heads"]) == (2, 2)}
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    ref = {(r["variant"], r["D"]): r["median"] for r in rows if tuple(r["heads"]) == (r["D"],) * 2}
     for r in rows:
-        sep = (f"{r['median'] / ref[r['variant']]:.2f}×" if tuple(r["heads"]) != (2, 2)
-               and r["variant"] in ref else "")
+        key = (r["variant"], r["D"])
+        sep = (f"{r['median'] / ref[key]:.2f}×" if tuple(r["heads"]) != (r["D"],) * 2
+               and key in ref else "")
         fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs) if xs else "–"  # noqa: E731
         fit = f"{r['fit_median']:.3g}" if r["fit_median"] is not None else "–"
         lines.append(
-            f"| {r['variant']} | ({','.join(map(str, r['heads']))}) | {r['steps']} | {r['lr']:g} | "
+            f"| {r['variant']} | {r['D']} | ({','.join(map(str, r['heads']))}) | {r['steps']} | {r['n_train']} | {r['lr']:g} | "
             f"{r['ffn'] or '–'} | {r['query_init']} | {r['median']:.3g} [{r['lo']:.3g}, {r['hi']:.3g}] | "
             f"{fit} | {sep} | {fmt(r.get('partner_mass'))} | {fmt(r.get('pair_mass'))} | "
             f"{r['cpu_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def format_probes(records: list[dict]) -> str:
+    """Markdown, one line per record with probes: per form i, the best layer-1 head's weight
+    on the partner t*_i(s), the best layer-2 head's weight on the pair {s*_i, t*_i}, and the
+    error of the linear read of u_i(s) off layer 1 (trained; at initialisation in brackets)."""
+    lines = ["| run | D | heads | seed | best val NMSE | layer-1 partner mass / form (init) "
+             "| layer-2 pair mass / form (init) | u_i(s) probe error / form (init) |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def per_form(r, key, best=True):
+        if key not in r:
+            return "–"
+        now, init = np.array(r[key]), np.array(r.get(key + "_init", r[key]))
+        if best:
+            now, init = now.max(axis=0), init.max(axis=0)
+        return ", ".join(f"{a:.2f} ({b:.2f})" for a, b in zip(now, init))
+
+    for r in records:
+        if "partner_mass" not in r:
+            continue
+        lines.append(f"| {r.get('variant', 'spec')} | {r['D']} | ({','.join(map(str, r['heads']))}) | "
+                     f"{r['seed']} | {r['best_test_nmse']:.3g} | {per_form(r, 'partner_mass')} | "
+                     f"{per_form(r, 'pair_mass')} | {per_form(r, 'u_probe_error', best=False)} |")
     return "\n".join(lines)
 
 
@@ -301,7 +328,8 @@ def plot_curves(records: list[dict], path, floors: dict | None = None):
     for ax in axes[:, 0]:
         ax.set_ylabel("NMSE")
     axes.flat[0].legend(fontsize=6)
-    fig.suptitle("intrinsic dimension D=2, T=16: (2,2) vs (1,2), seeds 0–2", fontsize=10)
+    fig.suptitle("intrinsic dimension D=2, T=16: best validation (solid) and training-subset "
+                 "(dashed) NMSE, seeds 0–2", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -325,7 +353,7 @@ def main(argv=None) -> int:
     s.add_argument("--T", type=int, nargs="+", default=[16, 64])
     s.add_argument("--D", type=int, nargs="+", default=[2, 3])
     g = sub.add_parser("report", help="table and figure of run folders")
-    g.add_argument("runs", nargs="+")
+    g.add_argument("runs", nargs="+", help="run folders or records files (.jsonl)")
     g.add_argument("--figure", default=None)
     g.add_argument("--stats", default=None, help="a stats JSON: draw its T=16, D=2 floors")
     args = p.parse_args(argv)
@@ -341,8 +369,14 @@ def main(argv=None) -> int:
         for o in out:
             print(json.dumps(o))
     else:
-        recs = [r for d in args.runs for r in read_records(Path(d) / "train.jsonl")]
+        recs = []
+        for d in map(Path, args.runs):  # a run folder or a records file (docs/data/*.jsonl)
+            path = d if d.suffix == ".jsonl" else d / "train.jsonl"
+            label = d.stem if d.suffix == ".jsonl" else d.name
+            recs += [{"variant": label, **r} for r in read_records(path)]
         print(format_diagnosis(summarize_diagnosis(recs)))
+        print()
+        print(format_probes(recs))
         if args.figure:
             floors = None
             if args.stats:
@@ -351,7 +385,8 @@ def main(argv=None) -> int:
                 if st:
                     floors = {"no retrieval (pooled quadratic)": st["nmse_floor"]["pooled_quadratic"],
                               "one chain missing": st["nmse_floor"]["one_chain_missing"]}
-            print(f"wrote {plot_curves(recs, args.figure, floors)}")
+            d2 = [r for r in recs if r["D"] == 2 and r["T"] == 16]
+            print(f"wrote {plot_curves(d2, args.figure, floors)}")
     return 0
 
 
