@@ -327,8 +327,14 @@ def plot_curves(records: list[dict], path, floors: dict | None = None):
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("NMSE")
-    axes.flat[0].legend(fontsize=6)
-    fig.suptitle("intrinsic dimension D=2, T=16: best validation (solid) and training-subset "
+    handles, labels = [], []
+    for ax in axes.flat:
+        for hd, lb in zip(*ax.get_legend_handles_labels()):
+            if lb not in labels:
+                handles.append(hd)
+                labels.append(lb)
+    axes.flat[0].legend(handles, labels, fontsize=6)
+    fig.suptitle("intrinsic dimension D=2, T=16: validation (solid) and training-subset "
                  "(dashed) NMSE, seeds 0–2", fontsize=10)
     fig.tight_layout()
     path = Path(path)
