@@ -28,7 +28,7 @@ at D = 2, T = 16, seeds 0, 1, 2, everything else as in the CPU spec:
 
 **Second round, added after the first** (so not fixed in advance; docs/experiments.md keeps
 the order). With the FFN at 10× the steps, the (2, 2) networks fit their 8000 training
-samples 2–4× better than they generalise (training-subset NMSE 0.015–0.033, validation
+samples 2–3× better than they generalise (training-subset NMSE 0.015–0.033, validation
 0.03–0.10), and layer 1 does not retrieve the partners. Two causes are tested:
 
 * the training set: 64 000 samples instead of 8000, the same steps (15 epochs instead of 120)
