@@ -152,3 +152,12 @@ def test_the_cpu_spec_runs_the_adopted_variant_and_the_gpu_spec_its_protocol():
            if c.task == "intrinsic"]
     assert gpu and all(c.ffn > 0 and c.n_train == 64000 and c.query_init == "zero" and c.T == 64
                        for c in gpu)
+
+
+def test_infoflow_predict_against_a_papers_run_prints_its_cells(tmp_path, capsys):
+    from infoflow_jax.cli.app import main
+
+    (tmp_path / "train.jsonl").write_text((ROOT / "docs/data/intrinsic_cpu.jsonl").read_text())
+    assert main(["predict", "--against", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| intrinsic |") == 6 and "fits, b = 1" in out

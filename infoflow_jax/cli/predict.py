@@ -124,7 +124,7 @@ def run(args) -> int:
                 and not (Path(args.against) / "results.jsonl").is_file():
             # a trained-network run of the papers' protocol: measurement beside prediction
             from infoflow_jax.training.paper_report import format_summary, summarize
-            from .training import read_records
+            from infoflow_jax.training.harness import read_records
 
             rows = summarize(read_records(Path(args.against) / "train.jsonl"))
             if not rows:
