@@ -173,17 +173,6 @@ def test_a_mutated_weight_changes_the_fast_path_exactly_as_the_dense_path():
     assert live[5] in dec.dense_units or any(g.units.tolist() == [live[5]] for g in dec.groups)
 
 
-@pytest.mark.parametrize("K", [1, 2, 3, 7, 8, 100, 1025])
-def test_the_unrolled_search_counts_the_breakpoints_at_or_below_z_as_searchsorted_does(K):
-    from infoflow_jax.core.pwl import count_at_most
-
-    rng = np.random.default_rng(K)
-    t = np.sort(rng.random(K))
-    t[K - K // 3:] = np.inf  # a stacked function's padding
-    z = np.concatenate([rng.random(300) * 1.4 - 0.2, t[np.isfinite(t)], [np.inf, -np.inf]])
-    assert np.array_equal(np.asarray(count_at_most(jnp.asarray(t), jnp.asarray(z))), np.searchsorted(t, z, side="right"))
-
-
 def test_a_piecewise_linear_function_evaluates_alike_in_numpy_and_in_jax():
     pl = PiecewiseLinear.from_units(np.array([1.0, -2.0, 0.5, 3.0]), np.array([-0.2, 1.0, 0.1, -2.4]),
                                     np.array([1.0, 0.7, -1.3, 0.4]))

@@ -127,16 +127,13 @@ class PiecewiseLinear:
         )
 
     # -- evaluation (jnp, traceable; NumPy when z and the arrays are NumPy's)
-    def evaluate(self, z, method: str = "unrolled"):
+    def evaluate(self, z, method: str = "scan"):
         """PL(z) by one binary search and a linear interpolation; any shape of z.
-        ``method``: "unrolled" (:func:`count_at_most`, the default) or one of jnp.searchsorted's
-        ("compare_all": O(K), loop-free); NumPy has one method."""
+        ``method`` is jnp.searchsorted's ("compare_all": O(K), loop-free; NumPy has one method)."""
         t = self.breakpoints
         xp = array_module(z, t)
         if xp is np:
             i = np.searchsorted(t, z, side="right") - 1  # −1 .. K−1
-        elif method == "unrolled":
-            i = count_at_most(t, z) - 1
         else:
             i = jnp.searchsorted(t, z, side="right", method=method) - 1
         k = xp.maximum(i, 0)
@@ -204,23 +201,6 @@ class PiecewiseLinear:
         width = np.diff(pts)
         piece = np.maximum((g[:-1] + g[1:] + K * width) / 2, np.maximum(g[:-1], g[1:]))
         return Deviation(upper=float(np.max(piece)) * (1 + 8 * UNIT_ROUNDOFF) + margin, lower=lower, at=at)
-
-
-def count_at_most(t, z):
-    """#{j : t_j ≤ z} for ascending ``t`` (K,): the index ``searchsorted(t, z, side="right")``, by a binary
-    search unrolled into ⌈log₂(K + 1)⌉ straight-line steps (one gather and one comparison each). Inside
-    a compiled ascent ``jnp.searchsorted``'s loop runs once per step of every scan, and its per-iteration
-    overhead, not the comparisons, was the cost (C8 at T = 64: the evaluation 2.6× slower at K = 2¹⁵
-    than at K = 416). NaN compares false: it counts 0, as a finite z below every breakpoint."""
-    K = t.shape[0]
-    idx = jnp.zeros(jnp.shape(z), jnp.int32)
-    step = 1 << (K.bit_length() - 1) if K else 0
-    while step:
-        cand = idx + step  # take step more if the cand-th breakpoint is ≤ z (cand ≤ K)
-        ok = (cand <= K) & (t[jnp.minimum(cand, K) - 1] <= z)
-        idx = jnp.where(ok, cand, idx)
-        step //= 2
-    return idx
 
 
 @dataclass(frozen=True)
