@@ -265,11 +265,13 @@ def plan_rows(specs, *, T=None, eps=None, k=None, beta=None, mutant=None) -> lis
 
 
 def check_inputs_fit(rows: list[Row], budget, memory: int | None = None) -> None:
-    """Refuse up front a T whose sampled inputs alone cannot fit in memory (before anything is built)."""
+    """Refuse up front a lemma row's T whose sampled inputs alone cannot fit in memory (before anything
+    is built). A construction's row is not refused here: where its falsifier cannot fit, verify skips
+    it, saying why, and the row's verdict rests on the proof check (T-independent)."""
     from infoflow_jax.verification import memory as mem
 
     plan = mem.memory_budget(memory)
-    for T in sorted({r.T for r in rows}, reverse=True):
+    for T in sorted({r.T for r in rows if r.lemma}, reverse=True):
         mem.check_fits(T=T, eps=None, per_input=mem.bytes_per_input(None, T),
                        fixed=mem.fixed_input_bytes(T, 1, budget.samples, 2), budget=plan)
 

@@ -190,16 +190,17 @@ def _enclose(site, out: dict, R: dict, composition) -> dict:
 
 
 # ----------------------------------------------------------------------------- the check
-def ideal_inputs(task, seed: int, n: int, structural: dict | None = None) -> dict[str, np.ndarray]:
-    """name → (B, T, d): n draws of every sampler of the task's domain (NumPy, nothing compiled),
-    plus ``structural`` (e.g. the structural probes), retracted onto the domain."""
+def ideal_inputs(task, seed: int, n: int, structural: dict | None = None):
+    """(name, (B, T, d)) pairs, drawn one at a time (one sampler's batch held at once: at T = 10⁶ a
+    batch is what memory allows): n draws of every sampler of the task's domain (NumPy, nothing
+    compiled), then ``structural`` (e.g. the structural probes), retracted onto the domain."""
     T, d, domain = task.T, task.d, task.domain
     src = NumpyRandom((seed, 104729))
     names = samplers_for(domain)
-    out = {f"sampler:{nm}": _array(sample(nm, s, n, T, d, domain)) for nm, s in zip(names, src.split(len(names)))}
+    for nm, s in zip(names, src.split(len(names))):
+        yield f"sampler:{nm}", _array(sample(nm, s, n, T, d, domain))
     for name, X in (structural or {}).items():
-        out[name] = _array(domain.retract(_array(X)))
-    return out
+        yield name, _array(domain.retract(_array(X)))
 
 
 def _hypotheses(compiled, composition):
@@ -265,7 +266,7 @@ def check_ideal(built, composition, *, seed: int = 0, n: int = 256, structural: 
     per_input = (T + 1) * (len(compiled.slots) + 4)
     step = max(1, int(chunk_floats // per_input))
     worst, worst_at, count, problem = 0.0, None, 0, None
-    for name, X in ideal_inputs(task, seed, n, structural).items():
+    for name, X in ideal_inputs(task, seed, n, structural):
         for s in range(0, X.shape[0], step):
             Xc = X[s:s + step]
             found = []

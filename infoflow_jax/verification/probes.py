@@ -20,7 +20,11 @@ construction and every mutant get them too:
   multi-input block, the unit's hyperplane w·u + b = 0. Found without compiling anything: the
   pre-FFN residuals are computed in NumPy (:func:`pre_ffn_residuals`) along random monotone
   paths in the domain (all tokens ramped; one token lifted over random others; one token
-  lifted alone), a sign change of u(X) − z located on a path, then bisected.
+  lifted alone), a sign change of u(X) − z located on a path (for a one-input block, every
+  path segment covers an interval of the sorted targets), then solved by false position.
+  EVERY target is solved when that fits SOLVE_WORK (a decoder at ε = 1e-3 has thousands of
+  cells, and a defect confined to one of them shows only where its input lands in that cell),
+  and the solutions are screened in NumPy: the N_KNOTS of largest error |Ĥ − H| are kept.
 * ``kuhn`` (:func:`kuhn_probes`, blocks with an :class:`~infoflow_jax.core.claims.OnBox` claim,
   whose grid n is stated): inputs driving the block's D inputs to grid vertices v/n (every
   vertex when they fit, corners first) and to the worst point of a simplex,
@@ -36,15 +40,17 @@ of the task's domain (retracted; the estimator retracts again, which is the iden
 :func:`finest_scale` is where the polish (:func:`~infoflow_jax.verification.estimators.ascend`)
 stops: min(1/β over heads, smallest breakpoint spacing of one-input blocks, the margin γ).
 
-Cost (NumPy, on the host): ~50 paths × 33 points plus ≤ 256 targets × 24 bisection steps of
-the pre-FFN forward, and ≤ 64 Kuhn targets × 10 Newton steps × (D + 1) forwards; the number
-of paths and of solved targets shrinks with the forward's cost (T², FFN widths) so that one
-build's probes stay ≲ 1 s (at least 1 path and 4 targets; the rest cycled).
+Cost (NumPy, on the host): ~50 paths × 33 points plus ≤ N_KNOT_SOLVE targets × ~4 false-position
+steps of the pre-FFN forward and one screening forward each (≤ SOLVE_WORK multiply-adds), and
+≤ 64 Kuhn targets × 10 Newton steps × (D + 1) forwards; the number of paths and of solved targets
+shrinks with the forward's cost (T², FFN widths) so that one build's probes stay ≲ 1–2 s (at
+least 1 path and 4 targets; the rest cycled).
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,10 +65,15 @@ N_KNOTS = 256
 N_KUHN = 64
 N_PATHS = 48
 PATH_POINTS = 33
-BISECTION_STEPS = 24
+N_KNOT_SOLVE = 1 << 15  # knot targets one build may solve (every knot and midpoint of a decoder of N ≤ 16 000)
+SOLVE_WORK = 2e9  # multiply-adds the root-finding and screening of every knot target may spend (else a random subset is solved)
+CROSSING_ELEMENTS = 4e6  # (path, point, position, target) entries one chunk of the crossing search holds
+ROOT_COST = 5  # forwards one knot target costs: about 4 root-finding steps and its screening
+ROOT_STEPS = 24  # false-position steps at most per knot target (most stop after 2–4, within KNOT_TOL)
+KNOT_TOL = 1e-10  # |u − z| at which a knot target counts as reached (relative to 1 + |z|)
 NEWTON_STEPS = 10
 NEAR_TIE_GAPS = (1e-1, 1e-2, 1e-3, 1e-4)
-FORWARD_WORK = 4e7  # multiply-adds one path search / one bisection may spend (sizes them)
+FORWARD_WORK = 4e7  # multiply-adds one path search may spend (sizes the number of paths)
 # Above this many multiply-adds for one path (PATH_POINTS NumPy forwards), the searched probes
 # (knots, Kuhn points) are skipped: at T = 1024–4096 one path costs 7e10–3e11 and its (B, T, T)
 # scores tens of GB. The default grids stay far below (largest: C2 T = 64 ε = 1e-3, 4.3e8).
@@ -217,11 +228,16 @@ def searchable(cfg, T: int) -> bool:
     return forward_cost(cfg, T) * PATH_POINTS <= MAX_PATH_WORK
 
 
-def forward_cost(cfg, T: int) -> float:
-    """Multiply-adds of :func:`pre_ffn_residuals` for one input (attention and every FFN but the last)."""
+def forward_cost(cfg, T: int, weights=None) -> float:
+    """Multiply-adds of :func:`pre_ffn_residuals` for one input (attention and every FFN but the last).
+    With ``weights`` (:func:`_weights`), a piecewise-linear layer counts its dense remainder and
+    ACTIVATION_WORK per one-input group (projection, search, interpolation) instead of its hidden units."""
     att = sum((T + 1) * T * cfg.E * 2 for _ in cfg.layers)
-    ffn = sum((T + 1) * sum(s.n_in * s.n_out for s in layer.ffn) for layer in cfg.layers[:-1])
-    return float(att + ffn + 1)
+    per = [sum(s.n_in * s.n_out for s in layer.ffn) for layer in cfg.layers[:-1]]
+    if weights is not None:
+        per = [2 * cfg.E * int(f.W1r.shape[1]) + (2 * cfg.E + ACTIVATION_WORK) * int(f.U.shape[1])
+               if isinstance(f, FastFFN) else w for w, (_, f) in zip(per, weights[1])]
+    return float(att + (T + 1) * sum(per) + 1)
 
 
 def _form_matrix(compiled, forms) -> np.ndarray:
@@ -322,32 +338,90 @@ def position_probes(T: int, d: int, rng: np.random.Generator, n_probes: int = N_
 
 
 # ----------------------------------------------------------------------------- knots
-def knot_targets(compiled) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(site, w, z)``, one row per target: the input u of block ``site[j]`` should satisfy
-    ``w[j, :D]·u = z[j]`` (D the block's inputs; ``w`` is zero-padded to the largest D).
+class KnotTargets(NamedTuple):
+    """One row per knot target: block ``site[j]``'s input u should satisfy ``w[j, :D]·u = z[j]``
+    (``w`` zero-padded to the largest D); ``bend[j]`` ranks a one-input block's targets (0 elsewhere)."""
+    site: np.ndarray
+    w: np.ndarray
+    z: np.ndarray
+    bend: np.ndarray
 
-    One-input blocks: w = 1 and z every breakpoint, cell midpoint and both range ends.
+
+def _kink_sizes(compiled, site, t: np.ndarray) -> np.ndarray:
+    """|jump of the slope| of a one-input block's output at each breakpoint t_i (the norm over the
+    slots it writes of Σ_{units kinking at t_i} v_j·W2[j]); zeros when its layer is not one Dense hidden
+    layer (a grouped or deeper FFN: no ranking)."""
+    parts = layer_ffn_weights(compiled.model, site.layer)
+    if len(parts) != 2 or parts[0][2] or parts[1][2]:
+        return np.zeros(t.size)
+    V, b1, exact = _block_fit(compiled, site)
+    units = np.flatnonzero(exact & (np.abs(V[0]) > 0))
+    outs = [compiled.slots.index(o) for o in site.outputs]
+    jump = V[0, units, None] * parts[1][0][units][:, outs]  # (units, slots)
+    at = np.searchsorted(t, np.round(-b1[units] / V[0, units], 12))
+    kink = np.zeros((t.size, len(outs)))
+    np.add.at(kink, np.clip(at, 0, t.size - 1), jump)
+    return np.linalg.norm(kink, axis=1)
+
+
+def knot_targets(compiled) -> KnotTargets:
+    """Every FFN block's knot targets (:class:`KnotTargets`).
+
+    One-input blocks: w = 1 and z every breakpoint, cell midpoint and both range ends; the bend of
+    a breakpoint is |Δslope|·(mean of its two cells' widths), the height by which the block's output
+    leaves a straight line there, and a midpoint takes its larger end's. A smooth decoder bends by
+    ~|f''|h²; a defect confined to a cell, by its own height: ranking by bend finds it first.
     Multi-input blocks: w·u = −b for each first-layer unit (its kink hyperplane).
     Arrays, not a list per knot: a decoder has N ∝ 1/ε knots (16 568 for C2 at ε = 1e-3)."""
-    sites, ws, zs = [], [], []
+    sites, ws, zs, bends = [], [], [], []
     for i, site in enumerate(_ffn_sites(compiled)):
         V, b = _block_net(compiled, site)
         if V.shape[0] == 1:
             live = np.abs(V[0]) > 0
             t = np.unique(np.round(-b[live] / V[0, live], 12))
-            z = np.unique(np.concatenate([t, (t[1:] + t[:-1]) / 2]))
-            w = np.ones((z.size, 1))
+            h = np.diff(t)
+            width = (np.concatenate([h[:1], h]) + np.concatenate([h, h[-1:]])) / 2 if h.size else np.zeros(t.size)
+            bend_t = _kink_sizes(compiled, site, t) * width
+            z = np.concatenate([t, (t[1:] + t[:-1]) / 2])
+            bend = np.concatenate([bend_t, np.maximum(bend_t[1:], bend_t[:-1])])
+            z, first = np.unique(z, return_index=True)
+            bend, w = bend[first], np.ones((z.size, 1))
         else:
             keep = np.any(V != 0, axis=0)
             w, z = V[:, keep].T, -b[keep]
+            bend = np.zeros(z.size)
         sites.append(np.full(z.size, i))
         ws.append(w)
         zs.append(np.asarray(z, np.float64))
+        bends.append(bend)
     if not sites:
-        return np.zeros(0, int), np.zeros((0, 1)), np.zeros(0)
+        return KnotTargets(np.zeros(0, int), np.zeros((0, 1)), np.zeros(0), np.zeros(0))
     D = max(w.shape[1] for w in ws)
     w = np.concatenate([np.pad(w, ((0, 0), (0, D - w.shape[1]))) for w in ws])
-    return np.concatenate(sites), w, np.concatenate(zs)
+    return KnotTargets(np.concatenate(sites), w, np.concatenate(zs), np.concatenate(bends))
+
+
+def _solve_order(t_site: np.ndarray, bend: np.ndarray, n_solve: int, rng) -> np.ndarray:
+    """The targets to solve, at most ``n_solve``: all when they fit. Else each block gets an equal
+    share (a block with fewer targets gets all of them, its unused share going to the others), and
+    within a block its range ends come first, then alternately its largest bend and a random one."""
+    blocks = [np.flatnonzero(t_site == si) for si in np.unique(t_site)]
+    if t_site.size <= n_solve:
+        return np.concatenate(blocks)
+    share, left = {}, n_solve
+    for n_left, b in enumerate(sorted(blocks, key=len)):  # fewest targets first
+        share[b[0]] = min(b.size, left // (len(blocks) - n_left))
+        left -= share[b[0]]
+    chosen = []
+    for b in blocks:
+        ends = np.array([b[0], b[-1]]) if b.size > 1 else b[:1]
+        inner = b[1:-1]
+        by_bend = inner[np.argsort(-bend[inner], kind="stable")]
+        mixed = np.empty(2 * inner.size, int)
+        mixed[0::2], mixed[1::2] = by_bend, rng.permutation(inner)
+        _, first = np.unique(mixed, return_index=True)
+        chosen.append(np.concatenate([ends, mixed[np.sort(first)]])[:share[b[0]]])
+    return np.concatenate(chosen)
 
 
 def _paths(T: int, d: int, n: int, rng):
@@ -370,12 +444,86 @@ def _paths(T: int, d: int, n: int, rng):
     return A, B, np.where(lift, tok, -1)
 
 
+def _crossings(U: np.ndarray, own: np.ndarray | None, rng) -> tuple[np.ndarray, np.ndarray]:
+    """For each target j of U (paths, points, positions, targets) = u − z along the paths: whether
+    u − z changes sign between two consecutive points somewhere, and one such (path, point, position)
+    drawn uniformly (flat index into U's first three axes, minus the last point). ``own`` (paths, 1,
+    positions, 1): where the moved token is read; crossings there are preferred when a target has one."""
+    change = (np.sign(U[:, :-1]) * np.sign(U[:, 1:]) <= 0) & np.isfinite(U[:, :-1]) & np.isfinite(U[:, 1:])
+    if own is not None:
+        change = np.where(np.any(change & own, axis=(0, 1, 2), keepdims=True), change & own, change)
+    flat = change.reshape(-1, U.shape[-1])
+    return flat.any(axis=0), np.argmax(rng.random(flat.shape) * flat, axis=0)
+
+
+def _covering_segments(R: np.ndarray, z: np.ndarray, own: np.ndarray | None, rng):
+    """For targets z of a one-input block whose input along the paths is R (paths, points,
+    positions): the targets some path segment [R_g, R_{g+1}] covers (as indices into z) and, for
+    each, one covering segment (path, point g, position) drawn uniformly — among the moved token's
+    positions (``own``, as in :func:`_crossings`) when one of those covers it. Every segment covers
+    an interval of the sorted targets, so this costs one search per segment, not one per
+    (segment, target) pair."""
+    order = np.argsort(z, kind="stable")
+    zs = z[order]
+    lo, hi = np.minimum(R[:, :-1], R[:, 1:]), np.maximum(R[:, :-1], R[:, 1:])  # (paths, points − 1, positions)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    a = np.where(ok, np.searchsorted(zs, np.where(ok, lo, 0.0), "left"), 0).ravel()
+    b = np.where(ok, np.searchsorted(zs, np.where(ok, hi, 0.0), "right"), 0).ravel()
+    mine = np.zeros(R[:, :-1].shape, bool) if own is None else np.broadcast_to(own[..., 0], R[:, :-1].shape)
+    segs = np.flatnonzero(b > a)
+    prefer = mine.ravel()[segs]
+    # painted in random order, the moved token's segments last: each target keeps the last segment painted
+    segs = np.concatenate([rng.permutation(segs[~prefer]), rng.permutation(segs[prefer])])
+    owner = np.full(z.size, -1)
+    for sg in segs:
+        owner[a[sg]:b[sg]] = sg
+    hit = owner >= 0
+    return order[hit], np.unravel_index(owner[hit], lo.shape)
+
+
+def _bracketed_roots(residual, lo, hi, r_lo, r_hi, tol, steps: int = ROOT_STEPS) -> np.ndarray:
+    """t ∈ [lo, hi] with |residual(rows, t)| ≤ tol, one per row, by the Illinois variant of false
+    position (superlinear on a smooth residual, and never leaves the bracket [lo, hi] on which the
+    residual changes sign); rows stop once within tol, the rest after ``steps`` evaluations. Returns
+    the bracket end of smaller |residual|."""
+    lo, hi, r_lo, r_hi = (np.array(a, np.float64) for a in (lo, hi, r_lo, r_hi))
+    side = np.zeros(lo.size, int)  # which end was kept last time (−1 lo, +1 hi): Illinois halves its residual
+    active = np.flatnonzero((np.abs(r_lo) > tol) & (np.abs(r_hi) > tol))
+    for _ in range(steps):
+        if not active.size:
+            break
+        a, b, ra, rb = lo[active], hi[active], r_lo[active], r_hi[active]
+        den = rb - ra
+        t = np.where(np.abs(den) > 0, b - rb * (b - a) / np.where(den == 0, 1.0, den), (a + b) / 2)
+        t = np.clip(t, a, b)
+        r = residual(active, t)
+        left = np.sign(r) * np.sign(ra) <= 0  # the root is in [a, t]: t becomes hi
+        hi[active] = np.where(left, t, b)
+        r_hi[active] = np.where(left, r, rb)
+        lo[active] = np.where(left, a, t)
+        r_lo[active] = np.where(left, ra, r)
+        kept = np.where(left, -1, 1)  # the end that did not move
+        again = kept == side[active]
+        r_lo[active] = np.where(again & (kept == -1), r_lo[active] / 2, r_lo[active])
+        r_hi[active] = np.where(again & (kept == 1), r_hi[active] / 2, r_hi[active])
+        side[active] = kept
+        active = active[np.abs(r) > tol[active]]
+    # the halved residuals are only for choosing the next point: judge the ends by where they are
+    return np.where(np.abs(r_lo) <= np.abs(r_hi), lo, hi)
+
+
 def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS, weights=None) -> np.ndarray | None:
     """Inputs (n_probes, T, d) at which an FFN block's input sits on a kink, midpoint or end (above);
-    None when the program has no FFN block."""
+    None when the program has no FFN block.
+
+    Every target is solved when its root-finding and screening fit SOLVE_WORK multiply-adds (and there are at most
+    N_KNOT_SOLVE of them): a decoder at ε = 1e-3 has thousands of knots, and a defect confined to
+    ONE cell shows only where its input lands in that cell. The solutions are then screened in NumPy
+    (error |Ĥ − H| at each) and the n_probes worst kept. Otherwise as many as fit, shared between
+    the blocks and ranked by bend (:func:`_solve_order`)."""
     compiled, task = built.compiled, built.task
     T, d, domain = task.T, task.d, task.domain
-    t_site, t_w, t_z = knot_targets(compiled)
+    t_site, t_w, t_z, bend = knot_targets(compiled)
     if not t_site.size or not searchable(compiled.model.cfg, T):
         return None
     model = compiled.model
@@ -383,60 +531,57 @@ def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS, weight
     last = model.cfg.L - 1
     W = _weights(model) if weights is None else weights
     mats = [_form_matrix(compiled, s.inputs) for s in sites]
-    cost = forward_cost(model.cfg, T)
+    cost = forward_cost(model.cfg, T, W)
     n_paths = int(np.clip(FORWARD_WORK / (PATH_POINTS * cost), 1, N_PATHS))
     A, B, tok = _paths(T, d, n_paths, rng)
     ts = np.linspace(0.0, 1.0, PATH_POINTS)
     line = lambda A, B, t: domain.retract(A + t[..., None, None] * (B - A))
     Xp = line(A[:, None], B[:, None], np.broadcast_to(ts, (n_paths, PATH_POINTS))).reshape(-1, T, d)
     Hs = [H.reshape(n_paths, PATH_POINTS, H.shape[1], -1) for H in pre_ffn_residuals(model, Xp, W)]
-    # at most n_probes targets: each block's range ends first, then a random subset of the rest
-    ends = np.zeros(t_site.size, bool)  # not the first or last target of its block
-    ends[1:-1] = (t_site[:-2] == t_site[1:-1]) & (t_site[1:-1] == t_site[2:])
-    n_solve = int(np.clip(FORWARD_WORK / (BISECTION_STEPS * cost), 4, n_probes))
-    order = np.concatenate([np.flatnonzero(~ends), rng.permutation(np.flatnonzero(ends))])[:n_solve]
-    rows = []  # (path, position, t_lo, t_hi, site, w, z)
+    n_solve = int(np.clip(SOLVE_WORK / (ROOT_COST * cost), 4, N_KNOT_SOLVE))
+    order = _solve_order(t_site, bend, n_solve, rng)
+    found = []  # per block: (target indices, path, position, point) of the targets crossed by a path
     for si in np.unique(t_site[order]):
         mine = order[t_site[order] == si]  # in the order drawn
         site = sites[si]
         D = mats[si].shape[1]
-        Wt = t_w[mine, :D].T  # (D, m)
-        z = t_z[mine]
         pos = np.array([0]) if site.layer == last else np.arange(1, T + 1)
-        U = np.einsum("ngpe,ed,dm->ngpm", Hs[site.layer][:, :, pos], mats[si], Wt) - z  # paths, points, pos, m
-        change = (np.sign(U[:, :-1]) * np.sign(U[:, 1:]) <= 0) & np.isfinite(U[:, :-1]) & np.isfinite(U[:, 1:])
-        if site.layer != last:  # prefer the moved token's position when the block runs at tokens
-            own = (pos[None, :] - 1 == tok[:, None])[:, None, :, None]
-            change = np.where(np.any(change & own, axis=(0, 1, 2), keepdims=True), change & own, change)
-        flat = change.reshape(-1, len(mine))
-        for j in np.flatnonzero(flat.any(axis=0)):
-            hit = np.flatnonzero(flat[:, j])
-            p, g, q = np.unravel_index(hit[rng.integers(0, len(hit))], change.shape[:3])
-            rows.append((p, pos[q], ts[g], ts[g + 1], si, t_w[mine[j], :D], t_z[mine[j]]))
-    if not rows:
+        # prefer the moved token's position when the block runs at tokens
+        own = None if site.layer == last else (pos[None, :] - 1 == tok[:, None])[:, None, :, None]
+        R = np.einsum("ngpe,ed->ngpd", Hs[site.layer][:, :, pos], mats[si])  # the block's inputs on the paths
+        if D == 1:  # one input, targets z on a line: every path segment covers an interval of them
+            jz, (p, g, q) = _covering_segments(R[..., 0], t_z[mine], own, rng)
+            found.append((mine[jz], p, pos[q], g, R[p, g, q, 0] - t_z[mine[jz]], R[p, g + 1, q, 0] - t_z[mine[jz]]))
+            continue
+        chunk = max(1, int(CROSSING_ELEMENTS // (n_paths * PATH_POINTS * pos.size)))
+        for c in range(0, mine.size, chunk):
+            js = mine[c:c + chunk]
+            U = R @ t_w[js, :D].T - t_z[js]  # paths, points, positions, targets
+            hit, flat = _crossings(U, own, rng)
+            p, g, q = np.unravel_index(flat[hit], (n_paths, PATH_POINTS - 1, pos.size))
+            col = np.flatnonzero(hit)
+            found.append((js[hit], p, pos[q], g, U[p, g, q, col], U[p, g + 1, q, col]))
+    j = np.concatenate([f[0] for f in found]) if found else np.zeros(0, int)
+    if not j.size:
         return _fixed([], n_probes, T, d, rng)
-    p = np.array([r[0] for r in rows])
-    pos = np.array([r[1] for r in rows])
-    lo, hi = np.array([r[2] for r in rows]), np.array([r[3] for r in rows])
-    layer = np.array([sites[r[4]].layer for r in rows])
-    readers = np.stack([mats[r[4]] @ r[5] for r in rows])  # (m, E): w·u read off a residual row
-    z = np.array([r[6] for r in rows])
-    m = len(rows)
+    p, pos, g, r_lo, r_hi = (np.concatenate([f[i] for f in found]) for i in (1, 2, 3, 4, 5))
+    layer = np.array([s.layer for s in sites])[t_site[j]]
+    readers = np.zeros((j.size, model.cfg.E))  # (m, E): w·u read off a residual row
+    for si in np.unique(t_site[j]):
+        at = t_site[j] == si
+        readers[at] = t_w[j[at], :mats[si].shape[1]] @ mats[si].T
 
-    def residual(t):
-        Hl = pre_ffn_residuals(model, line(A[p], B[p], t), W, upto=int(layer.max()))
-        H = np.stack([Hl[l][i, q] for i, (l, q) in enumerate(zip(layer, pos))])  # (m, E)
-        return np.einsum("me,me->m", H, readers) - z
+    def residual(rows, t):
+        Hl = pre_ffn_residuals(model, line(A[p[rows]], B[p[rows]], t), W, upto=int(layer[rows].max()))
+        H = np.zeros((rows.size, readers.shape[1]))
+        for l in np.unique(layer[rows]):
+            at = layer[rows] == l
+            H[at] = Hl[l][np.flatnonzero(at), pos[rows][at]]
+        return np.einsum("me,me->m", H, readers[rows]) - t_z[j[rows]]
 
-    r_lo = residual(lo)
-    for _ in range(BISECTION_STEPS):
-        mid = (lo + hi) / 2
-        r_mid = residual(mid)
-        left = np.sign(r_mid) * np.sign(r_lo) <= 0
-        hi = np.where(left, mid, hi)
-        lo, r_lo = np.where(left, lo, mid), np.where(left, r_lo, r_mid)
-    X = line(A[p], B[p], (lo + hi) / 2)
-    return _fixed([X], n_probes, T, d, rng)
+    t = _bracketed_roots(residual, ts[g], ts[g + 1], r_lo, r_hi, tol=KNOT_TOL * (1.0 + np.abs(t_z[j])))
+    X = line(A[p], B[p], t)
+    return _screened(built, X, rng, n_probes, W)
 
 
 # ----------------------------------------------------------------------------- Kuhn blocks

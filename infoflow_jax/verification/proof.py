@@ -25,10 +25,12 @@ import numpy as np
 from infoflow_jax.core.precision import within_bound
 from infoflow_jax.verification.composition import compose
 from infoflow_jax.verification.ideal import check_ideal
+from infoflow_jax.verification.memory import ITEM
 from infoflow_jax.verification.probes import cube_probes
 
 IDEAL_FLOATS = 2 ** 22  # inputs' floats (B·T·d) per sampler for the ideal program's check (32 MB; 4 inputs at T = 10⁶)
 IDEAL_SAMPLES = 256  # draws per sampler where they fit
+MIN_IDEAL_SAMPLES = 4  # draws per sampler at any T
 
 
 @dataclass
@@ -42,7 +44,14 @@ class ProofCheck:
 
 
 def _samples(T: int, d: int) -> int:
-    return int(max(4, min(IDEAL_SAMPLES, IDEAL_FLOATS // (T * d))))
+    return int(max(MIN_IDEAL_SAMPLES, min(IDEAL_SAMPLES, IDEAL_FLOATS // (T * d))))
+
+
+def ideal_check_bytes(T: int, d: int, n_slots: int) -> int:
+    """Bytes the ideal program's check needs at the least: one sampler's batch and the corner probes
+    (MIN_IDEAL_SAMPLES inputs each, a few copies while drawn and retracted) and the slot values of one
+    input ((T + 1)·(slots + 4)); larger batches are chunked (CHUNK_FLOATS slot values at once)."""
+    return ITEM * (4 * 2 * MIN_IDEAL_SAMPLES * T * d + (T + 1) * (n_slots + 4))
 
 
 def proof_check(built, steps: list[dict], *, seed: int = 0, structural: dict | None = None) -> ProofCheck:

@@ -22,7 +22,7 @@ from infoflow_jax.verification import memory as mem
 from infoflow_jax.verification.construction import Built, ConstructionSpec, error_function, fast_error_function
 from infoflow_jax.verification.estimators import DEFAULT_BUDGET, DEFAULT_FINEST_SCALE, Budget, estimate_sup_error
 from infoflow_jax.verification.probes import MAX_PROBE_INPUTS, finest_scale
-from infoflow_jax.verification.proof import proof_check
+from infoflow_jax.verification.proof import ideal_check_bytes, proof_check
 from infoflow_jax.verification.records import Record, construction_record, expected_outcome
 from infoflow_jax.verification.steps import check_steps
 
@@ -72,6 +72,10 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
             per = mem.bytes_per_input(built.compiled.model.cfg, T, d)
         fixed = mem.fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1) + \
             mem.ITEM * T * d * MAX_PROBE_INPUTS  # the structural probes, counted before they are built
+    least = ideal_check_bytes(T, d, len(built.compiled.slots))  # what any row needs: the proof check's few inputs
+    if least > plan:
+        raise InputError("T", T, f"small enough to fit in memory: at T = {T} the proof check's sampled inputs "
+                         f"need {mem.human_bytes(least)} and {mem.human_bytes(plan)} may be used (--memory to change)")
     with phase("steps"):
         steps, step_certified = check_steps(built)  # the proof's steps against the compiled weights
     try:
