@@ -103,6 +103,24 @@ def test_numpy_retraction_equals_the_jax_retraction():
         assert np.array_equal(dom.retract(X), np.asarray(dom.retract(jnp.asarray(X)))), dom
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_top_k_indices_are_the_stable_descending_argsorts_first_k(k):
+    from infoflow_jax.core.domains import top_k_indices
+
+    rng = np.random.default_rng(k)
+    x = rng.integers(0, 4, (500, 11)).astype(float) / 4  # many ties, at the k-th value too
+    assert np.array_equal(top_k_indices(x, k), np.argsort(-x, axis=-1, kind="stable")[:, :k])
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_numpy_retraction_equals_the_jax_retraction_with_ties_at_the_kth_value(k):
+    from infoflow_jax.core.domains import TopSetMargin
+
+    X = np.random.default_rng(k).integers(0, 5, (400, 12, 1)) / 4.0 - 0.1
+    for dom in (Margin(0.05, k), TopSetMargin(0.05, k)):
+        assert np.array_equal(dom.retract(X), np.asarray(dom.retract(jnp.asarray(X)))), dom
+
+
 def test_numpy_sources_are_reproducible_and_split_independently():
     from infoflow_jax.core.samplers import NumpyRandom
 
