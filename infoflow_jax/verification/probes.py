@@ -69,7 +69,7 @@ N_KNOT_SOLVE = 1 << 15  # knot targets one build may solve (every knot and midpo
 SOLVE_WORK = 2e9  # multiply-adds the root-finding and screening of every knot target may spend (else a random subset is solved)
 CROSSING_ELEMENTS = 4e6  # (path, point, position, target) entries one chunk of the crossing search holds
 ROOT_COST = 5  # forwards one knot target costs: about 4 root-finding steps and its screening
-ROOT_STEPS = 24  # false-position steps at most per knot target (most stop after 2–4, within KNOT_TOL)
+ROOT_STEPS = 48  # root-finding steps at most per knot target (half of them bisections; most stop after 2–5)
 KNOT_TOL = 1e-10  # |u − z| at which a knot target counts as reached (relative to 1 + |z|)
 NEWTON_STEPS = 10
 NEAR_TIE_GAPS = (1e-1, 1e-2, 1e-3, 1e-4)
@@ -456,60 +456,88 @@ def _crossings(U: np.ndarray, own: np.ndarray | None, rng) -> tuple[np.ndarray, 
     return flat.any(axis=0), np.argmax(rng.random(flat.shape) * flat, axis=0)
 
 
+def _pick_covering(a: np.ndarray, b: np.ndarray, segs: np.ndarray, targets: np.ndarray, rng,
+                   rounds: int = 64) -> np.ndarray:
+    """For each target index i, a segment s of ``segs`` with a[s] ≤ i < b[s], drawn uniformly and
+    independently per target (−1 where none covers it): a uniform draw among the segments starting
+    at or before i, kept when it reaches past i (rejection; ``rounds`` tries, then the covering
+    segment painted last in a random order)."""
+    owner = np.full(targets.size, -1)
+    if not segs.size or not targets.size:
+        return owner
+    S = segs[np.argsort(a[segs], kind="stable")]
+    K = np.searchsorted(a[S], targets, "right")  # segments starting at or before each target
+    todo = np.flatnonzero(K > 0)
+    for _ in range(rounds):
+        if not todo.size:
+            break
+        pick = S[(rng.random(todo.size) * K[todo]).astype(int)]
+        ok = b[pick] > targets[todo]
+        owner[todo[ok]] = pick[ok]
+        todo = todo[~ok]
+    if todo.size:  # few covering segments among many that start before: paint them
+        painted = np.full(int(targets.max()) + 1, -1)
+        for sg in rng.permutation(segs):
+            painted[a[sg]:b[sg]] = sg
+        owner[todo] = painted[targets[todo]]
+    return owner
+
+
 def _covering_segments(R: np.ndarray, z: np.ndarray, own: np.ndarray | None, rng):
     """For targets z of a one-input block whose input along the paths is R (paths, points,
     positions): the targets some path segment [R_g, R_{g+1}] covers (as indices into z) and, for
-    each, one covering segment (path, point g, position) drawn uniformly — among the moved token's
-    positions (``own``, as in :func:`_crossings`) when one of those covers it. Every segment covers
-    an interval of the sorted targets, so this costs one search per segment, not one per
-    (segment, target) pair."""
+    each, one covering segment (path, point g, position) drawn uniformly and independently — among
+    the moved token's positions (``own``, as in :func:`_crossings`) when one of those covers it.
+    Every segment covers an interval of the sorted targets, so this costs a search per segment and
+    a few draws per target, not one test per (segment, target) pair."""
     order = np.argsort(z, kind="stable")
     zs = z[order]
     lo, hi = np.minimum(R[:, :-1], R[:, 1:]), np.maximum(R[:, :-1], R[:, 1:])  # (paths, points − 1, positions)
     ok = np.isfinite(lo) & np.isfinite(hi)
     a = np.where(ok, np.searchsorted(zs, np.where(ok, lo, 0.0), "left"), 0).ravel()
     b = np.where(ok, np.searchsorted(zs, np.where(ok, hi, 0.0), "right"), 0).ravel()
-    mine = np.zeros(R[:, :-1].shape, bool) if own is None else np.broadcast_to(own[..., 0], R[:, :-1].shape)
     segs = np.flatnonzero(b > a)
-    prefer = mine.ravel()[segs]
-    # painted in random order, the moved token's segments last: each target keeps the last segment painted
-    segs = np.concatenate([rng.permutation(segs[~prefer]), rng.permutation(segs[prefer])])
+    idx = np.arange(z.size)
     owner = np.full(z.size, -1)
-    for sg in segs:
-        owner[a[sg]:b[sg]] = sg
+    if own is not None:
+        mine = np.broadcast_to(own[..., 0], lo.shape).ravel()[segs]
+        owner = _pick_covering(a, b, segs[mine], idx, rng)
+    rest = np.flatnonzero(owner < 0)
+    owner[rest] = _pick_covering(a, b, segs, rest, rng)
     hit = owner >= 0
     return order[hit], np.unravel_index(owner[hit], lo.shape)
 
 
 def _bracketed_roots(residual, lo, hi, r_lo, r_hi, tol, steps: int = ROOT_STEPS) -> np.ndarray:
-    """t ∈ [lo, hi] with |residual(rows, t)| ≤ tol, one per row, by the Illinois variant of false
-    position (superlinear on a smooth residual, and never leaves the bracket [lo, hi] on which the
-    residual changes sign); rows stop once within tol, the rest after ``steps`` evaluations. Returns
-    the bracket end of smaller |residual|."""
+    """t ∈ [lo, hi] with |residual(rows, t)| ≤ tol, one per row, on brackets where the residual
+    changes sign: false-position steps alternating with bisection steps (false position converges
+    in a few steps on a smooth residual; bisection halves the bracket every other step even where it
+    does not, e.g. at a jump of a retracted path). A row stops once within tol (that t is returned);
+    after ``steps`` evaluations the rest return their bracket's midpoint (as bisection would: at a
+    jump, the input next to it)."""
     lo, hi, r_lo, r_hi = (np.array(a, np.float64) for a in (lo, hi, r_lo, r_hi))
-    side = np.zeros(lo.size, int)  # which end was kept last time (−1 lo, +1 hi): Illinois halves its residual
-    active = np.flatnonzero((np.abs(r_lo) > tol) & (np.abs(r_hi) > tol))
-    for _ in range(steps):
+    out = np.where(np.abs(r_lo) <= tol, lo, np.where(np.abs(r_hi) <= tol, hi, np.nan))
+    active = np.flatnonzero(np.isnan(out))
+    for step in range(steps):
         if not active.size:
             break
         a, b, ra, rb = lo[active], hi[active], r_lo[active], r_hi[active]
-        den = rb - ra
-        t = np.where(np.abs(den) > 0, b - rb * (b - a) / np.where(den == 0, 1.0, den), (a + b) / 2)
-        t = np.clip(t, a, b)
+        mid = (a + b) / 2
+        if step % 2 == 0:  # false position (the secant through the bracket's ends)
+            den = rb - ra
+            t = np.where(den != 0, b - rb * (b - a) / np.where(den == 0, 1.0, den), mid)
+            t = np.where((t > a) & (t < b), t, mid)
+        else:
+            t = mid
         r = residual(active, t)
-        left = np.sign(r) * np.sign(ra) <= 0  # the root is in [a, t]: t becomes hi
-        hi[active] = np.where(left, t, b)
-        r_hi[active] = np.where(left, r, rb)
-        lo[active] = np.where(left, a, t)
-        r_lo[active] = np.where(left, ra, r)
-        kept = np.where(left, -1, 1)  # the end that did not move
-        again = kept == side[active]
-        r_lo[active] = np.where(again & (kept == -1), r_lo[active] / 2, r_lo[active])
-        r_hi[active] = np.where(again & (kept == 1), r_hi[active] / 2, r_hi[active])
-        side[active] = kept
-        active = active[np.abs(r) > tol[active]]
-    # the halved residuals are only for choosing the next point: judge the ends by where they are
-    return np.where(np.abs(r_lo) <= np.abs(r_hi), lo, hi)
+        left = np.sign(r) * np.sign(ra) <= 0  # the sign changes on [a, t]: t becomes hi
+        hi[active], r_hi[active] = np.where(left, t, b), np.where(left, r, rb)
+        lo[active], r_lo[active] = np.where(left, a, t), np.where(left, ra, r)
+        done = np.abs(r) <= tol[active]
+        out[active[done]] = t[done]
+        active = active[~done]
+    out[active] = (lo[active] + hi[active]) / 2
+    return out
 
 
 def knot_probes(built, rng: np.random.Generator, n_probes: int = N_KNOTS, weights=None) -> np.ndarray | None:
