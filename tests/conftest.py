@@ -10,6 +10,8 @@ verifies the same shapes (most of them verify C1–C3 at small T) reuses them in
 again, which is most of a verification's cost. (Clearing after every module, as before, kept the
 peak near 10 000 mappings and compiled every shared program once per module.)
 
+Tests compile with the command line's XLA flags (:func:`~infoflow_jax.cli.verify.prefer_fast_compilation`).
+
 The two crashes before that one (an abort writing JAX's persistent compilation cache, a segfault
 reading it, at the same point of the suite) were most likely the same exhaustion. The test
 process keeps that cache off anyway (a test's programs have no business in a user's cache):
@@ -25,8 +27,14 @@ import pytest
 
 os.environ.setdefault("INFOFLOW_COMPILE_CACHE", "off")
 
+from infoflow_jax.cli.verify import prefer_fast_compilation  # noqa: E402
 from infoflow_jax.core.precision import use_float64  # noqa: E402
 
+# The XLA flags `infoflow verify` runs with (cheap compilation: backend optimisation level 0, the
+# classic CPU emitters; no numerics change beyond float64 rounding), set before JAX's backend
+# starts: the tests then exercise the programs the command line compiles, and most of the suite is
+# XLA compilation (the intrinsic-diagnosis smoke run: 62 s → 20 s).
+prefer_fast_compilation()
 use_float64()
 
 
