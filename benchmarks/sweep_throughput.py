@@ -14,7 +14,7 @@ Sections (``--sections``, default all; every number of one run is measured side 
 ``forward``  per construction (C1, C2 at T = 16 and 64, C3, C6, C7, C8): inputs per second of
              Ĥ on a batch of inputs from the task's domain — JAX dense (``jit(vmap(apply))``),
              JAX on the exact fast path (``apply_fast`` of ``fast_plan``, when a one-input FFN
-             group exists), NumPy float64 (:mod:`numpy_forward`) — each path's compile seconds,
+             group exists), NumPy float64 (:mod:`infoflow_jax.core.numpy_forward`, its plain layers) — each path's compile seconds,
              its FLOPs per input (XLA cost analysis of the compiled batch, divided by the
              batch; also the engine's FLOP model ``eval_flops``), GFLOP/s and fraction of peak,
              and each path's largest difference from JAX dense.
@@ -60,7 +60,7 @@ use_float64()
 from benchmarks import machine as mach  # noqa: E402
 from benchmarks.measure import (compile_ahead, matmul_peak, numpy_matmul_peak, repeat_times, timed,  # noqa: E402
                                 xla_flops)
-from benchmarks.numpy_forward import numpy_forward  # noqa: E402
+from infoflow_jax.core.numpy_forward import numpy_weights, predict_np  # noqa: E402
 from infoflow_jax.catalog import catalog  # noqa: E402
 from infoflow_jax.core.devices import Placement  # noqa: E402
 from infoflow_jax.core.errors import InputError, check_choice  # noqa: E402
@@ -214,8 +214,10 @@ def numpy_row(built, X: np.ndarray, y_jax: np.ndarray, s: Settings, dense: dict)
     model = built.compiled.model
     chunk = int(max(1, min(len(X), s.numpy_bytes // mem.bytes_per_input(model.cfg, built.task.T, built.task.d))))
 
+    W = numpy_weights(model, shortcuts=False)
+
     def run(Xs):
-        return np.concatenate([numpy_forward(model, Xs[i:i + chunk]) for i in range(0, len(Xs), chunk)])
+        return np.concatenate([predict_np(model, Xs[i:i + chunk], W) for i in range(0, len(Xs), chunk)])
 
     run(X[:chunk])  # warm up (BLAS threads, page faults)
     reps = max(1, s.repeats // 2)
@@ -332,7 +334,8 @@ def numpy_fixed(prepared: dict, records: dict, s: Settings) -> dict:
                            [np.asarray(task.domain.retract(jnp.asarray(x))) for x in p.probes])
         chunk = int(max(1, s.numpy_bytes // mem.bytes_per_input(model.cfg, c.T, task.d)))
         t0 = time.perf_counter()
-        y = np.concatenate([numpy_forward(model, X[i:i + chunk]) for i in range(0, len(X), chunk)])
+        W = numpy_weights(model, shortcuts=False)
+        y = np.concatenate([predict_np(model, X[i:i + chunk], W) for i in range(0, len(X), chunk)])
         seconds += time.perf_counter() - t0
         inputs += len(X)
         err = float(np.max(np.abs(y - np.asarray(jax.vmap(task.target)(jnp.asarray(X))))))

@@ -4,7 +4,8 @@ import numpy as np
 
 from infoflow_jax.catalog import lookup
 from infoflow_jax.core.precision import use_float64
-from infoflow_jax.verification.probes import (_screened, key_gaps, predict_np, structural_probes, tie_scales,
+from infoflow_jax.core.numpy_forward import predict_np
+from infoflow_jax.verification.probes import (_screened, key_gaps, structural_probes, tie_scales,
                                               tied_block_candidates, worst_tie_gap)
 
 use_float64()
