@@ -46,7 +46,7 @@ import math
 
 import numpy as np
 
-from infoflow_jax.core.lemmas import e_max, e_max_holds_beyond_unit_range, flagged_set_leakage
+from infoflow_jax.core.lemmas import e_max, e_max_holds_beyond_unit_range, flagged_set_leakage, margin_retrieval_error
 from infoflow_jax.core.pwl import UNIT_ROUNDOFF as U
 from infoflow_jax.verification.step_ffn import Certificate
 
@@ -207,6 +207,6 @@ def certify_head(attn, head: int, slots, layout, stage: int, claim, T: int) -> t
                                                        "excluded tokens (needs β ≥ 1, ln((T−1)β) ≤ β)"), beta
         return Certificate(upper=D * e_max(T, beta * D) * (1 + 8 * U)), beta
     if claim.lemma == "L2":
-        return Certificate(upper=(T - 1) * math.exp(-beta * claim.gamma) * D * (1 + 8 * U)), beta
+        return Certificate(upper=margin_retrieval_error(T, beta, claim.gamma, D) * (1 + 8 * U)), beta
     K = float(sum(c for _, c in claim.key.coeffs))
     return Certificate(upper=flagged_set_leakage(T, claim.k, beta * K) * D * (1 + 8 * U)), beta
