@@ -62,7 +62,7 @@ def test_mutants_are_left_out_of_rate_fits():
     assert row.err_ok
 
 
-def test_expected_exponent_read_from_spec_attribute_else_table():
+def test_expected_exponent_read_from_the_registry_else_the_catalog():
     class Spec:
         expected_exponent = staticmethod(lambda T, k: T)
 

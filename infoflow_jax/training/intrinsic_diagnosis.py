@@ -64,7 +64,8 @@ from pathlib import Path
 import numpy as np
 
 from infoflow_jax.core.precision import use_float64
-from infoflow_jax.training.harness import open_run_folder, read_records
+from infoflow_jax.training.harness import open_run_folder
+from infoflow_jax.verification.store import TRAIN_RESULTS, read_jsonl, read_results
 from infoflow_jax.training.paper_tasks import IntrinsicDim
 from infoflow_jax.training.papers import PaperConfig, PaperSpec, train_seeds
 
@@ -156,7 +157,7 @@ def run_diagnosis(out_dir, variants=None, *, smoke: bool = False, progress: bool
     finally:
         store.finish({"configs_total": len(pairs)}, status)
     wanted = {c.config_hash() for _, c in pairs}
-    return [r for r in read_records(Path(out_dir) / "train.jsonl") if r.get("config_hash") in wanted]
+    return [r for r in read_results(out_dir, TRAIN_RESULTS) if r.get("config_hash") in wanted]
 
 
 # ---------------------------------------------------------------------------- target statistics
@@ -377,9 +378,9 @@ def main(argv=None) -> int:
     else:
         recs = []
         for d in map(Path, args.runs):  # a run folder or a records file (docs/data/*.jsonl)
-            path = d if d.suffix == ".jsonl" else d / "train.jsonl"
+            path = d if d.suffix == ".jsonl" else d / TRAIN_RESULTS
             label = d.stem if d.suffix == ".jsonl" else d.name
-            recs += [{"variant": label, **r} for r in read_records(path)]
+            recs += [{"variant": label, **r} for r in read_jsonl(path)]
         print(format_diagnosis(summarize_diagnosis(recs)))
         print()
         print(format_probes(recs))

@@ -17,7 +17,7 @@ import numpy as np
 
 from infoflow_jax.infoflow.layer_heads import plan_with_heads
 from infoflow_jax.infoflow.tasks import build_task
-from infoflow_jax.training.harness import read_records
+from infoflow_jax.verification.store import TRAIN_RESULTS, read_results
 
 __all__ = ["PAPER_VALUES", "ORDER_OF_MAGNITUDE", "SEPARATION", "LEARNED", "paper_comparison",
            "prediction", "summarize", "format_summary", "plot_headcount", "plot_triangle",
@@ -217,7 +217,7 @@ def plot_triangle(rows: list[dict], path: str | Path) -> Path | None:
 def write_paper_report(run_dir: str | Path) -> Path:
     """``run_dir/report_papers.md`` (summary table) and the figures that apply."""
     run_dir = Path(run_dir)
-    rows = summarize(read_records(run_dir / "train.jsonl"))
+    rows = summarize(read_results(run_dir, TRAIN_RESULTS))
     figs = [p for p in (plot_headcount(rows, run_dir / "fig_headcount.png"),
                         plot_triangle(rows, run_dir / "fig_triangle.png")) if p is not None]
     text = ["# Papers' experiments: run summary", "",
@@ -385,7 +385,7 @@ def main(argv=None) -> int:
     p.add_argument("--fill", metavar="MARKDOWN", default=None,
                    help="replace each <!-- cells:TASK --> … <!-- /cells --> block with TASK's rows")
     args = p.parse_args(argv)
-    records = [r for d in args.runs for r in read_records(Path(d) / "train.jsonl")]
+    records = [r for d in args.runs for r in read_results(d, TRAIN_RESULTS)]
     rows = summarize(records)
     print(format_summary(rows))
     print()

@@ -65,14 +65,12 @@ from infoflow_jax.training.paper_tasks import (PAPER_TASKS, argmax_tokens, make_
                                                pair_argmax)
 from infoflow_jax.core.precision import use_float64
 from infoflow_jax.training.harness import in_spec_order, open_run_folder
-from infoflow_jax.training.spec import read_toml
+from infoflow_jax.verification.store import read_spec_file
 
 __all__ = ["PaperConfig", "PaperSpec", "parse_paper_spec", "load_paper_spec", "is_paper_spec",
-           "train_seeds", "run_paper_protocol", "VAL_SEED", "RECORDS_FILE"]
+           "train_seeds", "run_paper_protocol", "VAL_SEED"]
 
 VAL_SEED = 4_242_000
-RECORDS_FILE = "train.jsonl"
-MANIFEST_FILE = "manifest.json"
 GRID_AXES = ("L", "h", "h_last", "T", "D", "d", "E", "W", "d_head", "ffn", "seeds")
 #: fields added after the first recorded runs, left out of ``config_hash`` at these defaults so
 #: that the configurations of those runs keep their hashes (and their run folders resume)
@@ -239,7 +237,7 @@ def parse_paper_spec(raw: dict, *, name: str | None = None) -> PaperSpec:
 
 
 def load_paper_spec(path: str | Path) -> PaperSpec:
-    return parse_paper_spec(read_toml(path), name=Path(path).stem)
+    return parse_paper_spec(read_spec_file(path), name=Path(path).stem)
 
 
 # ---------------------------------------------------------------------------- training
