@@ -19,7 +19,7 @@ from infoflow_jax.verification.estimators import Budget
 from infoflow_jax.core.functions import DEFAULT_F, TENT
 from infoflow_jax.infoflow.against import fit_exponent
 from infoflow_jax.infoflow.planner import plan
-from infoflow_jax.infoflow.tasks import top_k_mean
+from infoflow_jax.infoflow.tasks import top_k_mean_graph
 from infoflow_jax.core.samplers import sample, samplers_for
 from infoflow_jax.core.tasks import TopKMean
 from infoflow_jax.verification.verify import verify_construction
@@ -197,7 +197,7 @@ def test_predict_t7_k2_is_T_at_one_layer_and_1_at_two(capsys):
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_soft_top_k_route_needs_k_plus_one_layers_and_costs_exponent_1(k):
-    g = top_k_mean(k, soft=True)
+    g = top_k_mean_graph(k, soft=True)
     deep, shallow = plan(g, L=k + 1, h=1, T=16), plan(g, L=k, h=1, T=16)
     assert (deep.needed_L, deep.exponent, shallow.exponent) == (k + 1, 1, 16)
     assert [s.layer for s in deep.steps if s.mode == "uniform-set"] == [k + 1]

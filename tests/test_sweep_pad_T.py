@@ -21,7 +21,7 @@ from infoflow_jax.sweep.engine import run_sweep  # noqa: E402
 from infoflow_jax.sweep.spec import parse_spec  # noqa: E402
 from infoflow_jax.verification.construction import error_function  # noqa: E402
 from infoflow_jax.verification.padding import (PaddedDomain, fillers, padded_error_function,  # noqa: E402
-                                               paddable, with_mask)
+                                               T_paddable, with_mask)
 
 REG = catalog()
 T_PAD = 16
@@ -83,10 +83,10 @@ def test_positional_and_user_families_are_not_paddable():
     from infoflow_jax.core.tasks import FunctionTask
 
     c4 = REG["C4"].build(4, 1e-1, k=2)
-    assert not paddable(c4.task, c4.compiled.model.cfg)  # one-hot positions: the position is read
+    assert not T_paddable(c4.task, c4.compiled.model.cfg)  # one-hot positions: the position is read
     c1 = REG["C1"].build(4, 1e-1)
-    assert paddable(c1.task, c1.compiled.model.cfg)
-    assert not paddable(FunctionTask(T=4, fn=lambda X: X[..., 0, 0]), c1.compiled.model.cfg)
+    assert T_paddable(c1.task, c1.compiled.model.cfg)
+    assert not T_paddable(FunctionTask(T=4, fn=lambda X: X[..., 0, 0]), c1.compiled.model.cfg)
 
 
 def test_plan_T_merges_a_cheap_family_and_keeps_an_expensive_one_apart():

@@ -57,7 +57,7 @@ def test_interfaces_next_to_grouped_layers_are_not_padded():
     ffn = (FFNLayerShape("dense", 4, 6), FFNLayerShape("grouped", 6, 10, 2), FFNLayerShape("dense", 10, 5),
            FFNLayerShape("dense", 5, 4))
     cfg = TFConfig(d=1, E=4, layers=(LayerShape(1, 1, 1, ffn),))
-    assert bk.paddable(cfg) == [[False, False, True]]
+    assert bk.width_paddable(cfg) == [[False, False, True]]
     padded = bk.padded_config(cfg)
     assert [s.n_out for s in padded.layers[0].ffn] == [6, 10, 8, 4]
 

@@ -10,14 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax.numpy as jnp
-import numpy as np
 
 from infoflow_jax.core.errors import InputError, check_int_range
-
-
-def array_module(X):
-    """``numpy`` for a NumPy array (the verifier's draws: no compilation), else ``jax.numpy``."""
-    return np if isinstance(X, np.ndarray) else jnp
+from infoflow_jax.core.functions import array_module
 
 
 @dataclass(frozen=True)

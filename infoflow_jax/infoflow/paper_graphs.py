@@ -17,7 +17,7 @@
   decodes them jointly, exponent T·d = 2T, growing with T at any depth and head count.
 * ``maxpos``: y = max_t aᵀx^(t), one max retrieval of the whole token (dimension d)
   at the readout: L = 1, h = 1 fits; the argmax token is what the head retrieves. The
-  second-largest token is :func:`~infoflow_jax.infoflow.tasks.kth_largest` (k = 2), which
+  second-largest token is :func:`~infoflow_jax.infoflow.tasks.kth_largest_graph` (k = 2), which
   needs L = 2 (or T·d in one step): at L = 1 it is not retrieved.
 * ``fixedpos``: F = x(1)+x(2)+x(3) with positional codes: one retrieval whose score is a
   positional code, equal on positions 1–3 (a three-way tie, so the head averages them with

@@ -335,7 +335,7 @@ def _key_prediction(key: tuple) -> str:
             else "b = T·d" + ("" if p["fits"] else " (no schedule: memorization)"))
 
 
-def format_comparison(comp: list[dict]) -> str:
+def format_paper_comparison(comp: list[dict]) -> str:
     """Markdown: paper number, ours (median [range], seeds), InfoFlow, verdict."""
     lines = ["| task | D | L | heads | T | variant | paper | ours: median [min, max] (seeds), ×ours/paper "
              "| InfoFlow | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -389,13 +389,13 @@ def main(argv=None) -> int:
     rows = summarize(records)
     print(format_summary(rows))
     print()
-    print(format_comparison(paper_comparison(rows)))
+    print(format_paper_comparison(paper_comparison(rows)))
     seps = intrinsic_separation(rows)
     if seps:
         print()
         print(format_separation(seps))
     if args.fill:
-        fill_cells(args.fill, format_comparison(paper_comparison(rows)))
+        fill_cells(args.fill, format_paper_comparison(paper_comparison(rows)))
         print(f"filled {args.fill}")
     if args.figures:
         for f in (plot_headcount(rows, Path(args.figures) / "headcount_nmse_vs_h.png"),

@@ -59,7 +59,7 @@ import optax
 
 from infoflow_jax.core.errors import InputError, check_choice, check_int_range, check_positive
 from infoflow_jax.training.paper_model import (QUERY_INITS, PaperArch, attention_readout_row,
-                                               count_params, forward_batch, init_params,
+                                               paper_param_count, forward_batch, init_params,
                                                layer_attention, layer_states)
 from infoflow_jax.training.paper_tasks import (PAPER_TASKS, argmax_tokens, make_paper_task,
                                                pair_argmax)
@@ -386,7 +386,7 @@ def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
             "baseline_test_mse": var_val,
             "final_train_loss": float(losses[j, -1]) if losses is not None else None,
             "sup_error_estimate": None,  # Gaussian inputs: unbounded domain, no sup error
-            "params_total": count_params(arch),
+            "params_total": paper_param_count(arch),
             "seconds": round(seconds / S, 3), "group_seconds": round(seconds, 3),
             "group_seeds": S, "train_seconds": round(train_s / S, 3),
             "cpu_seconds": round(cpu / S, 3), "compile_seconds": round(compile_s or 0.0, 3),

@@ -83,11 +83,18 @@ def run_check(name: str, *, T: int, beta: float, mutant: str | None = None, seed
     t0 = time.perf_counter()
     est = estimate_sup_error(GAP_FUNCTIONS[name], jnp.asarray(beta_used(beta, mutant)), domain=domain_of(name, gamma),
                              T=T, d=1, seed=seed, budget=budget)
-    bound, attained = claim(name, T, beta, gamma)
-    rec = lemma_record(name, T=T, beta=beta, bound=bound, attained=attained, est=est, mutant=mutant, seed=seed,
-                       gamma=None if name == "L1-softmax-max" else gamma)
+    rec = check_record(name, T=T, beta=beta, est=est, mutant=mutant, seed=seed, gamma=gamma)
     rec.seconds = time.perf_counter() - t0
     return rec
+
+
+def check_record(name: str, *, T: int, beta: float, est, mutant: str | None = None, seed: int = 0,
+                 dtype: str = "float64", gamma: float = L2_GAMMA) -> Record:
+    """The record of check ``name`` at (T, β) for the estimate ``est``, judged against the lemma's
+    claim: :func:`run_check`'s and the sweep engine's (seconds set by the caller)."""
+    bound, attained = claim(name, T, beta, gamma)
+    return lemma_record(name, T=T, beta=beta, bound=bound, attained=attained, est=est, mutant=mutant, seed=seed,
+                        dtype=dtype, gamma=None if name == "L1-softmax-max" else gamma)
 
 
 def run_l1(*, T: int, beta: float, mutant: str | None = None, seed: int = 0, budget: Budget = DEFAULT_BUDGET) -> Record:
