@@ -67,10 +67,10 @@ from infoflow_jax.core.errors import InputError, check_choice  # noqa: E402
 from infoflow_jax.core.fast_model import MIN_FAST_UNITS, apply_fast, fast_plan  # noqa: E402
 from infoflow_jax.core.model import apply  # noqa: E402
 from infoflow_jax.core.samplers import sample  # noqa: E402
-from infoflow_jax.sweep import buckets as bk  # noqa: E402
+from infoflow_jax.sweep import buckets  # noqa: E402
 from infoflow_jax.sweep import engine as E  # noqa: E402
 from infoflow_jax.sweep.spec import Run, SweepSpec, expand  # noqa: E402
-from infoflow_jax.verification import memory as mem  # noqa: E402
+from infoflow_jax.verification import memory  # noqa: E402
 from infoflow_jax.verification.construction import error_function  # noqa: E402
 from infoflow_jax.verification.estimators import (Budget, candidate_names, draw_for_seed, evaluate,  # noqa: E402
                                                   evaluations_per_config, to_estimate)
@@ -152,7 +152,7 @@ def _weights(built, dtype: str):
     """(graphdef, state) of ``built``'s model in ``dtype`` (float32: every weight cast, as sweeps do)."""
     if dtype == "float64":
         return built.split()
-    return bk.pad_state(built, built.compiled.model.cfg, dtype=jnp.float32)
+    return buckets.pad_state(built, built.compiled.model.cfg, dtype=jnp.float32)
 
 
 def _path_row(fn, params, X, n: int, repeats: int, model_flops: float) -> tuple[dict, np.ndarray]:
@@ -174,11 +174,11 @@ def forward_row(s: Settings, case, dtype: str) -> dict:
     built = _built(name, T, eps, options)
     cfg, d = built.compiled.model.cfg, built.task.d
     graphdef, state = _weights(built, dtype)
-    per_input_bytes = mem.bytes_per_input(cfg, T, d)
+    per_input_bytes = memory.bytes_per_input(cfg, T, d)
     n = int(max(1, min(s.max_inputs, s.call_bytes // per_input_bytes)))
     X64 = _inputs(built, n)
     X = jnp.asarray(X64, getattr(jnp, dtype))
-    model_flops = bk.eval_flops(cfg, T)
+    model_flops = buckets.eval_flops(cfg, T)
     row = {"construction": name, "T": T, "eps": eps, "options": options, "d": d, "dtype": dtype,
            "params_theorem": built.params.theorem,
            "inputs_per_call": n, "bytes_per_input_planned": per_input_bytes, "load_average": mach.load_average()}
@@ -212,7 +212,7 @@ def forward_row(s: Settings, case, dtype: str) -> dict:
 def numpy_row(built, X: np.ndarray, y_jax: np.ndarray, s: Settings, dense: dict) -> dict:
     """NumPy's forward on the first inputs of the same batch, in chunks that keep its memory near JAX's."""
     model = built.compiled.model
-    chunk = int(max(1, min(len(X), s.numpy_bytes // mem.bytes_per_input(model.cfg, built.task.T, built.task.d))))
+    chunk = int(max(1, min(len(X), s.numpy_bytes // memory.bytes_per_input(model.cfg, built.task.T, built.task.d))))
 
     W = numpy_weights(model, shortcuts=False)
 
@@ -332,7 +332,7 @@ def numpy_fixed(prepared: dict, records: dict, s: Settings) -> dict:
         Xs, _ = draw_for_seed(c.seed, domain=task.domain, T=c.T, d=task.d, budget=c.budget)
         X = np.concatenate([np.asarray(x) for x in Xs] +
                            [np.asarray(task.domain.retract(jnp.asarray(x))) for x in p.probes])
-        chunk = int(max(1, s.numpy_bytes // mem.bytes_per_input(model.cfg, c.T, task.d)))
+        chunk = int(max(1, s.numpy_bytes // memory.bytes_per_input(model.cfg, c.T, task.d)))
         t0 = time.perf_counter()
         W = numpy_weights(model, shortcuts=False)
         y = np.concatenate([predict_np(model, X[i:i + chunk], W) for i in range(0, len(X), chunk)])

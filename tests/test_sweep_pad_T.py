@@ -16,7 +16,7 @@ use_float64()
 from infoflow_jax.catalog import catalog  # noqa: E402
 from infoflow_jax.core.domains import Cube, Margin, TopSetMargin  # noqa: E402
 from infoflow_jax.core.model import apply  # noqa: E402
-from infoflow_jax.sweep import buckets as bk  # noqa: E402
+from infoflow_jax.sweep import buckets  # noqa: E402
 from infoflow_jax.sweep.engine import run_sweep  # noqa: E402
 from infoflow_jax.sweep.spec import parse_spec  # noqa: E402
 from infoflow_jax.verification.construction import error_function  # noqa: E402
@@ -92,11 +92,11 @@ def test_positional_and_user_families_are_not_paddable():
 def test_plan_T_merges_a_cheap_family_and_keeps_an_expensive_one_apart():
     cheap = REG["C1"].build(4, 1e-1).compiled.model.cfg
     wide = REG["C2"].build(4, 1e-3).compiled.model.cfg
-    merged = bk.plan_T([(4, cheap, 3e3), (16, cheap, 3e3), (64, cheap, 3e3)])
+    merged = buckets.plan_T([(4, cheap, 3e3), (16, cheap, 3e3), (64, cheap, 3e3)])
     assert set(merged.values()) == {64}
-    apart = bk.plan_T([(4, wide, 1e4), (16, wide, 1e4), (64, wide, 1e4)])
+    apart = buckets.plan_T([(4, wide, 1e4), (16, wide, 1e4), (64, wide, 1e4)])
     assert apart == {4: 4, 16: 16, 64: 64}
-    assert set(bk.plan_T([(4, wide, 1e4), (64, wide, 1e4)], policy="family").values()) == {64}
+    assert set(buckets.plan_T([(4, wide, 1e4), (64, wide, 1e4)], policy="family").values()) == {64}
 
 
 SPEC = {

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from infoflow_jax.core import tasks as core_tasks
 from infoflow_jax.core.model import apply
 from infoflow_jax.training import harness as training
 from infoflow_jax.training import report as tr
@@ -118,7 +119,7 @@ def test_spec_with_unknown_key_is_rejected_naming_the_key():
 
 
 def test_make_task_names_the_missing_class_for_T4(monkeypatch):
-    monkeypatch.delattr(training._tasks, "CoupledTopR", raising=False)
+    monkeypatch.delattr(core_tasks, "CoupledTopR", raising=False)
     with pytest.raises(InputError, match="CoupledTopR"):
         make_task("T4", 8, r=2, gamma=0.05)
 

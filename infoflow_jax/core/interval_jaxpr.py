@@ -620,7 +620,7 @@ def _identity(p, *xs, out_dtype):
 
 
 # ----------------------------------------------------------------------------- the rule table
-_RULES: dict[str, Callable] = {
+RULES: dict[str, Callable] = {
     "add": _add, "sub": _sub, "neg": _neg, "mul": _mul, "div": _div, "max": _max, "min": _min,
     "abs": _abs, "square": _square, "integer_pow": _integer_pow, "pow": _pow, "clamp": _clamp,
     "sqrt": _correctly_rounded_sqrt,
@@ -646,13 +646,13 @@ _RULES: dict[str, Callable] = {
 }
 # nondecreasing and exact in floats: applied to each end
 for _name in ("floor", "ceil", "round", "sign", "copy", "copy_p"):
-    _RULES[_name] = _moves()
+    RULES[_name] = _moves()
 for _name in ("broadcast_in_dim", "reshape", "squeeze", "expand_dims", "transpose", "slice", "rev",
               "concatenate", "stack", "split", "tile", "pad", "unstack", "sharding_constraint"):
-    _RULES[_name] = _moves()
-_RULES["gather"] = _moves(index_from=1)
-_RULES["dynamic_slice"] = _moves(index_from=1)
-_RULES["dynamic_update_slice"] = _moves(index_from=2)
+    RULES[_name] = _moves()
+RULES["gather"] = _moves(index_from=1)
+RULES["dynamic_slice"] = _moves(index_from=1)
+RULES["dynamic_update_slice"] = _moves(index_from=2)
 
 # operations that do no rounding: on constants they are evaluated exactly (the others through their rule)
 _EXACT_ON_CONSTANTS = frozenset({
@@ -672,7 +672,7 @@ _CALLS = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "core_ca
 
 def supported_primitives() -> frozenset:
     """Names of the primitives with an interval rule (plus the calls and cond, interpreted recursively)."""
-    return frozenset(_RULES) | frozenset(_CALLS) | {"cond", "iota"}
+    return frozenset(RULES) | frozenset(_CALLS) | {"cond", "iota"}
 
 
 # ----------------------------------------------------------------------------- the interpreter
@@ -745,7 +745,7 @@ def _apply(eqn, ins):
         vals = eqn.primitive.bind(*[b.lo for b in ins], **eqn.params)
         vals = vals if eqn.primitive.multiple_results else [vals]
         return [Box(*_snap_subnormal(v, v)) if _is_float(v.dtype) else Box.const(v) for v in vals]
-    rule = _RULES.get(name)
+    rule = RULES.get(name)
     if rule is None:
         raise refusal(name)
     kw = {"out_dtype": out_dtypes[0]}

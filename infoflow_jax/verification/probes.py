@@ -618,7 +618,7 @@ def _shuffle_some(X: np.ndarray, rng) -> np.ndarray:
     return X
 
 
-def _screened(built, X: np.ndarray, rng, n_probes: int, weights=None) -> np.ndarray:
+def screened(built, X: np.ndarray, rng, n_probes: int, weights=None) -> np.ndarray:
     """The n_probes candidates of largest error |Ĥ − f| (NumPy forward, :func:`predict_np`), in the domain."""
     T, d, domain = built.task.T, built.task.d, built.task.domain
     if X.shape[0] == 0:
@@ -652,7 +652,7 @@ def tie_probes(built, rng: np.random.Generator, n_probes: int = N_TIES, weights=
     if d > 1:
         kinds["probe:heads_alike"] = heads_alike_candidates
     weights = numpy_weights(built.compiled.model) if weights is None else weights
-    return {name: _screened(built, gen(T, d, sc, rng, n_screen), rng, n_probes, weights)
+    return {name: screened(built, gen(T, d, sc, rng, n_screen), rng, n_probes, weights)
             for name, gen in kinds.items()}
 
 
