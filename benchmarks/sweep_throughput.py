@@ -180,7 +180,7 @@ def forward_row(s: Settings, case, dtype: str) -> dict:
     X = jnp.asarray(X64, getattr(jnp, dtype))
     model_flops = buckets.eval_flops(cfg, T)
     row = {"construction": name, "T": T, "eps": eps, "options": options, "d": d, "dtype": dtype,
-           "params_theorem": built.params.theorem,
+           "params_theorem": built.param_count.theorem,
            "inputs_per_call": n, "bytes_per_input_planned": per_input_bytes, "load_average": mach.load_average()}
     dense, y_dense = _path_row(lambda st, x: apply(graphdef, st, x), state, X, n, s.repeats, model_flops)
     row["dense"] = dense

@@ -56,7 +56,7 @@ def test_t7_domain_is_chosen_by_gaps():
     assert TopKMean(6, k=2, gamma=0.2, gaps="all").domain == Margin(0.2, 3)
     assert TopKMean(6, k=2, gamma=0.4, gaps="k").domain == TopSetMargin(0.4, 2)
     assert TopKMean(6, k=2, gaps="none").domain == Cube()
-    assert TopKMean(6, k=3, gamma=0.1).params() == {"k": 3, "r": None, "D": None, "gamma": 0.1}
+    assert TopKMean(6, k=3, gamma=0.1).hyperparams() == {"k": 3, "r": None, "D": None, "gamma": 0.1}
 
 
 @pytest.mark.parametrize("kw", [dict(k=2, gamma=0.4, gaps="all"), dict(k=6, gamma=0.1, gaps="k"),
@@ -115,12 +115,12 @@ def test_c8_depth_is_k_plus_one_with_one_head():
 
 
 def test_c8_params_theorem_is_independent_of_T():
-    assert len({lookup("C8").build(T, 1e-3, k=2).params.theorem for T in (4, 16, 64, 256)}) == 1
+    assert len({lookup("C8").build(T, 1e-3, k=2).param_count.theorem for T in (4, 16, 64, 256)}) == 1
 
 
 @pytest.mark.parametrize("T", [4, 64])
 def test_c8_exponent_is_1_over_three_decades(T):
-    ps = [lookup("C8").build(T, e, k=2).params.theorem for e in EPS_FIT]
+    ps = [lookup("C8").build(T, e, k=2).param_count.theorem for e in EPS_FIT]
     assert abs(fit_exponent([1 / e for e in EPS_FIT], ps)[0] - 1) <= 0.15
 
 

@@ -40,7 +40,7 @@ def test_padding_is_exact(name, kw):
 def test_padding_adds_only_zero_parameters():
     built = REG["C2"].build(4, 1e-2)
     g, s = buckets.pad_state(built)
-    before, after = built.params, count_params(s)
+    before, after = built.param_count, count_params(s)
     assert after.total > before.total
     assert (after.nonzero, after.theorem) == (before.nonzero, before.theorem)
 

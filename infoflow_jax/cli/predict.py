@@ -72,7 +72,7 @@ def _grid(args) -> tuple[str, list[dict[str, Any]]]:
     task_id = resolve_task_id(args.task)
     spec = TASKS[task_id]
     axes = {n: _int_list(n, getattr(args, n)) for n in ("L", "h", "T", "d")}
-    params = {n: (_int_list(n, getattr(args, n)) if n in spec.params else [None])
+    params = {n: (_int_list(n, getattr(args, n)) if n in spec.hyperparams else [None])
               for n in ("k", "r", "D")}
     points = []
     for L, h, T, d, k, r, D in itertools.product(axes["L"], axes["h"], axes["T"], axes["d"],

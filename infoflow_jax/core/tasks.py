@@ -81,7 +81,7 @@ class Task:
     def target(self, X):
         raise NotImplementedError
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         """Task parameters for result records (k, r, D, γ; None where unused)."""
         return {"k": None, "r": None, "D": None, "gamma": None}
 
@@ -153,7 +153,7 @@ class KthLargest(Task):
     def target(self, X):
         return self.F(kth_largest(X, self.k))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"k": self.k, "r": None, "D": None, "gamma": self.gamma}
 
 
@@ -228,7 +228,7 @@ class CoupledTopR(Task):
     def target(self, X):
         return self.G(_top_r(X, self.r))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"k": None, "r": self.r, "D": None, "gamma": self.gamma}
 
 
@@ -265,7 +265,7 @@ class DecoupledTopR(Task):
         top = _top_r(X, self.r)
         return sum(G(top[..., j]) for j, G in enumerate(self.Gs))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"k": None, "r": self.r, "D": None, "gamma": self.gamma}
 
 
@@ -348,7 +348,7 @@ class DRetrieval(Task):
     def target(self, X):
         return self.G(self.retrieved(X))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"k": None, "r": None, "D": self.D, "gamma": None}
 
 
@@ -472,5 +472,5 @@ class TopKMean(Task):
     def target(self, X):
         return self.F(top_k_mean(X, self.k, self.v))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"k": self.k, "r": None, "D": None, "gamma": self.gamma}

@@ -159,7 +159,7 @@ class TaskGraph:
         d: input dimension.
         nodes: retrieval and decode nodes; each refers only to earlier nodes.
         output: name of the output decode (computed at CLS).
-        params: task parameters as ``(("k", 3),)``; they are symbols in formulas.
+        hyperparams: task parameters as ``(("k", 3),)``; they are symbols in formulas.
         task_id: "T1".."T7" for shipped tasks, else None.
         description: the target H(X).
         fallback_note: extra text for the reason when no schedule fits.
@@ -169,7 +169,7 @@ class TaskGraph:
     d: int
     nodes: tuple[Node, ...]
     output: str
-    params: tuple[tuple[str, int], ...] = ()
+    hyperparams: tuple[tuple[str, int], ...] = ()
     task_id: str | None = None
     description: str = ""
     fallback_note: str = field(default="", compare=False)
@@ -230,12 +230,12 @@ class TaskGraph:
         return self.task_id or self.name
 
     def param(self, name: str) -> int | None:
-        return dict(self.params).get(name)
+        return dict(self.hyperparams).get(name)
 
     def symbols(self, T: int) -> dict[str, float]:
         """Values of all formula symbols: T, d and the task parameters."""
         values: dict[str, float] = {"T": T, "d": self.d}
-        values.update(dict(self.params))
+        values.update(dict(self.hyperparams))
         return values
 
     def evaluate(self, formula: str, T: int) -> float:
@@ -308,7 +308,7 @@ class TaskBuilder:
     d: int = 1
     task_id: str | None = None
     description: str = ""
-    params: tuple[tuple[str, int], ...] = ()
+    hyperparams: tuple[tuple[str, int], ...] = ()
     nodes: tuple[Node, ...] = ()
 
     def retrieve(
@@ -373,9 +373,9 @@ class TaskBuilder:
         )
         return dataclasses.replace(self, nodes=self.nodes + (node,))
 
-    def with_params(self, **params: int) -> "TaskBuilder":
+    def with_hyperparams(self, **values: int) -> "TaskBuilder":
         """Attach task parameters (symbols usable in formulas, e.g. r=3)."""
-        return dataclasses.replace(self, params=self.params + tuple(sorted(params.items())))
+        return dataclasses.replace(self, hyperparams=self.hyperparams + tuple(sorted(values.items())))
 
     def build(self, output: str | None = None, *, fallback_note: str = "") -> TaskGraph:
         """Validate and return the graph; the output defaults to the last decode."""
@@ -389,7 +389,7 @@ class TaskBuilder:
             d=self.d,
             nodes=self.nodes,
             output=output,
-            params=self.params,
+            hyperparams=self.hyperparams,
             task_id=self.task_id,
             description=self.description,
             fallback_note=fallback_note,

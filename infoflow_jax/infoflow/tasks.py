@@ -88,7 +88,7 @@ def kth_largest_graph(k: int, d: int = 1, *, one_step: bool = False) -> TaskGrap
     step"), which fits in one layer but costs T·d.
     """
     check_int_range("k", k, 1)
-    b = TaskBuilder("k-th largest", d=d, task_id="T3", description=f"F(x_({k}))").with_params(k=k)
+    b = TaskBuilder("k-th largest", d=d, task_id="T3", description=f"F(x_({k}))").with_hyperparams(k=k)
     if one_step and k > 1:
         b = b.retrieve("xk", rank=k, formula=f"xk = x_({k}) in one step")
         return b.decode("y", ["xk"], formula="F(x_(k))").build()
@@ -101,7 +101,7 @@ def coupled_top_r_graph(r: int, d: int = 1) -> TaskGraph:
     decode coupled over r scalars -- needed L = r, b = r."""
     check_int_range("r", r, 1)
     b = TaskBuilder("coupled top-r decode", d=d, task_id="T4",
-                    description="G(x_(1), …, x_(r))").with_params(r=r)
+                    description="G(x_(1), …, x_(r))").with_hyperparams(r=r)
     b = _exclusion_chain(b, r)
     b = b.decode("y", [f"m{j}" for j in range(1, r + 1)], coupled=True, coupling="r",
                  formula="G(x_(1), …, x_(r))")
@@ -113,7 +113,7 @@ def decoupled_top_r_graph(r: int, d: int = 1) -> TaskGraph:
     1-D decoders -- needed L = r, b = 1 (count ×r)."""
     check_int_range("r", r, 1)
     b = TaskBuilder("decoupled top-r decode", d=d, task_id="T5",
-                    description="Σ_j G_j(x_(j))").with_params(r=r)
+                    description="Σ_j G_j(x_(j))").with_hyperparams(r=r)
     b = _exclusion_chain(b, r)
     b = b.decode("y", [f"m{j}" for j in range(1, r + 1)], coupled=False, coupling="1",
                  formula="Σ_j G_j(x_(j))")
@@ -128,7 +128,7 @@ def d_retrieval_graph(D: int, d: int = 1, *, nonlinear_scores: bool = False) -> 
     """
     check_int_range("D", D, 1)
     b = TaskBuilder("D-retrieval", d=d, task_id="T6",
-                    description="G(max_s g_1(x_s), …, max_s g_D(x_s))").with_params(D=D)
+                    description="G(max_s g_1(x_s), …, max_s g_D(x_s))").with_hyperparams(D=D)
     for i in range(1, D + 1):
         if nonlinear_scores:
             b = b.decode(f"g{i}", ["x"], coupling="d", formula=f"g{i}(x_s), per token")
@@ -157,7 +157,7 @@ def top_k_mean_graph(k: int, d: int = 1, *, soft: bool = False) -> TaskGraph:
     """
     check_int_range("k", k, 1)
     b = TaskBuilder("top-k aggregation", d=d, task_id="T7",
-                    description="F((1/k)·Σ_{j≤k} v(x_(j)))").with_params(k=k)
+                    description="F((1/k)·Σ_{j≤k} v(x_(j)))").with_hyperparams(k=k)
     b = _exclusion_chain(b, k)
     if not soft:
         b = b.decode("s", [f"m{j}" for j in range(1, k + 1)], coupled=False, coupling="1",
@@ -177,7 +177,7 @@ class TaskSpec:
     task_id: str
     name: str
     aliases: tuple[str, ...]
-    params: tuple[str, ...]
+    hyperparams: tuple[str, ...]
     build: Callable[..., TaskGraph]
 
 
@@ -233,7 +233,7 @@ def build_task(task: str, *, k: int | None = None, r: int | None = None,
     check_int_range("d", d, 1)
     given = {"k": k, "r": r, "D": D}
     kwargs = {}
-    for name in spec.params:
+    for name in spec.hyperparams:
         if given[name] is None:
             raise InputError(name, None, f"an integer >= 1 (task {spec.task_id} needs {name})")
         kwargs[name] = check_int_range(name, given[name], 1)

@@ -132,7 +132,7 @@ def make_task(task_id: str, T: int, k: int | None = None, r: int | None = None,
 
 
 def _task_params(task) -> dict:
-    return task.params() if hasattr(task, "params") else {}
+    return task.hyperparams() if hasattr(task, "hyperparams") else {}
 
 
 # ---------------------------------------------------------------------------- state helpers

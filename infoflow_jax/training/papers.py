@@ -394,7 +394,7 @@ def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
             "config_hash": cfg.config_hash(), "dtype": cfg.dtype, "eval_dtype": "float64",
             "eval_trace": [[t[0], t[1 + j]] for t in trace],
             "train_trace": [[t[0], t[1 + j]] for t in fit_trace],
-            "task_params": task.params(), "config": cfg.as_dict(), **extra[j],
+            "task_params": task.hyperparams(), "config": cfg.as_dict(), **extra[j],
         })
     return records
 
