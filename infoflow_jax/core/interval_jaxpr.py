@@ -408,24 +408,14 @@ def _reduce_sum(p, x, out_dtype):
                     nonpos=jnp.all(x.hi <= 0, axis=axes))
 
 
-def _reduce_max(p, x, out_dtype):
-    axes = tuple(p["axes"])
-    return Box(jnp.max(x.lo, axis=axes), jnp.max(x.hi, axis=axes))
+def _reduce_by(fn):
+    """The rule of a monotone reduction (max, min, all, any): applied to each end (exact)."""
 
+    def rule(p, x, out_dtype):
+        axes = tuple(p["axes"])
+        return Box(fn(x.lo, axis=axes), fn(x.hi, axis=axes))
 
-def _reduce_min(p, x, out_dtype):
-    axes = tuple(p["axes"])
-    return Box(jnp.min(x.lo, axis=axes), jnp.min(x.hi, axis=axes))
-
-
-def _reduce_and(p, x, out_dtype):
-    axes = tuple(p["axes"])
-    return Box(jnp.all(x.lo, axis=axes), jnp.all(x.hi, axis=axes))
-
-
-def _reduce_or(p, x, out_dtype):
-    axes = tuple(p["axes"])
-    return Box(jnp.any(x.lo, axis=axes), jnp.any(x.hi, axis=axes))
+    return rule
 
 
 def _reduce_prod(p, x, out_dtype):
@@ -631,8 +621,8 @@ RULES: dict[str, Callable] = {
     "rsqrt": _monotone("rsqrt", lax.rsqrt, increasing=False, at_or_below=0.0, sign="positive"),
     "sin": _periodic(jnp.sin, math.pi / 2, -math.pi / 2, "sin"),
     "cos": _periodic(jnp.cos, 0.0, math.pi, "cos"),
-    "reduce_sum": _reduce_sum, "reduce_max": _reduce_max, "reduce_min": _reduce_min,
-    "reduce_prod": _reduce_prod, "reduce_and": _reduce_and, "reduce_or": _reduce_or,
+    "reduce_sum": _reduce_sum, "reduce_max": _reduce_by(jnp.max), "reduce_min": _reduce_by(jnp.min),
+    "reduce_prod": _reduce_prod, "reduce_and": _reduce_by(jnp.all), "reduce_or": _reduce_by(jnp.any),
     "cumsum": _cumulative(lax.cumsum_p, True), "cummax": _cumulative(lax.cummax_p, False),
     "cummin": _cumulative(lax.cummin_p, False),
     "sort": _sort, "top_k": _top_k, "dot_general": _dot_general,

@@ -63,6 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infoflow_jax.core.figures import pyplot, save_figure
 from infoflow_jax.core.precision import use_float64
 from infoflow_jax.training.harness import open_run_folder
 from infoflow_jax.verification.store import TRAIN_RESULTS, read_jsonl, read_results
@@ -296,10 +297,7 @@ def format_probes(records: list[dict]) -> str:
 def plot_curves(records: list[dict], path, floors: dict | None = None):
     """Validation (solid) and training-subset (dashed) NMSE against steps, one panel per
     variant, one colour per cell, one line per seed; optional horizontal floors."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     variants = list(dict.fromkeys(r.get("variant", "?") for r in records))
     ncol = min(4, len(variants))
@@ -338,11 +336,7 @@ def plot_curves(records: list[dict], path, floors: dict | None = None):
     fig.suptitle("intrinsic dimension D=2, T=16: validation (solid) and training-subset "
                  "(dashed) NMSE, seeds 0–2", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv=None) -> int:

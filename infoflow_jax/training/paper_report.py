@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infoflow_jax.core.figures import pyplot, save_figure
 from infoflow_jax.infoflow.layer_heads import plan_with_heads
 from infoflow_jax.infoflow.tasks import build_task
 from infoflow_jax.verification.store import TRAIN_RESULTS, read_results
@@ -130,10 +131,7 @@ def format_summary(rows: list[dict]) -> str:
 
 def plot_headcount(rows: list[dict], path: str | Path, D: int = 4) -> Path | None:
     """NMSE against h, one panel per T, L = 1 and L = 2, with the papers' values overlaid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in rows if r["task"] == "headcount" and r["D"] == D]
     Ts = sorted({r["T"] for r in rows})
@@ -171,19 +169,12 @@ def plot_headcount(rows: list[dict], path: str | Path, D: int = 4) -> Path | Non
                 labels.append(lb)
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.16, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_triangle(rows: list[dict], path: str | Path) -> Path | None:
     """Triangle centre: NMSE against T (ours per heads/E, median and range), papers' values."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in rows if r["task"] == "triangle"]
     if not rows:
@@ -207,11 +198,7 @@ def plot_triangle(rows: list[dict], path: str | Path) -> Path | None:
     ax.set_title("triangle centre (InfoFlow: T·d, memorization)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_paper_report(run_dir: str | Path) -> Path:

@@ -45,6 +45,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from infoflow_jax.core.figures import pyplot, save_figure
 from infoflow_jax.core.rates import fit_slope
 
 __all__ = [
@@ -419,10 +420,7 @@ def _baselines(recs: list[dict]) -> dict:
 
 
 def _write_figures(run_dir: Path, rows: list[dict], cells: dict) -> tuple[list[tuple[str, Path]], Path | None]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figs = []
     for row, (key, recs) in zip(rows, cells.items()):
@@ -437,8 +435,7 @@ def _write_figures(run_dir: Path, rows: list[dict], cells: dict) -> tuple[list[t
                      f"(dotted: RMSE of predicting the mean)", fontsize=10)
         fig.tight_layout(rect=(0, 0, 1, 0.95))
         path = run_dir / f"fig_train_{_cell_slug(key)}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path)
         figs.append((row["cell"], path))
 
     # overview: rows = task variants, columns = L (RMSE)
@@ -463,8 +460,7 @@ def _write_figures(run_dir: Path, rows: list[dict], cells: dict) -> tuple[list[t
                      "the mean; [InfoFlow exponent]: verdict", fontsize=10)
         fig.tight_layout(rect=(0, 0, 1, 0.97))
         overview = run_dir / "fig_train_overview.png"
-        fig.savefig(overview, dpi=100)
-        plt.close(fig)
+        save_figure(fig, overview, dpi=100)
     return figs, overview
 
 
