@@ -49,7 +49,7 @@ C = (0.5, 1.0, 1.4, 2.0, 2.5, 3.0)
 
 def read_index(built) -> int:
     """The deepest order statistic the decoder reads: k for k-th largest (T3), r for top-r (T4, T5), else 1."""
-    p = built.task.params()
+    p = built.task.hyperparams()
     if built.task.id == "T3" and p.get("k"):
         return int(p["k"])
     return int(p["r"]) if built.task.id in ("T4", "T5") and p.get("r") else 1

@@ -14,7 +14,7 @@ Sections (``--sections``, default all; every number of one run is measured side 
 ``forward``  per construction (C1, C2 at T = 16 and 64, C3, C6, C7, C8): inputs per second of
              Ĥ on a batch of inputs from the task's domain — JAX dense (``jit(vmap(apply))``),
              JAX on the exact fast path (``apply_fast`` of ``fast_plan``, when a one-input FFN
-             group exists), NumPy float64 (:mod:`numpy_forward`) — each path's compile seconds,
+             group exists), NumPy float64 (:mod:`infoflow_jax.core.numpy_forward`, its plain layers) — each path's compile seconds,
              its FLOPs per input (XLA cost analysis of the compiled batch, divided by the
              batch; also the engine's FLOP model ``eval_flops``), GFLOP/s and fraction of peak,
              and each path's largest difference from JAX dense.
@@ -60,17 +60,17 @@ use_float64()
 from benchmarks import machine as mach  # noqa: E402
 from benchmarks.measure import (compile_ahead, matmul_peak, numpy_matmul_peak, repeat_times, timed,  # noqa: E402
                                 xla_flops)
-from benchmarks.numpy_forward import numpy_forward  # noqa: E402
+from infoflow_jax.core.numpy_forward import numpy_weights, predict_np  # noqa: E402
 from infoflow_jax.catalog import catalog  # noqa: E402
 from infoflow_jax.core.devices import Placement  # noqa: E402
 from infoflow_jax.core.errors import InputError, check_choice  # noqa: E402
 from infoflow_jax.core.fast_model import MIN_FAST_UNITS, apply_fast, fast_plan  # noqa: E402
 from infoflow_jax.core.model import apply  # noqa: E402
 from infoflow_jax.core.samplers import sample  # noqa: E402
-from infoflow_jax.sweep import buckets as bk  # noqa: E402
+from infoflow_jax.sweep import buckets  # noqa: E402
 from infoflow_jax.sweep import engine as E  # noqa: E402
 from infoflow_jax.sweep.spec import Run, SweepSpec, expand  # noqa: E402
-from infoflow_jax.verification import memory as mem  # noqa: E402
+from infoflow_jax.verification import memory  # noqa: E402
 from infoflow_jax.verification.construction import error_function  # noqa: E402
 from infoflow_jax.verification.estimators import (Budget, candidate_names, draw_for_seed, evaluate,  # noqa: E402
                                                   evaluations_per_config, to_estimate)
@@ -152,7 +152,7 @@ def _weights(built, dtype: str):
     """(graphdef, state) of ``built``'s model in ``dtype`` (float32: every weight cast, as sweeps do)."""
     if dtype == "float64":
         return built.split()
-    return bk.pad_state(built, built.compiled.model.cfg, dtype=jnp.float32)
+    return buckets.pad_state(built, built.compiled.model.cfg, dtype=jnp.float32)
 
 
 def _path_row(fn, params, X, n: int, repeats: int, model_flops: float) -> tuple[dict, np.ndarray]:
@@ -174,13 +174,13 @@ def forward_row(s: Settings, case, dtype: str) -> dict:
     built = _built(name, T, eps, options)
     cfg, d = built.compiled.model.cfg, built.task.d
     graphdef, state = _weights(built, dtype)
-    per_input_bytes = mem.bytes_per_input(cfg, T, d)
+    per_input_bytes = memory.bytes_per_input(cfg, T, d)
     n = int(max(1, min(s.max_inputs, s.call_bytes // per_input_bytes)))
     X64 = _inputs(built, n)
     X = jnp.asarray(X64, getattr(jnp, dtype))
-    model_flops = bk.eval_flops(cfg, T)
+    model_flops = buckets.eval_flops(cfg, T)
     row = {"construction": name, "T": T, "eps": eps, "options": options, "d": d, "dtype": dtype,
-           "params_theorem": built.params.theorem,
+           "params_theorem": built.param_count.theorem,
            "inputs_per_call": n, "bytes_per_input_planned": per_input_bytes, "load_average": mach.load_average()}
     dense, y_dense = _path_row(lambda st, x: apply(graphdef, st, x), state, X, n, s.repeats, model_flops)
     row["dense"] = dense
@@ -212,10 +212,12 @@ def forward_row(s: Settings, case, dtype: str) -> dict:
 def numpy_row(built, X: np.ndarray, y_jax: np.ndarray, s: Settings, dense: dict) -> dict:
     """NumPy's forward on the first inputs of the same batch, in chunks that keep its memory near JAX's."""
     model = built.compiled.model
-    chunk = int(max(1, min(len(X), s.numpy_bytes // mem.bytes_per_input(model.cfg, built.task.T, built.task.d))))
+    chunk = int(max(1, min(len(X), s.numpy_bytes // memory.bytes_per_input(model.cfg, built.task.T, built.task.d))))
+
+    W = numpy_weights(model, shortcuts=False)
 
     def run(Xs):
-        return np.concatenate([numpy_forward(model, Xs[i:i + chunk]) for i in range(0, len(Xs), chunk)])
+        return np.concatenate([predict_np(model, Xs[i:i + chunk], W) for i in range(0, len(Xs), chunk)])
 
     run(X[:chunk])  # warm up (BLAS threads, page faults)
     reps = max(1, s.repeats // 2)
@@ -330,9 +332,10 @@ def numpy_fixed(prepared: dict, records: dict, s: Settings) -> dict:
         Xs, _ = draw_for_seed(c.seed, domain=task.domain, T=c.T, d=task.d, budget=c.budget)
         X = np.concatenate([np.asarray(x) for x in Xs] +
                            [np.asarray(task.domain.retract(jnp.asarray(x))) for x in p.probes])
-        chunk = int(max(1, s.numpy_bytes // mem.bytes_per_input(model.cfg, c.T, task.d)))
+        chunk = int(max(1, s.numpy_bytes // memory.bytes_per_input(model.cfg, c.T, task.d)))
         t0 = time.perf_counter()
-        y = np.concatenate([numpy_forward(model, X[i:i + chunk]) for i in range(0, len(X), chunk)])
+        W = numpy_weights(model, shortcuts=False)
+        y = np.concatenate([predict_np(model, X[i:i + chunk], W) for i in range(0, len(X), chunk)])
         seconds += time.perf_counter() - t0
         inputs += len(X)
         err = float(np.max(np.abs(y - np.asarray(jax.vmap(task.target)(jnp.asarray(X))))))

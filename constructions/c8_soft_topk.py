@@ -32,7 +32,7 @@ independent of T; exponent b = 1.
 Margin: the task needs only x_(k) − x_(k+1) ≥ γ (Ω^set_{γ,k}); the exclusion
 layers need every gap j = 1..k (layer l flags one token by gap l), so C8 is
 claimed on Ω_{γ,k+1} (``TopKMean(gaps="all")``). On Ω^set a tie inside the top
-k makes layer 1 flag two tokens, and C8 then flags k+1 (see tests/test_c8.py).
+k makes layer 1 flag two tokens, and C8 then flags k+1 (see tests/test_soft_top_k_attention.py).
 Depth k + 1, one head per layer.
 """
 

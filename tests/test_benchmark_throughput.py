@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from infoflow_jax.core.numpy_forward import numpy_weights, predict_np
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "sweep_throughput.py"
 if str(ROOT) not in sys.path:
@@ -84,8 +86,8 @@ def test_xla_flops_counts_a_matmul_as_two_m_k_n():
     ("C5", 2, 0.3, {}),  # per-position input matrix A_s, grouped FFN layers
     ("C7", 4, 0.1, {}),  # two heads, d = 2
 ])
-def test_numpy_forward_is_the_model(name, T, eps, options):
-    from benchmarks.numpy_forward import numpy_forward
+@pytest.mark.parametrize("shortcuts", [False, True])
+def test_numpy_forward_is_the_model(name, T, eps, options, shortcuts):
     from infoflow_jax.catalog import catalog
     from infoflow_jax.core.model import apply
     from infoflow_jax.core.samplers import sample
@@ -95,7 +97,9 @@ def test_numpy_forward_is_the_model(name, T, eps, options):
     X = np.asarray(sample("uniform", jax.random.PRNGKey(3), 32, T, task.d, task.domain))
     graphdef, state = built.split()
     want = np.asarray(jax.jit(jax.vmap(lambda x: apply(graphdef, state, x)))(jnp.asarray(X)))
-    np.testing.assert_allclose(numpy_forward(built.compiled.model, X), want, rtol=0, atol=1e-12)
+    model = built.compiled.model
+    got = predict_np(model, X, numpy_weights(model, shortcuts=shortcuts))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("args, argument", [

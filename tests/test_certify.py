@@ -25,7 +25,7 @@ from infoflow_jax.core.intervals import Interval, bound_plan  # noqa: E402
 from infoflow_jax.core.linear_bounds import linear_ffn_bounds, read_coordinates  # noqa: E402
 from infoflow_jax.core.tasks import (CoupledTopR, DecoupledTopR, DRetrieval, FunctionTask, KthLargest,  # noqa: E402
                                      MaxRetrieval, TopKMean, TwoHop)
-from infoflow_jax.verification.certify import (_batch_program, _reads, certify, certify_built,  # noqa: E402
+from infoflow_jax.verification.certify import (box_program, linear_reads, certify, certify_built,  # noqa: E402
                                                model_permutation_invariant, tighten)
 from infoflow_jax.verification.estimators import QUICK_BUDGET  # noqa: E402
 from infoflow_jax.verification.target_bounds import target_bounds  # noqa: E402
@@ -104,7 +104,7 @@ def c1():
 def test_no_sampled_point_of_a_box_has_an_error_above_the_box_upper_bound(c1, seed):
     graphdef, state = c1.split()
     plan = bound_plan(graphdef, state)
-    program = _batch_program(graphdef, c1.task, c1.task.domain, _reads(plan))
+    program = box_program(graphdef, c1.task, c1.task.domain, linear_reads(plan))
     lo, hi, pts = _box_and_points(seed, 2, 1, n=32)
     upper = float(program(plan, state, jnp.asarray(np.repeat(lo[None], 32, 0)),
                           jnp.asarray(np.repeat(hi[None], 32, 0)))[0][0])
@@ -407,8 +407,8 @@ import infoflow_jax.verification.certify as certify_module  # noqa: E402
 
 
 def _program_limited_to(monkeypatch, max_boxes: int):
-    """_batch_program whose compiled call fails like XLA out of memory above ``max_boxes`` boxes."""
-    real = certify_module._batch_program
+    """box_program whose compiled call fails like XLA out of memory above ``max_boxes`` boxes."""
+    real = certify_module.box_program
 
     def limited(*args, **kwargs):
         program = real(*args, **kwargs)
@@ -419,7 +419,7 @@ def _program_limited_to(monkeypatch, max_boxes: int):
             return program(plan, state, lo, hi, **kw)
         return run
 
-    monkeypatch.setattr(certify_module, "_batch_program", limited)
+    monkeypatch.setattr(certify_module, "box_program", limited)
     monkeypatch.setattr(certify_module, "prepare_split", lambda *a: (None, "off"))  # interval bounds: many boxes
 
 

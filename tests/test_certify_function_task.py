@@ -22,7 +22,7 @@ import infoflow_jax as ifj
 ifj.use_float64()
 
 from infoflow_jax.verification.certify import certify_built  # noqa: E402
-from infoflow_jax.verification.probes import predict_np  # noqa: E402
+from infoflow_jax.core.numpy_forward import predict_np  # noqa: E402
 from infoflow_jax.verification.target_bounds import NotCertifiable, target_bounds, target_bounds_for  # noqa: E402
 
 F = ifj.LipschitzFn(lambda u: 0.5 * jnp.sin(2.0 * u), 1.0, "sin(2u)/2")

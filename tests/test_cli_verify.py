@@ -7,8 +7,6 @@ the tests that only read its output.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 import subprocess
@@ -17,6 +15,7 @@ import types
 from pathlib import Path
 
 import pytest
+from helpers import run_main
 
 from infoflow_jax.cli import app as cli
 from infoflow_jax.cli import verify as cli_verify
@@ -26,13 +25,6 @@ from infoflow_jax.verification.records import RECORD_KEYS
 
 C1_ARGS = ["verify", "C1", "--T", "4", "--eps", "0.1", "--quick"]
 SENTINEL = '{"sentinel": true}\n'
-
-
-def run_main(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main(argv)
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +149,7 @@ def test_default_k_grid_skips_k_above_T():
 
 
 def test_groups_keep_a_configuration_and_its_mutants_together():
-    groups = cli_verify._groups(_plan(["C1"]))
+    groups = cli_verify.family_groups(_plan(["C1"]))
     where = {(r.T, r.eps): i for i, g in enumerate(groups) for r in g if r.mutant is None}
     assert all(where[(r.T, r.eps)] == i for i, g in enumerate(groups) for r in g)
 
@@ -165,7 +157,7 @@ def test_groups_keep_a_configuration_and_its_mutants_together():
 def test_groups_are_the_families_that_share_a_compiled_program():
     # one group per (spec, T, k): every ε and mutant of it runs in one process, on one program shape
     rows = _plan(["C1", "C3"])
-    groups = cli_verify._groups(rows)
+    groups = cli_verify.family_groups(rows)
     assert sorted(len(g) for g in groups) == sorted(
         sum(1 for r in rows if (r.spec.name, r.T, r.k) == key) for key in {(r.spec.name, r.T, r.k) for r in rows})
     assert all(len({(r.spec.name, r.T, r.k) for r in g}) == 1 for g in groups)

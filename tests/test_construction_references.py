@@ -9,8 +9,6 @@ which importlib.metadata discovers without pip; the worktree comes first on that
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -19,6 +17,7 @@ import types
 from pathlib import Path
 
 import pytest
+from helpers import run_main
 
 from infoflow_jax.cli import app as cli
 from infoflow_jax.verification.records import RECORD_KEYS
@@ -27,13 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 OWN = ROOT / "verify" / "own_construction.py"
 REF = f"{OWN}:SPEC"
 QUICK_POINT = ["--T", "4", "--eps", "1e-1", "--quick"]
-
-
-def run_main(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main(argv)
-    return status, out.getvalue(), err.getvalue()
 
 
 def _own_spec():

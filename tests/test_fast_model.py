@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import dense_and_fast
 from flax import nnx
 
 import constructions
 from infoflow_jax.core.fast_model import MIN_FAST_UNITS, apply_fast, fast_plan
-from infoflow_jax.core.model import apply
 from infoflow_jax.core.samplers import NumpyRandom
 from infoflow_jax.verification.estimators import Budget, draw
 from infoflow_jax.verification.verify import verify
@@ -35,14 +35,6 @@ def samples_and_probes(built, n=32, seed=1):
     return jnp.concatenate(Xs)
 
 
-@jax.jit
-def _both_paths(graphdef_state, plan, Xs):
-    graphdef, state = graphdef_state
-    dense = jax.vmap(jax.value_and_grad(lambda X: apply(graphdef, state, X)))(Xs)
-    fast = jax.vmap(jax.value_and_grad(apply_fast, argnums=1), in_axes=(None, 0))(plan, Xs)
-    return dense, fast
-
-
 def rounding_tolerance(betas, reference):
     """Both paths round differently (the fast one sums breakpoint values in extended precision):
     a rounding-level difference δ in a residual slot moves the next softmax by at most β·δ, so
@@ -53,7 +45,7 @@ def rounding_tolerance(betas, reference):
 
 def assert_same_values_and_gradients(graphdef, state, betas, Xs, what):
     plan = fast_plan(graphdef, state)
-    (dv, dg), (fv, fg) = _both_paths((graphdef, state), plan, Xs)
+    (dv, dg), (fv, fg) = dense_and_fast((graphdef, state), plan, Xs)
     for name, fast, dense in (("values", fv, dv), ("gradients w.r.t. X", fg, dg)):
         err = float(jnp.max(jnp.abs(fast - dense)))
         tol = rounding_tolerance(betas, dense)

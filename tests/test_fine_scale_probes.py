@@ -17,7 +17,8 @@ import pytest
 
 from infoflow_jax.catalog import lookup
 from infoflow_jax.core.precision import use_float64
-from infoflow_jax.verification.probes import knot_probes, knot_targets, predict_np
+from infoflow_jax.core.numpy_forward import predict_np
+from infoflow_jax.verification.probes import knot_probes, knot_targets
 from infoflow_jax.verification.verify import verify
 
 use_float64()

@@ -1,12 +1,11 @@
 """`infoflow predict --against DIR`: fitted slopes against predictions."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
+from helpers import run_predict
 
-from infoflow_jax.cli import predict as cli_predict
 from infoflow_jax.infoflow.against import compare_results, fit_exponent
 
 EPS = [0.1, 0.05, 0.02, 0.01, 0.003, 0.001]
@@ -27,13 +26,6 @@ def rows(name, task, L, exponent, *, T=8, eps=EPS, mutant=None, noise=0.0, seed=
 def write(tmp_path, records):
     (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     return tmp_path
-
-
-def run_cli(argv):
-    parser = argparse.ArgumentParser(prog="infoflow")
-    sub = parser.add_subparsers(dest="command")
-    cli_predict.add_parser(sub)
-    return cli_predict.run(parser.parse_args(["predict", *argv]))
 
 
 def test_fit_exponent_recovers_an_exact_power_law():
@@ -80,18 +72,18 @@ def test_memorizer_is_compared_with_the_memorization_rate():
 
 def test_against_exit_status_is_1_and_reports_the_disagreeing_group(tmp_path, capsys):
     d = write(tmp_path, rows("C2", "T2", 2, 1.0, noise=0.02) + rows("C2-broken", "T2", 2, 2.0))
-    assert run_cli(["--against", str(d)]) == 1
+    assert run_predict(["--against", str(d)]) == 1
     out = capsys.readouterr().out
     assert "DISAGREE: C2-broken" in out and "1/2 groups agree" in out
 
 
 def test_against_exit_status_is_0_when_all_groups_agree(tmp_path, capsys):
     d = write(tmp_path, rows("C2", "T2", 2, 1.0) + rows("C3", "T3", 2, 1.0, k=2))
-    assert run_cli(["--against", str(d)]) == 0
+    assert run_predict(["--against", str(d)]) == 0
 
 
 def test_against_missing_results_file_exits_2(tmp_path, capsys):
-    assert run_cli(["--against", str(tmp_path / "nope")]) == 2
+    assert run_predict(["--against", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith("infoflow predict: error: --against ")
 
 

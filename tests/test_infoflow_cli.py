@@ -1,25 +1,17 @@
 """`infoflow predict` CLI: JSON keys, table, bad input, --plot."""
 
-import argparse
 import json
 
 import pytest
+from helpers import run_predict
 
-from infoflow_jax.cli import predict as cli_predict
 
 JSON_KEYS = {"task", "L", "h", "T", "d", "k", "r", "D", "exponent", "exponent_formula",
              "needed_L", "schedule", "reason"}
 
 
-def run_cli(argv):
-    parser = argparse.ArgumentParser(prog="infoflow")
-    sub = parser.add_subparsers(dest="command")
-    cli_predict.add_parser(sub)
-    return cli_predict.run(parser.parse_args(["predict", *argv]))
-
-
 def json_lines(capsys, argv):
-    assert run_cli(argv) == 0
+    assert run_predict(argv) == 0
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
@@ -51,7 +43,7 @@ def test_grid_iterates_over_every_axis(capsys):
 
 
 def test_table_output_lists_exponents(capsys):
-    assert run_cli(["T2", "--L", "1,2", "--T", "4"]) == 0
+    assert run_predict(["T2", "--L", "1,2", "--T", "4"]) == 0
     out = capsys.readouterr().out
     assert "needed_L" in out and "T*d" in out and "why:" in out
 
@@ -68,7 +60,7 @@ def test_table_output_lists_exponents(capsys):
     ([], "TASK"),
 ])
 def test_bad_input_exits_2_with_a_one_line_message_naming_the_argument(capsys, argv, argument):
-    assert run_cli(argv) == 2
+    assert run_predict(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"infoflow predict: error: {argument} ") and "\n" not in err
 
@@ -76,5 +68,5 @@ def test_bad_input_exits_2_with_a_one_line_message_naming_the_argument(capsys, a
 @pytest.mark.parametrize("ext", ["png", "pdf"])
 def test_plot_option_writes_the_figure(tmp_path, capsys, ext):
     path = tmp_path / f"flow.{ext}"
-    assert run_cli(["T2", "--L", "1", "--T", "4", "--plot", str(path)]) == 0
+    assert run_predict(["T2", "--L", "1", "--T", "4", "--plot", str(path)]) == 0
     assert path.stat().st_size > 1000

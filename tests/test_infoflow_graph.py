@@ -9,14 +9,14 @@ from infoflow_jax.infoflow import (
     MODES,
     GraphError,
     TaskBuilder,
-    d_retrieval,
+    d_retrieval_graph,
     evaluate_formula,
-    kth_largest,
+    kth_largest_graph,
     needed_depth,
     plan,
-    two_hop,
+    two_hop_graph,
 )
-from infoflow_jax.infoflow.graph import Decode, Retrieval, TaskGraph
+from infoflow_jax.infoflow.graph import Decode, Retrieve, TaskGraph
 from infoflow_jax.infoflow.planner import positions_label
 
 
@@ -50,28 +50,28 @@ def test_three_hop_extra_heads_do_not_replace_depth():
 
 
 def test_kth_largest_is_a_chain_where_each_retrieval_uses_the_previous_flags():
-    g = kth_largest(4)
+    g = kth_largest_graph(4)
     assert g.retrieval_dependencies == {"m1": (), "m2": ("m1",), "m3": ("m2",), "m4": ("m3",)}
 
 
 def test_kth_largest_exclusion_results_are_retrieved_by_every_token():
-    g = kth_largest(3)
+    g = kth_largest_graph(3)
     assert [positions_label(g, n) for n in ("m1", "m2", "m3")] == ["tokens", "tokens", "CLS"]
 
 
 def test_two_hop_first_retrieval_at_tokens_second_at_cls():
-    g = two_hop()
+    g = two_hop_graph()
     assert (positions_label(g, "m"), positions_label(g, "r")) == ("tokens", "CLS")
 
 
 def test_kth_retrieval_in_one_step_fits_one_layer_but_costs_T_times_d():
-    p = plan(kth_largest(2, one_step=True), 1, 1, 8)
+    p = plan(kth_largest_graph(2, one_step=True), 1, 1, 8)
     assert (p.fits, p.needed_L, p.exponent_formula, p.exponent) == (True, 1, "T*d", 8)
     assert "kth" in p.modes
 
 
 def test_nonlinear_scores_add_a_per_token_decode_of_dimension_d():
-    p = plan(d_retrieval(2, d=3, nonlinear_scores=True), 2, 1, 16)
+    p = plan(d_retrieval_graph(2, d=3, nonlinear_scores=True), 2, 1, 16)
     assert p.exponent == 3
 
 
@@ -121,11 +121,11 @@ def test_evaluate_formula_rejects_code():
 
 
 def test_reason_for_two_hop_names_the_dependency_chain():
-    assert "m → r" in plan(two_hop(), 1, 1, 4).reason
+    assert "m → r" in plan(two_hop_graph(), 1, 1, 4).reason
 
 
 def test_reason_for_d_retrieval_names_the_head_budget():
-    assert "L·h = 2 < 3" in plan(d_retrieval(3), 1, 2, 4).reason
+    assert "L·h = 2 < 3" in plan(d_retrieval_graph(3), 1, 2, 4).reason
 
 
 def _brute_force_depth(graph: TaskGraph, h: int) -> int:
@@ -145,7 +145,7 @@ def _random_graph(rng: random.Random, n: int) -> TaskGraph:
     nodes = []
     for i in range(n):
         uses = tuple(f"q{j}" for j in range(i) if rng.random() < 0.35)
-        nodes.append(Retrieval(f"q{i}", uses=uses, score_coupling="1" if uses else "0"))
+        nodes.append(Retrieve(f"q{i}", uses=uses, score_coupling="1" if uses else "0"))
     nodes.append(Decode("y", tuple(f"q{i}" for i in range(n))))
     return TaskGraph("random", 1, tuple(nodes), "y")
 

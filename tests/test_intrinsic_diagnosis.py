@@ -12,7 +12,7 @@ import pytest
 
 from infoflow_jax.core.precision import use_float64
 from infoflow_jax.training import intrinsic_diagnosis as diag
-from infoflow_jax.training.paper_model import (PaperArch, count_params, forward, init_params,
+from infoflow_jax.training.paper_model import (PaperArch, paper_param_count, forward, init_params,
                                                layer_attention, layer_states)
 from infoflow_jax.training.paper_tasks import IntrinsicDim, pair_argmax
 from infoflow_jax.training.papers import PaperConfig, intrinsic_attention_masses
@@ -55,7 +55,7 @@ def test_a_plain_model_is_unchanged_by_the_new_options_and_the_ffn_block_is_used
     for name in ("Wq", "Wk", "Wv", "Wo"):  # attention weights drawn from the same keys
         assert np.array_equal(p0["layers"][0][name], p1["layers"][0][name])
     n = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(p1)) - 2 * 8 * 2  # unused LN
-    assert count_params(with_ffn) == n == count_params(plain) + 2 * (2 * 8 * 12 + 12 + 8)
+    assert paper_param_count(with_ffn) == n == paper_param_count(plain) + 2 * (2 * 8 * 12 + 12 + 8)
     X = jax.random.normal(jax.random.PRNGKey(4), (5, 4), jnp.float64)
     p0["w2"] = p1["w2"] = jnp.ones(16)
     assert float(forward(plain, p0, X)) != float(forward(with_ffn, p1, X))

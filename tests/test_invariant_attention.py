@@ -6,14 +6,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import dense_and_fast
 from flax import nnx
 
 import constructions
-from infoflow_jax.core.fast_model import (MIN_FAST_UNITS, MIN_SHARED_T, FastPlan, apply_fast, fast_pays, fast_plan,
+from infoflow_jax.core.fast_model import (MIN_FAST_UNITS, MIN_SHARED_T, FastPlan, fast_pays, fast_plan,
                                          fast_query_rows)
 from infoflow_jax.core.invariance import ffn_varying_outputs, token_invariance
-from infoflow_jax.core.model import apply
-from infoflow_jax.verification import memory as mem
+from infoflow_jax.verification import memory
 
 SPECS = {spec.name: spec for spec in constructions.CATALOG}
 UNIT_ROUNDOFF = 2.0 ** -53
@@ -31,18 +31,10 @@ def inputs(T=T_SMALL, n=16, seed=0):
     return jnp.concatenate([X, jnp.full((1, T, 1), 0.5), X[:1].at[0, -1].set(jnp.max(X[0]))])
 
 
-@jax.jit
-def _both_paths(graphdef_state, plan, Xs):
-    graphdef, state = graphdef_state
-    dense = jax.vmap(jax.value_and_grad(lambda X: apply(graphdef, state, X)))(Xs)
-    fast = jax.vmap(jax.value_and_grad(apply_fast, argnums=1), in_axes=(None, 0))(plan, Xs)
-    return dense, fast
-
-
 def max_differences(graphdef, state, plan, Xs):
     """(values, gradients w.r.t. X): max |fast − dense|, and the tolerance: 64 ulps amplified by
     1 + Σ|Wq| (a rounding-level change of a score moves the softmax by up to β times it)."""
-    (dv, dg), (fv, fg) = _both_paths((graphdef, state), plan, Xs)
+    (dv, dg), (fv, fg) = dense_and_fast((graphdef, state), plan, Xs)
     model = nnx.merge(graphdef, state)
     beta = sum(float(jnp.max(jnp.abs(blk.attn.Wq[...]))) for blk in model.blocks)
     tol = lambda ref: 64 * UNIT_ROUNDOFF * (1 + beta) * max(1.0, float(jnp.max(jnp.abs(ref))))
@@ -206,9 +198,9 @@ def test_the_memory_plan_counts_two_query_rows_for_a_shared_layer_and_one_for_th
     assert fast_query_rows(fast_plan(graphdef, state), T) == [2, 1]
     assert fast_query_rows(fast_plan(graphdef, state, share_queries=False), T) == [T + 1, 1]
     h = cfg.layers[0].heads
-    shared = mem.bytes_per_input(cfg, T, 1, query_rows=[2, 1])
-    dense = mem.bytes_per_input(cfg, T, 1)  # default: T + 1 query rows in every layer
-    assert dense - shared == mem.COPIES * mem.ITEM * h * (T + 1 - 2) * T
+    shared = memory.bytes_per_input(cfg, T, 1, query_rows=[2, 1])
+    dense = memory.bytes_per_input(cfg, T, 1)  # default: T + 1 query rows in every layer
+    assert dense - shared == memory.COPIES * memory.ITEM * h * (T + 1 - 2) * T
 
 
 # ----------------------------------------------------------------------------- when verify takes the fast path

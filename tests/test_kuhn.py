@@ -15,9 +15,8 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
+from infoflow_jax.core.relu_net import Dense, Grouped, relu_net_apply  # noqa: E402
 from infoflow_jax.core.kuhn import (  # noqa: E402
-    Dense,
-    Grouped,
     kuhn_decoder,
     kuhn_default_split,
     kuhn_error_constant,
@@ -26,7 +25,6 @@ from infoflow_jax.core.kuhn import (  # noqa: E402
     kuhn_param_formula,
     kuhn_vertices,
     kuhn_worst_case_point,
-    relu_net_apply,
 )
 
 TOL = 1e-12
@@ -193,6 +191,13 @@ def test_network_is_jit_vmap_and_chunk_consistent():
     assert float(jnp.max(jnp.abs(jax.vmap(dec.__call__)(x) - y))) <= TOL
     assert float(jnp.max(jnp.abs(dec(x, chunk=8) - y))) <= TOL
     assert float(jnp.max(jnp.abs(relu_net_apply(dec.layers, x)[:, 0] - y))) <= TOL
+
+
+def test_the_decoder_asks_for_highest_precision_and_the_plain_evaluator_does_not():
+    dec = kuhn_decoder(_G_sin_max, 2, 2)
+    x = jnp.zeros((3, 2))
+    assert "HIGHEST" in str(jax.make_jaxpr(dec.apply)(x))
+    assert "HIGHEST" not in str(jax.make_jaxpr(lambda z: relu_net_apply(dec.layers, z))(x))
 
 
 # --------------------------------------------------------------------------- error bound

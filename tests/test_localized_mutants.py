@@ -20,6 +20,7 @@ from infoflow_jax.catalog import lookup
 from infoflow_jax.core.precision import use_float64
 from infoflow_jax.verification.construction import error_function
 from infoflow_jax.verification.estimators import DEFAULT_BUDGET, QUICK_BUDGET, ascend
+from infoflow_jax.core.numpy_forward import numpy_ffn, numpy_weights
 from infoflow_jax.verification.probes import (cube_probes, finest_scale, knot_probes, pre_ffn_residuals,
                                               structural_probes)
 from infoflow_jax.verification.padding import PaddedDomain, padded_error_function, with_mask
@@ -170,9 +171,8 @@ def test_numpy_forward_matches_the_model():
     H = pre_ffn_residuals(built.compiled.model, X)
     model = built.compiled.model
     y = np.asarray(jax.vmap(model)(jnp.asarray(X)))
-    from infoflow_jax.verification.probes import _ffn_np, _weights
     last = H[-1][:, 0]
-    y_np = (last + _ffn_np(_weights(model)[1][-1][1], last)) @ np.asarray(model.w[...]) + float(model.b[...])
+    y_np = (last + numpy_ffn(numpy_weights(model)[1][-1][1], last)) @ np.asarray(model.w[...]) + float(model.b[...])
     assert np.allclose(y, y_np, atol=1e-12)
 
 

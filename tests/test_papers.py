@@ -14,7 +14,7 @@ from infoflow_jax.core.errors import InputError
 from infoflow_jax.infoflow.layer_heads import plan_with_heads, schedule_with_heads
 from infoflow_jax.infoflow.planner import plan
 from infoflow_jax.infoflow.tasks import build_task
-from infoflow_jax.training.paper_model import PaperArch, count_params, forward, init_params
+from infoflow_jax.training.paper_model import PaperArch, paper_param_count, forward, init_params
 from infoflow_jax.training.paper_tasks import (FixedPositionSum, HeadCount, IntrinsicDim, MaxPosition,
                                       TriangleCentre, argmax_tokens, make_paper_task)
 from infoflow_jax.core.precision import use_float64
@@ -189,7 +189,7 @@ def test_paper_model_parameter_count_matches_the_initialised_arrays():
         p = jax.eval_shape(lambda k: init_params(arch, k), jax.random.PRNGKey(0))
         n = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(p))
         unused_ln = 0 if arch.layer_norm else 2 * arch.E * arch.L
-        assert count_params(arch) == n - unused_ln
+        assert paper_param_count(arch) == n - unused_ln
 
 
 def test_shipped_paper_specs_parse_and_have_the_issue_grids():

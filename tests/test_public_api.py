@@ -52,9 +52,9 @@ def test_verify_of_a_broken_user_construction_fails():
 
 
 def test_verify_defaults_to_the_budget_of_infoflow_verify():
-    from infoflow_jax.cli.verify import _budget
+    from infoflow_jax.cli.verify import estimator_budget
 
-    assert _budget(quick=False) == ifj.DEFAULT_BUDGET
+    assert estimator_budget(quick=False) == ifj.DEFAULT_BUDGET
     built = _user_build(4, 1e-1)
     assert ifj.verify(built).estimates == ifj.verify(built, budget=ifj.DEFAULT_BUDGET).estimates
 

@@ -4,17 +4,17 @@ import json
 
 import pytest
 
-from infoflow_jax.sweep.separation import Series, fit_series, formula_row, plan, run_series
+from infoflow_jax.sweep.separation import Series, fit_series, formula_row, run_series, separation_series
 
 
 def test_plan_covers_the_required_lines():
-    labels = {(s.name, s.T, s.k, s.measured) for s in plan()}
+    labels = {(s.name, s.T, s.k, s.measured) for s in separation_series()}
     for T in (1, 2, 3):
         assert ("C5", T, None, True) in labels
     for r in (1, 2, 3):
         assert ("C6-coupled", 8, r, True) in labels and ("C6-decoupled", 8, r, True) in labels
-    assert {s.T for s in plan() if s.name == "C2"} == {4, 16, 64}
-    for s in plan(quick=True):
+    assert {s.T for s in separation_series() if s.name == "C2"} == {4, 16, 64}
+    for s in separation_series(quick=True):
         assert len(s.eps) >= 4
 
 
@@ -45,7 +45,7 @@ def test_cli_registers_separation():
 
 
 def test_plan_has_c8_at_several_T_beside_c5_on_the_same_task():
-    full = {(s.name, s.T, s.figure, s.options.get("target")) for s in plan()}
+    full = {(s.name, s.T, s.figure, s.options.get("target")) for s in separation_series()}
     assert {T for n, T, fig, _ in full if n == "C8" and fig == "topk"} == {4, 16, 64}
     assert ("C5", 3, "topk", "top2-mean") in full
-    assert len({s.T for s in plan(quick=True) if s.name == "C8"}) >= 2
+    assert len({s.T for s in separation_series(quick=True) if s.name == "C8"}) >= 2

@@ -16,7 +16,7 @@ use_float64()
 from infoflow_jax.catalog import catalog  # noqa: E402
 from infoflow_jax.core.fast_model import apply_fast, fast_plan, same_shape_plans  # noqa: E402
 from infoflow_jax.core.model import apply  # noqa: E402
-from infoflow_jax.sweep import buckets as bk  # noqa: E402
+from infoflow_jax.sweep import buckets  # noqa: E402
 from infoflow_jax.sweep import engine  # noqa: E402
 from infoflow_jax.sweep.spec import parse_spec  # noqa: E402
 
@@ -25,8 +25,8 @@ REG = catalog()
 
 def test_plans_padded_to_one_shape_keep_each_function_and_gradient():
     builds = [REG["C2"].build(8, e) for e in (1e-1, 1e-2)] + [REG["C2"].build(8, 1e-2, mutant="psi-knot-dropped")]
-    fam = bk.join([b.compiled.model.cfg for b in builds])
-    plans = same_shape_plans([fast_plan(*bk.pad_state(b, fam)) for b in builds])
+    fam = buckets.join([b.compiled.model.cfg for b in builds])
+    plans = same_shape_plans([fast_plan(*buckets.pad_state(b, fam)) for b in builds])
     assert len({jax.tree_util.tree_structure(p) for p in plans}) == 1
     assert len({tuple(x.shape for x in jax.tree_util.tree_leaves(p)) for p in plans}) == 1
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *plans)

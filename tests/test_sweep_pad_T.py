@@ -16,12 +16,12 @@ use_float64()
 from infoflow_jax.catalog import catalog  # noqa: E402
 from infoflow_jax.core.domains import Cube, Margin, TopSetMargin  # noqa: E402
 from infoflow_jax.core.model import apply  # noqa: E402
-from infoflow_jax.sweep import buckets as bk  # noqa: E402
+from infoflow_jax.sweep import buckets  # noqa: E402
 from infoflow_jax.sweep.engine import run_sweep  # noqa: E402
 from infoflow_jax.sweep.spec import parse_spec  # noqa: E402
 from infoflow_jax.verification.construction import error_function  # noqa: E402
 from infoflow_jax.verification.padding import (PaddedDomain, fillers, padded_error_function,  # noqa: E402
-                                               paddable, with_mask)
+                                               T_paddable, with_mask)
 
 REG = catalog()
 T_PAD = 16
@@ -83,20 +83,20 @@ def test_positional_and_user_families_are_not_paddable():
     from infoflow_jax.core.tasks import FunctionTask
 
     c4 = REG["C4"].build(4, 1e-1, k=2)
-    assert not paddable(c4.task, c4.compiled.model.cfg)  # one-hot positions: the position is read
+    assert not T_paddable(c4.task, c4.compiled.model.cfg)  # one-hot positions: the position is read
     c1 = REG["C1"].build(4, 1e-1)
-    assert paddable(c1.task, c1.compiled.model.cfg)
-    assert not paddable(FunctionTask(T=4, fn=lambda X: X[..., 0, 0]), c1.compiled.model.cfg)
+    assert T_paddable(c1.task, c1.compiled.model.cfg)
+    assert not T_paddable(FunctionTask(T=4, fn=lambda X: X[..., 0, 0]), c1.compiled.model.cfg)
 
 
 def test_plan_T_merges_a_cheap_family_and_keeps_an_expensive_one_apart():
     cheap = REG["C1"].build(4, 1e-1).compiled.model.cfg
     wide = REG["C2"].build(4, 1e-3).compiled.model.cfg
-    merged = bk.plan_T([(4, cheap, 3e3), (16, cheap, 3e3), (64, cheap, 3e3)])
+    merged = buckets.plan_T([(4, cheap, 3e3), (16, cheap, 3e3), (64, cheap, 3e3)])
     assert set(merged.values()) == {64}
-    apart = bk.plan_T([(4, wide, 1e4), (16, wide, 1e4), (64, wide, 1e4)])
+    apart = buckets.plan_T([(4, wide, 1e4), (16, wide, 1e4), (64, wide, 1e4)])
     assert apart == {4: 4, 16: 16, 64: 64}
-    assert set(bk.plan_T([(4, wide, 1e4), (64, wide, 1e4)], policy="family").values()) == {64}
+    assert set(buckets.plan_T([(4, wide, 1e4), (64, wide, 1e4)], policy="family").values()) == {64}
 
 
 SPEC = {

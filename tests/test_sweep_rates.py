@@ -62,7 +62,7 @@ def test_mutants_are_left_out_of_rate_fits():
     assert row.err_ok
 
 
-def test_expected_exponent_read_from_spec_attribute_else_table():
+def test_expected_exponent_read_from_the_registry_else_the_catalog():
     class Spec:
         expected_exponent = staticmethod(lambda T, k: T)
 
@@ -92,3 +92,17 @@ def test_report_hands_training_folder_to_training_report(tmp_path, monkeypatch):
     monkeypatch.setattr(tr, "write_training_report", lambda d: seen.append(d) or (tmp_path / "report_train.md"))
     write_report(tmp_path)
     assert seen == [tmp_path]
+
+
+def test_one_eligibility_rule_for_both_fits():
+    """``infoflow report`` fits measured real rows; ``predict --against`` also keeps formula-only
+    rows (their parameter count is the point); neither uses a mutant or a row without ε."""
+    from infoflow_jax.core.rates import fit_eligible
+
+    row = _records()[0]
+    formula_only = dict(row, measured=False, err_estimate=None)
+    assert fit_eligible(row) and fit_eligible(row, measured_only=False)
+    assert not fit_eligible(formula_only) and fit_eligible(formula_only, measured_only=False)
+    for bad in (dict(row, mutant="knot-dropped"), dict(row, eps=None), dict(row, params_theorem=0)):
+        assert not fit_eligible(bad) and not fit_eligible(bad, measured_only=False)
+    assert not fit_eligible(dict(row, err_estimate=math.inf))

@@ -4,7 +4,8 @@ import numpy as np
 
 from infoflow_jax.catalog import lookup
 from infoflow_jax.core.precision import use_float64
-from infoflow_jax.verification.probes import (_screened, key_gaps, predict_np, structural_probes, tie_scales,
+from infoflow_jax.core.numpy_forward import predict_np
+from infoflow_jax.verification.probes import (screened, key_gaps, structural_probes, tie_scales,
                                               tied_block_candidates, worst_tie_gap)
 
 use_float64()
@@ -31,7 +32,7 @@ def test_screening_keeps_the_largest_errors():
     built = lookup("C3").build(4, 0.1, k=2)
     rng = np.random.default_rng(0)
     X = np.asarray(built.task.domain.retract(tied_block_candidates(4, 1, tie_scales(built), rng, 512)))
-    kept = _screened(built, X, rng, 32)
+    kept = screened(built, X, rng, 32)
     e_all = np.sort(np.unique(_err(built, X)))[::-1]
     assert np.min(_err(built, kept)) >= e_all[min(31, e_all.size - 1)] - 1e-12
 

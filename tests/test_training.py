@@ -9,13 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from infoflow_jax.core import tasks as core_tasks
 from infoflow_jax.core.model import apply
 from infoflow_jax.training import harness as training
 from infoflow_jax.training import report as tr
 from infoflow_jax.core.errors import InputError
-from infoflow_jax.training.harness import (TrainResult, load_checkpoint, make_task, read_records,
+from infoflow_jax.training.harness import (TrainResult, load_checkpoint, make_task,
                                    run_protocol, save_checkpoint, train_one)
-from infoflow_jax.training.spec import TrainConfig, parse_spec
+from infoflow_jax.training.spec import TrainConfig, parse_train_spec
+from infoflow_jax.verification.store import MANIFEST, TRAIN_RESULTS, read_jsonl
 
 TINY = TrainConfig(task="T1", T=4, L=1, W=16, E=8, seed=0, steps=300, batch=64, warmup=20,
                    eval_every=100, eval_samples=256, patience=100)
@@ -72,28 +74,28 @@ def _fake_train(cfg, *, checkpoint_path=None, sup_error=True, log=None):
 
 def test_rerun_after_truncated_last_line_completes_spec_without_duplicates(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "train_one", _fake_train)
-    spec = parse_spec(SPEC2)
+    spec = parse_train_spec(SPEC2)
     run_protocol(spec, tmp_path, progress=False, checkpoints=False)
-    path = tmp_path / training.RECORDS_FILE
+    path = tmp_path / TRAIN_RESULTS
     data = path.read_bytes()
     last_start = data.rstrip(b"\n").rfind(b"\n") + 1
     path.write_bytes(data[: last_start + (len(data) - last_start) // 2])  # killed mid-write
-    assert len(read_records(path)) == 1
+    assert len(read_jsonl(path)) == 1
     run_protocol(spec, tmp_path, progress=False, checkpoints=False)
-    hashes = [r["config_hash"] for r in read_records(path)]
+    hashes = [r["config_hash"] for r in read_jsonl(path)]
     assert len(hashes) == len(set(hashes)) == 2
     assert set(hashes) == {c.config_hash() for c in spec.configs}
 
 
 def test_rerun_into_same_dir_trains_nothing_already_recorded(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "train_one", _fake_train)
-    spec = parse_spec(SPEC2)
+    spec = parse_train_spec(SPEC2)
     run_protocol(spec, tmp_path, progress=False, checkpoints=False)
     calls = []
     monkeypatch.setattr(training, "train_one", lambda cfg, **kw: calls.append(cfg))
     run_protocol(spec, tmp_path, progress=False, checkpoints=False)
     assert calls == []
-    manifest = json.loads((tmp_path / training.MANIFEST_FILE).read_text())
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert manifest["kind"] == "train"
 
 
@@ -101,11 +103,11 @@ def test_corrupt_line_before_the_last_is_an_error_not_a_truncation(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_text('{"a": 1}\n{"broken\n{"b": 2}\n')
     with pytest.raises(InputError):
-        read_records(path)
+        read_jsonl(path)
 
 
 def test_spec_grid_expands_to_the_product_of_its_lists():
-    spec = parse_spec({"grid": [{"task": "T3", "k": 2, "gamma": 0.05, "L": [1, 2], "T": [4, 8],
+    spec = parse_train_spec({"grid": [{"task": "T3", "k": 2, "gamma": 0.05, "L": [1, 2], "T": [4, 8],
                                  "W": [8, 32, 128]}], "defaults": {"seeds": [0, 1]}})
     assert len(spec.configs) == 2 * 2 * 3 * 2
     assert len({c.config_hash() for c in spec.configs}) == len(spec.configs)
@@ -113,11 +115,11 @@ def test_spec_grid_expands_to_the_product_of_its_lists():
 
 def test_spec_with_unknown_key_is_rejected_naming_the_key():
     with pytest.raises(InputError, match="widht"):
-        parse_spec({"grid": [{"task": "T1", "L": 1, "T": 4, "W": 8, "widht": 3}]})
+        parse_train_spec({"grid": [{"task": "T1", "L": 1, "T": 4, "W": 8, "widht": 3}]})
 
 
 def test_make_task_names_the_missing_class_for_T4(monkeypatch):
-    monkeypatch.delattr(training._tasks, "CoupledTopR", raising=False)
+    monkeypatch.delattr(core_tasks, "CoupledTopR", raising=False)
     with pytest.raises(InputError, match="CoupledTopR"):
         make_task("T4", 8, r=2, gamma=0.05)
 

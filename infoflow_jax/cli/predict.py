@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from infoflow_jax.core.errors import InputError
-from infoflow_jax.infoflow.against import compare_results, format_comparison, load_results
+from infoflow_jax.infoflow.against import compare_results, format_comparison
+from infoflow_jax.verification.store import RESULTS, TRAIN_RESULTS, read_results
 from infoflow_jax.infoflow.tasks import TASKS, build_task, resolve_task_id
 
 __all__ = ["add_parser", "run", "main"]
@@ -71,7 +72,7 @@ def _grid(args) -> tuple[str, list[dict[str, Any]]]:
     task_id = resolve_task_id(args.task)
     spec = TASKS[task_id]
     axes = {n: _int_list(n, getattr(args, n)) for n in ("L", "h", "T", "d")}
-    params = {n: (_int_list(n, getattr(args, n)) if n in spec.params else [None])
+    params = {n: (_int_list(n, getattr(args, n)) if n in spec.hyperparams else [None])
               for n in ("k", "r", "D")}
     points = []
     for L, h, T, d, k, r, D in itertools.product(axes["L"], axes["h"], axes["T"], axes["d"],
@@ -120,20 +121,18 @@ def _table(plans) -> str:
 def run(args) -> int:
     """Run ``infoflow predict``; returns the exit status."""
     try:
-        if args.against and (Path(args.against) / "train.jsonl").is_file() \
-                and not (Path(args.against) / "results.jsonl").is_file():
+        if args.against and (Path(args.against) / TRAIN_RESULTS).is_file() \
+                and not (Path(args.against) / RESULTS).is_file():
             # a trained-network run of the papers' protocol: measurement beside prediction
             from infoflow_jax.training.paper_report import format_summary, summarize
-            from infoflow_jax.training.harness import read_records
-
-            rows = summarize(read_records(Path(args.against) / "train.jsonl"))
+            rows = summarize(read_results(args.against, TRAIN_RESULTS))
             if not rows:
                 raise InputError("--against", args.against,
                                  "a directory with results.jsonl or a papers' train.jsonl")
             print(format_summary(rows))
             return 0
         if args.against:
-            comparisons, skipped = compare_results(load_results(args.against))
+            comparisons, skipped = compare_results(read_results(args.against, argument="--against"))
             print(format_comparison(comparisons, skipped))
             if not comparisons:
                 print("infoflow predict: no group with >= 4 distinct eps to compare",

@@ -22,10 +22,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from infoflow_jax.sweep.separation import all_ok, run as run_sweep, table
+    from infoflow_jax.sweep.separation import all_ok, run_separation, table
 
     print(f"infoflow separation → {args.out}{' (quick)' if args.quick else ''}")
-    rows, fits = run_sweep(Path(args.out), quick=args.quick)
+    rows, fits = run_separation(Path(args.out), quick=args.quick)
     print(table(fits))
     print(f"wrote {Path(args.out) / 'separation.jsonl'}, depth_separation.png/pdf, coupled_vs_decoupled.png/pdf, soft_top_k.png/pdf")
     return 0 if all_ok(fits) else 1

@@ -38,13 +38,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from infoflow_jax.training.harness import run_protocol
-    from infoflow_jax.training.spec import load_spec
+    from infoflow_jax.training.spec import load_train_spec
 
     from infoflow_jax.cli.train_papers import is_paper_spec_file, run_papers
 
     if is_paper_spec_file(args.spec):  # kind = "papers": the papers' protocol (issue 12)
         return run_papers(args)
-    spec = load_spec(args.spec)  # InputError → one line + status 2 (infoflow_jax.cli.app / main below)
+    spec = load_train_spec(args.spec)  # InputError → one line + status 2 (infoflow_jax.cli.app / main below)
     from infoflow_jax.cli.train_papers import list_or_check
 
     if list_or_check(spec, args):

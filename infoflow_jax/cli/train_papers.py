@@ -8,24 +8,16 @@ InfoFlow planner's prediction beside it (:mod:`infoflow_jax.training.paper_repor
 from __future__ import annotations
 
 import time
-import tomllib
-from pathlib import Path
 
 from infoflow_jax.core.errors import InputError
+from infoflow_jax.verification.store import spec_kind
 
 __all__ = ["is_paper_spec_file", "run_papers"]
 
 
 def is_paper_spec_file(path) -> bool:
     """True if ``path`` is a readable TOML file whose top level says ``kind = "papers"``."""
-    p = Path(path)
-    if not p.is_file():
-        return False
-    try:
-        with p.open("rb") as fh:
-            return tomllib.load(fh).get("kind") == "papers"
-    except (tomllib.TOMLDecodeError, OSError):
-        return False  # the ordinary loader reports the error
+    return spec_kind(path) == "papers"  # an unreadable file: False, the ordinary loader reports it
 
 
 def list_or_check(spec, args) -> bool:

@@ -268,15 +268,15 @@ def check_inputs_fit(rows: list[Row], budget, memory: int | None = None) -> None
     """Refuse up front a lemma row's T whose sampled inputs alone cannot fit in memory (before anything
     is built). A construction's row is not refused here: where its falsifier cannot fit, verify skips
     it, saying why, and the row's verdict rests on the proof check (T-independent)."""
-    from infoflow_jax.verification import memory as mem
+    from infoflow_jax.verification.memory import bytes_per_input, check_fits, fixed_input_bytes, memory_budget
 
-    plan = mem.memory_budget(memory)
+    plan = memory_budget(memory)
     for T in sorted({r.T for r in rows if r.lemma}, reverse=True):
-        mem.check_fits(T=T, eps=None, per_input=mem.bytes_per_input(None, T),
-                       fixed=mem.fixed_input_bytes(T, 1, budget.samples, 2), budget=plan)
+        check_fits(T=T, eps=None, per_input=bytes_per_input(None, T),
+                   fixed=fixed_input_bytes(T, 1, budget.samples, 2), budget=plan)
 
 
-def _budget(quick: bool):
+def estimator_budget(quick: bool):
     from infoflow_jax.verification.estimators import DEFAULT_BUDGET, QUICK_BUDGET
 
     return QUICK_BUDGET if quick else DEFAULT_BUDGET
@@ -431,7 +431,7 @@ def _family(row: Row) -> tuple:
     return row.spec.name, row.T, row.k
 
 
-def _groups(rows: list[Row]) -> list[list[Row]]:
+def family_groups(rows: list[Row]) -> list[list[Row]]:
     """The rows of one family (:func:`_family`: a configuration, its other ε and β, and their
     mutants), in plan order, stay together, so that they run in one process and share its
     compiled programs (a worker would compile a family's program again)."""
@@ -541,7 +541,7 @@ def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory
 
     budget_kw = asdict(budget)
     worker_phases = {} if worker_phases is None else worker_phases
-    groups = _groups(rows)
+    groups = family_groups(rows)
     pool = pool or start_workers(jobs)
     try:
         pending = {pool.submit(_run_group, [(source(r.spec), r.T, r.eps, r.k, r.beta, r.mutant) for r in g],
@@ -635,9 +635,9 @@ def run(args) -> int:
         if args.list:
             return list_specs(specs, args.json)
         rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
-        budget = _budget(args.quick)
+        budget = estimator_budget(args.quick)
         check_inputs_fit(rows, budget, memory)
-        jobs = min(jobs, len(_groups(rows)))
+        jobs = min(jobs, len(family_groups(rows)))
 
         out = None
         if args.out is not None:

@@ -13,11 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infoflow_jax.core.errors import InputError, check_int_range
-
-
-def array_module(X):
-    """``numpy`` for a NumPy array (the verifier's draws: no compilation), else ``jax.numpy``."""
-    return np if isinstance(X, np.ndarray) else jnp
+from infoflow_jax.core.functions import array_module
 
 
 def top_k_indices(x: np.ndarray, k: int) -> np.ndarray:
@@ -78,7 +74,7 @@ class Margin:
         xp = array_module(X)
         X = xp.clip(X, 0.0, 1.0)
         x = X[..., 0]
-        k, g = self.k, self.gamma
+        k = self.k
         if xp is np and x.shape[-1] > k:  # the same map without sorting the rest: each of them is min(x, top_k)
             idx = top_k_indices(x, k)
             top = self._lifted(np, np.take_along_axis(x, idx, axis=-1))

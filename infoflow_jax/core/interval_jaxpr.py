@@ -408,24 +408,14 @@ def _reduce_sum(p, x, out_dtype):
                     nonpos=jnp.all(x.hi <= 0, axis=axes))
 
 
-def _reduce_max(p, x, out_dtype):
-    axes = tuple(p["axes"])
-    return Box(jnp.max(x.lo, axis=axes), jnp.max(x.hi, axis=axes))
+def _reduce_by(fn):
+    """The rule of a monotone reduction (max, min, all, any): applied to each end (exact)."""
 
+    def rule(p, x, out_dtype):
+        axes = tuple(p["axes"])
+        return Box(fn(x.lo, axis=axes), fn(x.hi, axis=axes))
 
-def _reduce_min(p, x, out_dtype):
-    axes = tuple(p["axes"])
-    return Box(jnp.min(x.lo, axis=axes), jnp.min(x.hi, axis=axes))
-
-
-def _reduce_and(p, x, out_dtype):
-    axes = tuple(p["axes"])
-    return Box(jnp.all(x.lo, axis=axes), jnp.all(x.hi, axis=axes))
-
-
-def _reduce_or(p, x, out_dtype):
-    axes = tuple(p["axes"])
-    return Box(jnp.any(x.lo, axis=axes), jnp.any(x.hi, axis=axes))
+    return rule
 
 
 def _reduce_prod(p, x, out_dtype):
@@ -620,7 +610,7 @@ def _identity(p, *xs, out_dtype):
 
 
 # ----------------------------------------------------------------------------- the rule table
-_RULES: dict[str, Callable] = {
+RULES: dict[str, Callable] = {
     "add": _add, "sub": _sub, "neg": _neg, "mul": _mul, "div": _div, "max": _max, "min": _min,
     "abs": _abs, "square": _square, "integer_pow": _integer_pow, "pow": _pow, "clamp": _clamp,
     "sqrt": _correctly_rounded_sqrt,
@@ -631,8 +621,8 @@ _RULES: dict[str, Callable] = {
     "rsqrt": _monotone("rsqrt", lax.rsqrt, increasing=False, at_or_below=0.0, sign="positive"),
     "sin": _periodic(jnp.sin, math.pi / 2, -math.pi / 2, "sin"),
     "cos": _periodic(jnp.cos, 0.0, math.pi, "cos"),
-    "reduce_sum": _reduce_sum, "reduce_max": _reduce_max, "reduce_min": _reduce_min,
-    "reduce_prod": _reduce_prod, "reduce_and": _reduce_and, "reduce_or": _reduce_or,
+    "reduce_sum": _reduce_sum, "reduce_max": _reduce_by(jnp.max), "reduce_min": _reduce_by(jnp.min),
+    "reduce_prod": _reduce_prod, "reduce_and": _reduce_by(jnp.all), "reduce_or": _reduce_by(jnp.any),
     "cumsum": _cumulative(lax.cumsum_p, True), "cummax": _cumulative(lax.cummax_p, False),
     "cummin": _cumulative(lax.cummin_p, False),
     "sort": _sort, "top_k": _top_k, "dot_general": _dot_general,
@@ -646,13 +636,13 @@ _RULES: dict[str, Callable] = {
 }
 # nondecreasing and exact in floats: applied to each end
 for _name in ("floor", "ceil", "round", "sign", "copy", "copy_p"):
-    _RULES[_name] = _moves()
+    RULES[_name] = _moves()
 for _name in ("broadcast_in_dim", "reshape", "squeeze", "expand_dims", "transpose", "slice", "rev",
               "concatenate", "stack", "split", "tile", "pad", "unstack", "sharding_constraint"):
-    _RULES[_name] = _moves()
-_RULES["gather"] = _moves(index_from=1)
-_RULES["dynamic_slice"] = _moves(index_from=1)
-_RULES["dynamic_update_slice"] = _moves(index_from=2)
+    RULES[_name] = _moves()
+RULES["gather"] = _moves(index_from=1)
+RULES["dynamic_slice"] = _moves(index_from=1)
+RULES["dynamic_update_slice"] = _moves(index_from=2)
 
 # operations that do no rounding: on constants they are evaluated exactly (the others through their rule)
 _EXACT_ON_CONSTANTS = frozenset({
@@ -672,7 +662,7 @@ _CALLS = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "core_ca
 
 def supported_primitives() -> frozenset:
     """Names of the primitives with an interval rule (plus the calls and cond, interpreted recursively)."""
-    return frozenset(_RULES) | frozenset(_CALLS) | {"cond", "iota"}
+    return frozenset(RULES) | frozenset(_CALLS) | {"cond", "iota"}
 
 
 # ----------------------------------------------------------------------------- the interpreter
@@ -745,7 +735,7 @@ def _apply(eqn, ins):
         vals = eqn.primitive.bind(*[b.lo for b in ins], **eqn.params)
         vals = vals if eqn.primitive.multiple_results else [vals]
         return [Box(*_snap_subnormal(v, v)) if _is_float(v.dtype) else Box.const(v) for v in vals]
-    rule = _RULES.get(name)
+    rule = RULES.get(name)
     if rule is None:
         raise refusal(name)
     kw = {"out_dtype": out_dtypes[0]}

@@ -85,28 +85,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-try:  # the shared layer types (the lead's module); identical minimal definitions otherwise
-    from infoflow_jax.core.relu_net import Dense, Grouped
-except ImportError:  # pragma: no cover - only when relu_net is absent
-
-    @dataclass(frozen=True, eq=False)
-    class Dense:  # type: ignore[no-redef]
-        W: np.ndarray  # (n_in, n_out)
-        b: np.ndarray  # (n_out,)
-
-    @dataclass(frozen=True, eq=False)
-    class Grouped:  # type: ignore[no-redef]
-        W: np.ndarray  # (G, g_in, g_out)
-        b: np.ndarray  # (G, g_out)
-
-
-Layer = Union[Dense, Grouped]
+from infoflow_jax.core.errors import check_int_range
+from infoflow_jax.core.relu_net import Dense, Grouped, relu_net_apply
 
 __all__ = [
     "Dense",
@@ -120,83 +106,21 @@ __all__ = [
     "kuhn_hat",
     "kuhn_interpolate",
     "kuhn_vertices",
-    "relu_net_apply",
 ]
 
 _MAX_DEFAULT_SPLIT = 2  # keeps the depth at ⌈log₂ D⌉ + O(1)
 
 
 # --------------------------------------------------------------------------- #
-# Generic ReLU-network evaluation
-# --------------------------------------------------------------------------- #
-def _forward(params, z):
-    hi = jax.lax.Precision.HIGHEST
-    last = len(params) - 1
-    for i, (W, b) in enumerate(params):
-        if W.ndim == 3:
-            G, g_in, g_out = W.shape
-            zg = z.reshape(z.shape[:-1] + (G, g_in))
-            z = (jnp.einsum("...gi,gio->...go", zg, W, precision=hi) + b).reshape(
-                z.shape[:-1] + (G * g_out,)
-            )
-        else:
-            z = jnp.matmul(z, W, precision=hi) + b
-        if i < last:
-            z = jax.nn.relu(z)
-    return z
-
-
-def relu_net_apply(layers: Sequence[Layer], x, *, chunk: Optional[int] = None):
-    """Evaluate a Dense/Grouped ReLU network on x of shape (..., n_in) → (..., n_out).
-
-    ReLU after every layer but the last. A layer whose W is 3-D is treated as
-    Grouped (so layer classes from either module work). Computes in x's float
-    dtype (float32 if x is an integer array and x64 is off); matmuls at HIGHEST
-    precision (no TF32 on GPUs). jit / vmap / grad friendly; the weights enter
-    a jitted kernel as arguments, so networks of equal shapes share one compile.
-
-    ``chunk``: evaluate the flattened batch in chunks of this many points
-    (``lax.map``), bounding activation memory at chunk × (widest layer): the
-    L4 decoder's hidden width is ≈ 5·(n+1)^D, i.e. 5 MB per point at D=3, n=50.
-    """
-    x = jnp.asarray(x)
-    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
-    params = [(jnp.asarray(l.W, dtype=dtype), jnp.asarray(l.b, dtype=dtype)) for l in layers]
-    if chunk is not None:
-        chunk = _check_int("chunk", chunk, 1)
-    return _apply_jit(params, x.astype(dtype), chunk)
-
-
-@partial(jax.jit, static_argnames=("chunk",))
-def _apply_jit(params, z, chunk):
-    if chunk is None:
-        return _forward(params, z)
-    batch = z.shape[:-1]
-    flat = z.reshape(-1, z.shape[-1])
-    B = flat.shape[0]
-    pad = (-B) % chunk
-    flat = jnp.concatenate([flat, jnp.zeros((pad, flat.shape[1]), flat.dtype)], axis=0)
-    out = jax.lax.map(lambda c: _forward(params, c), flat.reshape(-1, chunk, flat.shape[1]))
-    out = out.reshape(-1, out.shape[-1])[:B]
-    return out.reshape(batch + (out.shape[-1],))
-
-
-# --------------------------------------------------------------------------- #
 # Error constant
 # --------------------------------------------------------------------------- #
-def _check_int(name: str, value, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} = {value!r} is out of range: must be an integer >= {lo}")
-    return int(value)
-
-
 def kuhn_error_constant(D: int) -> float:
     """Exact worst-case constant C_D: sup_{G L-Lip in ‖·‖_∞} ‖I_G − G‖_∞ = C_D·L/n.
 
     C_D = (3D+1)/(4(D+1)) for odd D, D(3D+10)/(4(D²+4D+2)) for even D; C_D < 3/4.
     Proof sketch in the module docstring.
     """
-    D = _check_int("D", D, 1)
+    D = check_int_range("D", D, 1)
     if D % 2:
         return (3 * D + 1) / (4 * (D + 1))
     return D * (3 * D + 10) / (4 * (D * D + 4 * D + 2))
@@ -206,7 +130,7 @@ def kuhn_worst_case_point(D: int) -> np.ndarray:
     """Local coordinates f* ∈ [0,1]^D (sorted descending, so in the simplex σ = id)
     where Σ_k λ_k ‖w_k − f*‖_∞ = C_D: for G(y) = ‖y − x*‖_∞ with
     x* = (base + f*)/n, |I_G(x*) − G(x*)| = C_D/n exactly."""
-    D = _check_int("D", D, 1)
+    D = check_int_range("D", D, 1)
     J2 = (D + 1) // 2
     J1 = D + 1 - J2
     a = 0.5 if J1 == J2 else (1 + 1 / J1) / (2 + 1 / J1 + 1 / J2)
@@ -226,8 +150,8 @@ def kuhn_hat(y):
 
 def kuhn_vertices(D: int, n: int) -> np.ndarray:
     """The (n+1)^D grid vertices in C order, shape (V, D), entries in {0, 1/n, …, 1}."""
-    D = _check_int("D", D, 1)
-    n = _check_int("n", n, 1)
+    D = check_int_range("D", D, 1)
+    n = check_int_range("n", n, 1)
     return np.indices((n + 1,) * D).reshape(D, -1).T / n
 
 
@@ -238,7 +162,7 @@ def kuhn_interpolate(grid_values, x, n: int):
     clipped into [0,1]^D; the simplex is located by sorting the fractional
     parts f (descending), weights λ_k = f_σ(k) − f_σ(k+1).
     """
-    n = _check_int("n", n, 1)
+    n = check_int_range("n", n, 1)
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
@@ -347,8 +271,8 @@ def kuhn_param_formula(D: int, n: int, split: Optional[int] = None, out_dim: int
                + V·(h + 1)                   hat layer
       + V·k + k                              output (k = out_dim)
     """
-    D = _check_int("D", D, 1)
-    n = _check_int("n", n, 1)
+    D = check_int_range("D", D, 1)
+    n = check_int_range("n", n, 1)
     m = kuhn_default_split(D, n) if split is None else _check_split(split, D)
     K = D - m
     P, C = (n + 1) ** K, (n + 1) ** m
@@ -374,8 +298,8 @@ def _check_split(split, D: int) -> int:
 
 def kuhn_default_split(D: int, n: int) -> int:
     """The split m ∈ {0, …, min(D−1, 2)} with the fewest dense parameters (ties: smaller m)."""
-    D = _check_int("D", D, 1)
-    n = _check_int("n", n, 1)
+    D = check_int_range("D", D, 1)
+    n = check_int_range("n", n, 1)
     cands = range(min(D - 1, _MAX_DEFAULT_SPLIT) + 1)
     return min(cands, key=lambda m: (kuhn_param_formula(D, n, m), m))
 
@@ -437,11 +361,11 @@ class KuhnDecoder:
 
     def apply(self, x, *, chunk: Optional[int] = None):
         """Raw network output (..., k)."""
-        return relu_net_apply(self.layers, x, chunk=chunk)
+        return relu_net_apply(self.layers, x, precision=jax.lax.Precision.HIGHEST, chunk=chunk)
 
     def __call__(self, x, *, chunk: Optional[int] = None):
         """Network output: (...,) for scalar vertex values, (..., k) otherwise."""
-        y = relu_net_apply(self.layers, x, chunk=chunk)
+        y = relu_net_apply(self.layers, x, precision=jax.lax.Precision.HIGHEST, chunk=chunk)
         return y[..., 0] if self.scalar else y
 
 
@@ -480,8 +404,8 @@ def kuhn_decoder(
     see the module docstring (default: ``kuhn_default_split``). Construction is
     vectorised over vertices (numpy); memory ≈ 8 bytes × params_dense.
     """
-    D = _check_int("D", D, 1)
-    n = _check_int("n", n, 1)
+    D = check_int_range("D", D, 1)
+    n = check_int_range("n", n, 1)
     m = kuhn_default_split(D, n) if split is None else _check_split(split, D)
     values, scalar = _vertex_values(G_values_or_callable, D, n)
     K = D - m

@@ -99,6 +99,13 @@ def margin_weight_defect(T: int, beta: float, gamma: float) -> float:
     return 2.0 * (T - 1) * math.exp(-beta * gamma)
 
 
+def margin_weight_defect_attained(T: int, beta: float, gamma: float) -> float:
+    """L2's defect where it is attained: every other score exactly γ below the top, so
+    ‖softmax(βa) − e_{s*}‖₁ = 2q/(1 + q) with q = (T−1)e^{−βγ} (≤ :func:`margin_weight_defect`)."""
+    q = 0.5 * margin_weight_defect(T, beta, gamma)
+    return 2 * q / (1 + q)
+
+
 def margin_retrieval_error(T: int, beta: float, gamma: float, value_range: float = 1.0) -> float:
     """L2: a retrieved value of range D is off by at most (T−1)e^{−βγ}·D."""
     return 0.5 * margin_weight_defect(T, beta, gamma) * value_range

@@ -103,15 +103,16 @@ class TFConfig:
                         positional=positional, max_T=max_T)
 
 
-def positional_features(kind: str, T: int, max_T: int, n_freq: int, dtype):
-    """φ_pos(s) for s = 1..T, shape (T, n_pos)."""
+def positional_features(kind: str, T: int, max_T: int, n_freq: int, dtype, xp=jnp):
+    """φ_pos(s) for s = 1..T, shape (T, n_pos); ``xp`` the array module (``numpy`` for the host
+    forward, :mod:`infoflow_jax.core.numpy_forward`)."""
     if kind == "none":
-        return jnp.zeros((T, 0), dtype)
+        return xp.zeros((T, 0), dtype)
     if kind == "onehot":
-        return jnp.eye(T, max_T, dtype=dtype)
-    s = jnp.arange(1, T + 1, dtype=dtype)[:, None]
-    freqs = jnp.pi * 2.0 ** jnp.arange(n_freq, dtype=dtype)[None, :] / max(max_T, 1)
-    return jnp.concatenate([jnp.sin(s * freqs), jnp.cos(s * freqs)], axis=-1)
+        return xp.eye(T, max_T, dtype=dtype)
+    s = xp.arange(1, T + 1, dtype=dtype)[:, None]
+    freqs = xp.pi * 2.0 ** xp.arange(n_freq, dtype=dtype)[None, :] / max(max_T, 1)
+    return xp.concatenate([xp.sin(s * freqs), xp.cos(s * freqs)], axis=-1)
 
 
 def _zeros(shape, dtype):

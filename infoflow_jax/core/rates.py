@@ -3,6 +3,8 @@
 * :func:`fit_slope` — least-squares line y ≈ a + b·x with a two-sided Student-t
   interval for b (n − 2 degrees of freedom).
 * :func:`fit_exponent` — the parameter exponent: slope of log(params) on log(1/ε).
+* :func:`fit_eligible` — which rows of a results file a fit may use (``infoflow report``'s rate
+  table and ``infoflow predict --against`` alike).
 * :func:`exponent_agrees` — a fitted exponent agrees with a predicted b when b
   lies in the interval or within ±0.15·max(1, b) of the slope.
 
@@ -23,6 +25,7 @@ import numpy as np
 
 TOLERANCE = 0.15
 LEVEL = 0.95
+MIN_DISTINCT_EPS = 4  # THEORY §6: a fit needs at least 4 values of ε
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,28 @@ class Fit:
         if expected is None or not math.isfinite(self.slope):
             return None
         return exponent_agrees(expected, self.slope, self.lo, self.hi, tol)
+
+
+def _positive(row: dict, key: str) -> bool:
+    try:
+        return float(row[key]) > 0
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def fit_eligible(row: dict, *, measured_only: bool = True) -> bool:
+    """Whether a results row may enter a rate fit: a real row (no ``mutant``: mutants are negative
+    controls) with ε > 0 and ``params_theorem`` > 0; with ``measured_only`` (the error-vs-parameter
+    fits of ``infoflow report``), also measured (not a formula-only row, ``measured: false``) with
+    a finite ``err_estimate``. ``measured_only=False`` keeps formula-only rows: the parameter
+    exponent needs only ε and the count (``infoflow predict --against``: the C5 memorizer
+    beyond what fits in memory)."""
+    if row.get("mutant") is not None or not (_positive(row, "eps") and _positive(row, "params_theorem")):
+        return False
+    if not measured_only:
+        return True
+    err = row.get("err_estimate")
+    return bool(row.get("measured", True)) and err is not None and math.isfinite(float(err))
 
 
 def exponent_agrees(expected: float, slope: float, lo: float, hi: float, tol: float = TOLERANCE) -> bool:

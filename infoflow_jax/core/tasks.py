@@ -91,7 +91,7 @@ class Task:
     def target(self, X):
         raise NotImplementedError
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         """Task parameters for result records (k, r, D, γ; None where unused)."""
         return {"k": None, "r": None, "D": None, "gamma": None}
 
@@ -163,7 +163,7 @@ class KthLargest(Task):
     def target(self, X):
         return self.F(kth_largest(X, self.k))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"k": self.k, "r": None, "D": None, "gamma": self.gamma}
 
 
@@ -233,7 +233,7 @@ class CoupledTopR(Task):
     def target(self, X):
         return self.G(largest(X, self.r))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"k": None, "r": self.r, "D": None, "gamma": self.gamma}
 
 
@@ -270,7 +270,7 @@ class DecoupledTopR(Task):
         top = largest(X, self.r)
         return sum(G(top[..., j]) for j, G in enumerate(self.Gs))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"k": None, "r": self.r, "D": None, "gamma": self.gamma}
 
 
@@ -353,7 +353,7 @@ class DRetrieval(Task):
     def target(self, X):
         return self.G(self.retrieved(X))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"k": None, "r": None, "D": self.D, "gamma": None}
 
 
@@ -475,5 +475,5 @@ class TopKMean(Task):
     def target(self, X):
         return self.F(top_k_mean(X, self.k, self.v))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"k": self.k, "r": None, "D": None, "gamma": self.gamma}

@@ -10,7 +10,7 @@ Quick use::
 Pure Python + numpy (+ matplotlib for figures, scipy for ``fit_exponent``).
 """
 
-from .graph import CLS, LOCAL_INPUT, TOKENS, Decode, GraphError, Retrieval, TaskBuilder, TaskGraph
+from .graph import CLS, LOCAL_INPUT, TOKENS, Decode, GraphError, Retrieve, TaskBuilder, TaskGraph
 from .infosets import InfoFlow, InfoItem, InfoSet, Transfer, format_flow, information_flow
 from .modes import (
     DECODE_COUPLED,
@@ -28,37 +28,35 @@ from .planner import Plan, Step, critical_path, min_schedule, needed_depth, plan
 from .tasks import (
     TASKS,
     build_task,
-    coupled_top_r,
-    d_retrieval,
-    decoupled_top_r,
-    kth_largest,
-    max_retrieval,
+    coupled_top_r_graph,
+    d_retrieval_graph,
+    decoupled_top_r_graph,
+    kth_largest_graph,
+    max_retrieval_graph,
     resolve_task_id,
-    two_hop,
+    two_hop_graph,
 )
 
 
-def plot_flow(*args, **kwargs):
-    """Lazy wrapper of :func:`infoflow_jax.infoflow.plot.plot_flow` (imports matplotlib)."""
-    from .plot import plot_flow as _plot_flow
-
-    return _plot_flow(*args, **kwargs)
+from infoflow_jax.core.rates import fit_exponent  # noqa: E402  (the one fit; re-exported)
 
 
-def fit_exponent(*args, **kwargs):
-    """Lazy wrapper of :func:`infoflow_jax.infoflow.against.fit_exponent`."""
-    from .against import fit_exponent as _fit
+def __getattr__(name):
+    """``plot_flow`` on first use: :func:`infoflow_jax.infoflow.plot.plot_flow` imports matplotlib."""
+    if name == "plot_flow":
+        from .plot import plot_flow
 
-    return _fit(*args, **kwargs)
+        return plot_flow
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "CLS", "LOCAL_INPUT", "TOKENS", "Decode", "GraphError", "Retrieval", "TaskBuilder",
+    "CLS", "LOCAL_INPUT", "TOKENS", "Decode", "GraphError", "Retrieve", "TaskBuilder",
     "TaskGraph", "InfoFlow", "InfoItem", "InfoSet", "Transfer", "format_flow",
     "information_flow", "DECODE_COUPLED", "DECODE_DECOUPLED", "KTH_RETRIEVAL_ONE_STEP",
     "MAX_RETRIEVAL", "MEMORIZATION_FORMULA", "MODES", "UNIFORM_AGGREGATION", "Mode",
     "evaluate_formula", "mode_table", "Plan", "Step", "critical_path", "min_schedule",
-    "needed_depth", "plan", "why_depth_fails", "TASKS", "build_task", "coupled_top_r",
-    "d_retrieval", "decoupled_top_r", "kth_largest", "max_retrieval", "resolve_task_id",
-    "two_hop", "plot_flow", "fit_exponent",
+    "needed_depth", "plan", "why_depth_fails", "TASKS", "build_task", "coupled_top_r_graph",
+    "d_retrieval_graph", "decoupled_top_r_graph", "kth_largest_graph", "max_retrieval_graph", "resolve_task_id",
+    "two_hop_graph", "plot_flow", "fit_exponent",
 ]

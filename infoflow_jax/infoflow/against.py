@@ -1,9 +1,11 @@
 """Compare InfoFlow predictions with exponents fitted from sweep results (THEORY §6).
 
-Input: ``DIR/results.jsonl``, one JSON object per line with at least
+Input: ``DIR/results.jsonl`` (read by :func:`~infoflow_jax.verification.store.read_results`), one
+JSON object per line with at least
 ``name, task, L, h, T, d, k, r, D, eps, params_theorem, mutant`` (and
-optionally ``measured``, ``passed``).  Mutant rows (``mutant`` not null) are
-negative controls and are left out.  Formula-only rows (``measured: false``,
+optionally ``measured``, ``passed``).  Which rows a fit may use is
+:func:`~infoflow_jax.core.rates.fit_eligible` (the rule of ``infoflow report`` too): mutant rows
+(``mutant`` not null) are negative controls and are left out.  Formula-only rows (``measured: false``,
 e.g. the C5 memorizer beyond what fits in memory) are kept -- they carry the
 memorizer's exponent, which is what the "T" cells are checked against -- and
 the group is marked ``formula``.
@@ -19,14 +21,12 @@ within ±0.15 of the slope.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from infoflow_jax.core.errors import InputError
+from infoflow_jax.core.rates import MIN_DISTINCT_EPS, TOLERANCE, exponent_agrees, fit_eligible, fit_exponent
 from .modes import MEMORIZATION_FORMULA, evaluate_formula
 from .planner import plan
 from .tasks import build_task
@@ -36,54 +36,22 @@ __all__ = [
     "MIN_DISTINCT_EPS",
     "GROUP_KEYS",
     "fit_exponent",
-    "load_results",
     "group_results",
     "GroupComparison",
     "compare_results",
     "format_comparison",
 ]
 
-AGREEMENT_TOLERANCE = 0.15
-MIN_DISTINCT_EPS = 4
+AGREEMENT_TOLERANCE = TOLERANCE  # the one agreement rule's tolerance (core/rates.py)
 GROUP_KEYS = ("name", "task", "L", "h", "T", "d", "k", "r", "D")
 
-
-from infoflow_jax.core.rates import exponent_agrees, fit_exponent  # noqa: E402  (one fit, one rule)
-
-
-def load_results(directory: str | Path) -> list[dict[str, Any]]:
-    """Read ``directory/results.jsonl``; InputError on a missing file or a bad line."""
-    path = Path(directory) / "results.jsonl"
-    if not path.is_file():
-        raise InputError("--against", str(directory), "a directory containing results.jsonl")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError("results.jsonl", f"line {lineno}", f"valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError("results.jsonl", f"line {lineno}", "a JSON object")
-        rows.append(row)
-    return rows
-
-
-def _usable(row: dict[str, Any]) -> bool:
-    if row.get("mutant") is not None:
-        return False
-    try:
-        return float(row["eps"]) > 0 and float(row["params_theorem"]) > 0
-    except (KeyError, TypeError, ValueError):
-        return False
 
 
 def group_results(rows: Iterable[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
     """Non-mutant rows with positive eps and params, grouped by :data:`GROUP_KEYS`."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        if _usable(row):
+        if fit_eligible(row, measured_only=False):
             key = tuple(row.get(k) for k in GROUP_KEYS)
             groups.setdefault(key, []).append(row)
     return groups

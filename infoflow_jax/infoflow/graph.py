@@ -43,7 +43,7 @@ __all__ = [
     "CLS",
     "TOKENS",
     "GraphError",
-    "Retrieval",
+    "Retrieve",
     "Decode",
     "Node",
     "TaskGraph",
@@ -86,7 +86,7 @@ def _sum_formula(dims: Iterable[str]) -> str:
 
 
 @dataclass(frozen=True)
-class Retrieval:
+class Retrieve:
     """``name = max_s q_s`` (or the rank-k score in one step if ``rank ≥ 2``).
 
     Attributes:
@@ -147,7 +147,7 @@ class Decode:
         return "decode-coupled" if self.coupled else "decode-decoupled"
 
 
-Node = Union[Retrieval, Decode]
+Node = Union[Retrieve, Decode]
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class TaskGraph:
         d: input dimension.
         nodes: retrieval and decode nodes; each refers only to earlier nodes.
         output: name of the output decode (computed at CLS).
-        params: task parameters as ``(("k", 3),)``; they are symbols in formulas.
+        hyperparams: task parameters as ``(("k", 3),)``; they are symbols in formulas.
         task_id: "T1".."T7" for shipped tasks, else None.
         description: the target H(X).
         fallback_note: extra text for the reason when no schedule fits.
@@ -169,7 +169,7 @@ class TaskGraph:
     d: int
     nodes: tuple[Node, ...]
     output: str
-    params: tuple[tuple[str, int], ...] = ()
+    hyperparams: tuple[tuple[str, int], ...] = ()
     task_id: str | None = None
     description: str = ""
     fallback_note: str = field(default="", compare=False)
@@ -181,13 +181,13 @@ class TaskGraph:
         for node in self.nodes:
             if not node.name or node.name == LOCAL_INPUT or node.name in seen:
                 raise GraphError(f"node name {node.name!r} is empty, reserved or repeated")
-            refs = node.uses if isinstance(node, Retrieval) else node.inputs
+            refs = node.uses if isinstance(node, Retrieve) else node.inputs
             for ref in refs:
                 if ref != LOCAL_INPUT and ref not in seen:
                     raise GraphError(
                         f"node {node.name!r} refers to {ref!r}, which is not defined before it"
                     )
-            if isinstance(node, Retrieval) and (
+            if isinstance(node, Retrieve) and (
                 isinstance(node.rank, bool) or not isinstance(node.rank, int) or node.rank < 1
             ):
                 raise GraphError(f"retrieval {node.name!r}: rank must be an integer ≥ 1")
@@ -217,8 +217,8 @@ class TaskGraph:
         raise KeyError(name)
 
     @property
-    def retrievals(self) -> tuple[Retrieval, ...]:
-        return tuple(n for n in self.nodes if isinstance(n, Retrieval))
+    def retrievals(self) -> tuple[Retrieve, ...]:
+        return tuple(n for n in self.nodes if isinstance(n, Retrieve))
 
     @property
     def decodes(self) -> tuple[Decode, ...]:
@@ -230,12 +230,12 @@ class TaskGraph:
         return self.task_id or self.name
 
     def param(self, name: str) -> int | None:
-        return dict(self.params).get(name)
+        return dict(self.hyperparams).get(name)
 
     def symbols(self, T: int) -> dict[str, float]:
         """Values of all formula symbols: T, d and the task parameters."""
         values: dict[str, float] = {"T": T, "d": self.d}
-        values.update(dict(self.params))
+        values.update(dict(self.hyperparams))
         return values
 
     def evaluate(self, formula: str, T: int) -> float:
@@ -254,7 +254,7 @@ class TaskGraph:
         need: dict[str, set[str]] = {n.name: set() for n in self.nodes}
         need[self.output].add(CLS)
         for node in reversed(self.nodes):
-            if isinstance(node, Retrieval):
+            if isinstance(node, Retrieve):
                 if need[node.name]:
                     for ref in node.uses:
                         if ref != LOCAL_INPUT:
@@ -273,12 +273,12 @@ class TaskGraph:
         """
         direct: dict[str, frozenset[str]] = {}
         for node in self.nodes:
-            refs = node.uses if isinstance(node, Retrieval) else node.inputs
+            refs = node.uses if isinstance(node, Retrieve) else node.inputs
             found: set[str] = set()
             for ref in refs:
                 if ref == LOCAL_INPUT:
                     continue
-                if isinstance(self.node(ref), Retrieval):
+                if isinstance(self.node(ref), Retrieve):
                     found.add(ref)
                 else:
                     found |= direct[ref]
@@ -293,7 +293,7 @@ class TaskGraph:
         if name == LOCAL_INPUT:
             return "d"
         node = self.node(name)
-        return node.dim if isinstance(node, Retrieval) else "1"
+        return node.dim if isinstance(node, Retrieve) else "1"
 
 
 @dataclass(frozen=True)
@@ -308,7 +308,7 @@ class TaskBuilder:
     d: int = 1
     task_id: str | None = None
     description: str = ""
-    params: tuple[tuple[str, int], ...] = ()
+    hyperparams: tuple[tuple[str, int], ...] = ()
     nodes: tuple[Node, ...] = ()
 
     def retrieve(
@@ -332,7 +332,7 @@ class TaskBuilder:
         uses = tuple(uses)
         if score_coupling is None:
             score_coupling = 1 if uses else 0
-        node = Retrieval(
+        node = Retrieve(
             name=name,
             uses=uses,
             score_coupling=_formula(score_coupling),
@@ -373,9 +373,9 @@ class TaskBuilder:
         )
         return dataclasses.replace(self, nodes=self.nodes + (node,))
 
-    def with_params(self, **params: int) -> "TaskBuilder":
+    def with_hyperparams(self, **values: int) -> "TaskBuilder":
         """Attach task parameters (symbols usable in formulas, e.g. r=3)."""
-        return dataclasses.replace(self, params=self.params + tuple(sorted(params.items())))
+        return dataclasses.replace(self, hyperparams=self.hyperparams + tuple(sorted(values.items())))
 
     def build(self, output: str | None = None, *, fallback_note: str = "") -> TaskGraph:
         """Validate and return the graph; the output defaults to the last decode."""
@@ -389,7 +389,7 @@ class TaskBuilder:
             d=self.d,
             nodes=self.nodes,
             output=output,
-            params=self.params,
+            hyperparams=self.hyperparams,
             task_id=self.task_id,
             description=self.description,
             fallback_note=fallback_note,
@@ -400,5 +400,5 @@ class TaskBuilder:
             return "d"
         for node in self.nodes:
             if node.name == name:
-                return node.dim if isinstance(node, Retrieval) else "1"
+                return node.dim if isinstance(node, Retrieve) else "1"
         raise GraphError(f"decode refers to {name!r}, which is not defined before it")

@@ -17,7 +17,7 @@
   decodes them jointly, exponent T·d = 2T, growing with T at any depth and head count.
 * ``maxpos``: y = max_t aᵀx^(t), one max retrieval of the whole token (dimension d)
   at the readout: L = 1, h = 1 fits; the argmax token is what the head retrieves. The
-  second-largest token is :func:`~infoflow_jax.infoflow.tasks.kth_largest` (k = 2), which
+  second-largest token is :func:`~infoflow_jax.infoflow.tasks.kth_largest_graph` (k = 2), which
   needs L = 2 (or T·d in one step): at L = 1 it is not retrieved.
 * ``fixedpos``: F = x(1)+x(2)+x(3) with positional codes: one retrieval whose score is a
   positional code, equal on positions 1–3 (a three-way tie, so the head averages them with
@@ -36,7 +36,7 @@ def headcount(D: int, d: int = 1) -> TaskGraph:
     """y = Σ_i max_t a_iᵀx^(t): D parallel retrievals (one head each), a decoupled sum."""
     check_int_range("D", D, 1)
     b = TaskBuilder("head count", d=d, task_id="HC",
-                    description="Σ_{i≤D} max_t a_iᵀx^(t)").with_params(D=D)
+                    description="Σ_{i≤D} max_t a_iᵀx^(t)").with_hyperparams(D=D)
     for i in range(1, D + 1):
         b = b.retrieve(f"m{i}", formula=f"m{i} = max_t a{i}ᵀx^(t)")
     b = b.decode("y", [f"m{i}" for i in range(1, D + 1)], coupled=False, coupling="1",
@@ -48,7 +48,7 @@ def intrinsic_dim(D: int, d: int = 1) -> TaskGraph:
     """F = Σ_i max_s u_i(s), u_i(s) = max_t x(s)ᵀA_i x(t): D two-retrieval chains."""
     check_int_range("D", D, 1)
     b = TaskBuilder("intrinsic dimension", d=d, task_id="ID",
-                    description="Σ_{i≤D} max_{s,t} x(s)ᵀA_i x(t)").with_params(D=D)
+                    description="Σ_{i≤D} max_{s,t} x(s)ᵀA_i x(t)").with_hyperparams(D=D)
     for i in range(1, D + 1):
         b = b.retrieve(f"u{i}", uses=["x"], score_coupling=0,
                        score=f"x(s)ᵀA{i} x(t) (query x(s))",

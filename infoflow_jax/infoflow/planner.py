@@ -41,7 +41,7 @@ from itertools import combinations
 from typing import Any
 
 from infoflow_jax.core.errors import InputError, check_int_range
-from .graph import CLS, TOKENS, Decode, Retrieval, TaskGraph
+from .graph import CLS, TOKENS, Decode, Retrieve, TaskGraph
 from .modes import KTH_RETRIEVAL_ONE_STEP, MEMORIZATION_FORMULA
 
 __all__ = [
@@ -305,7 +305,7 @@ def _steps(graph: TaskGraph, schedule) -> tuple[Step, ...]:
             layer_of[name] = i
     steps = []
     for node in graph.nodes:
-        if isinstance(node, Retrieval):
+        if isinstance(node, Retrieve):
             formula = KTH_RETRIEVAL_ONE_STEP.exponent_formula if node.rank > 1 else "0"
             steps.append(
                 Step(layer_of[node.name], node.name, node.mode_key,

@@ -20,6 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
+from infoflow_jax.core.figures import save_figure  # noqa: E402
+
 from .infosets import ALL_TOKENS, CLS, TOKEN, InfoFlow, pointer  # noqa: E402
 from .planner import positions_label  # noqa: E402
 
@@ -198,6 +200,5 @@ def plot_flow(flow: InfoFlow, path: str | Path | None = None, *, n_tokens: int =
     fig.text(0.5, 0.005, reason, ha="center", va="bottom", fontsize=7, color="#555")
     fig.tight_layout(rect=(0, 0.07 + 0.012 * reason.count("\n"), 1, 1))
     if path is not None:
-        fig.savefig(path, dpi=130)
-        plt.close(fig)
+        save_figure(fig, path, dpi=130)
     return fig

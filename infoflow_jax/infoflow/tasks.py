@@ -19,13 +19,13 @@ from .graph import TaskBuilder, TaskGraph
 __all__ = [
     "TaskSpec",
     "TASKS",
-    "max_retrieval",
-    "two_hop",
-    "kth_largest",
-    "coupled_top_r",
-    "decoupled_top_r",
-    "d_retrieval",
-    "top_k_mean",
+    "max_retrieval_graph",
+    "two_hop_graph",
+    "kth_largest_graph",
+    "coupled_top_r_graph",
+    "decoupled_top_r_graph",
+    "d_retrieval_graph",
+    "top_k_mean_graph",
     "resolve_task_id",
     "build_task",
 ]
@@ -36,7 +36,7 @@ _RANK_NOTE = (
 )
 
 
-def max_retrieval(d: int = 1) -> TaskGraph:
+def max_retrieval_graph(d: int = 1) -> TaskGraph:
     """T1: H(X) = F(max_s x_s).  One max retrieval at CLS, a 1-D decode: L=1, b=1."""
     return (
         TaskBuilder("max retrieval", d=d, task_id="T1", description="F(max_s x_s)")
@@ -46,7 +46,7 @@ def max_retrieval(d: int = 1) -> TaskGraph:
     )
 
 
-def two_hop(d: int = 1) -> TaskGraph:
+def two_hop_graph(d: int = 1) -> TaskGraph:
     """T2: H(X) = F(max_t ψ(m − x_t)), m = max_s x_s.
 
     m is used by the per-token score ψ(m − x_t), so every token must retrieve m
@@ -79,7 +79,7 @@ def _exclusion_chain(builder: TaskBuilder, n: int) -> TaskBuilder:
     return builder
 
 
-def kth_largest(k: int, d: int = 1, *, one_step: bool = False) -> TaskGraph:
+def kth_largest_graph(k: int, d: int = 1, *, one_step: bool = False) -> TaskGraph:
     """T3: H(X) = F(x_(k)) on the margin domain Ω_{γ,k}.
 
     Default: C3's chain of k max retrievals, retrieval j using at every token
@@ -88,7 +88,7 @@ def kth_largest(k: int, d: int = 1, *, one_step: bool = False) -> TaskGraph:
     step"), which fits in one layer but costs T·d.
     """
     check_int_range("k", k, 1)
-    b = TaskBuilder("k-th largest", d=d, task_id="T3", description=f"F(x_({k}))").with_params(k=k)
+    b = TaskBuilder("k-th largest", d=d, task_id="T3", description=f"F(x_({k}))").with_hyperparams(k=k)
     if one_step and k > 1:
         b = b.retrieve("xk", rank=k, formula=f"xk = x_({k}) in one step")
         return b.decode("y", ["xk"], formula="F(x_(k))").build()
@@ -96,31 +96,31 @@ def kth_largest(k: int, d: int = 1, *, one_step: bool = False) -> TaskGraph:
     return b.decode("y", [f"m{k}"], formula="F(x_(k))").build(fallback_note=_RANK_NOTE)
 
 
-def coupled_top_r(r: int, d: int = 1) -> TaskGraph:
+def coupled_top_r_graph(r: int, d: int = 1) -> TaskGraph:
     """T4: H(X) = G(x_(1), …, x_(r)) on Ω_{γ,r}: C6's r exclusion layers, one
     decode coupled over r scalars -- needed L = r, b = r."""
     check_int_range("r", r, 1)
     b = TaskBuilder("coupled top-r decode", d=d, task_id="T4",
-                    description="G(x_(1), …, x_(r))").with_params(r=r)
+                    description="G(x_(1), …, x_(r))").with_hyperparams(r=r)
     b = _exclusion_chain(b, r)
     b = b.decode("y", [f"m{j}" for j in range(1, r + 1)], coupled=True, coupling="r",
                  formula="G(x_(1), …, x_(r))")
     return b.build(fallback_note=_RANK_NOTE)
 
 
-def decoupled_top_r(r: int, d: int = 1) -> TaskGraph:
+def decoupled_top_r_graph(r: int, d: int = 1) -> TaskGraph:
     """T5: H(X) = Σ_j G_j(x_(j)) on Ω_{γ,r}: r exclusion layers, r decoupled
     1-D decoders -- needed L = r, b = 1 (count ×r)."""
     check_int_range("r", r, 1)
     b = TaskBuilder("decoupled top-r decode", d=d, task_id="T5",
-                    description="Σ_j G_j(x_(j))").with_params(r=r)
+                    description="Σ_j G_j(x_(j))").with_hyperparams(r=r)
     b = _exclusion_chain(b, r)
     b = b.decode("y", [f"m{j}" for j in range(1, r + 1)], coupled=False, coupling="1",
                  formula="Σ_j G_j(x_(j))")
     return b.build(fallback_note=_RANK_NOTE)
 
 
-def d_retrieval(D: int, d: int = 1, *, nonlinear_scores: bool = False) -> TaskGraph:
+def d_retrieval_graph(D: int, d: int = 1, *, nonlinear_scores: bool = False) -> TaskGraph:
     """T6: H(X) = G(max_s g_1(x_s), …, max_s g_D(x_s)).
 
     D independent max retrievals (one head each), needed only at CLS, and one
@@ -128,7 +128,7 @@ def d_retrieval(D: int, d: int = 1, *, nonlinear_scores: bool = False) -> TaskGr
     """
     check_int_range("D", D, 1)
     b = TaskBuilder("D-retrieval", d=d, task_id="T6",
-                    description="G(max_s g_1(x_s), …, max_s g_D(x_s))").with_params(D=D)
+                    description="G(max_s g_1(x_s), …, max_s g_D(x_s))").with_hyperparams(D=D)
     for i in range(1, D + 1):
         if nonlinear_scores:
             b = b.decode(f"g{i}", ["x"], coupling="d", formula=f"g{i}(x_s), per token")
@@ -141,7 +141,7 @@ def d_retrieval(D: int, d: int = 1, *, nonlinear_scores: bool = False) -> TaskGr
     return b.build()
 
 
-def top_k_mean(k: int, d: int = 1, *, soft: bool = False) -> TaskGraph:
+def top_k_mean_graph(k: int, d: int = 1, *, soft: bool = False) -> TaskGraph:
     """T7: H(X) = F((1/k)·Σ_{j≤k} v(x_(j))) on the margin domain.
 
     Default (the cheapest schedule): C6's chain of k exclusion retrievals, which
@@ -157,7 +157,7 @@ def top_k_mean(k: int, d: int = 1, *, soft: bool = False) -> TaskGraph:
     """
     check_int_range("k", k, 1)
     b = TaskBuilder("top-k aggregation", d=d, task_id="T7",
-                    description="F((1/k)·Σ_{j≤k} v(x_(j)))").with_params(k=k)
+                    description="F((1/k)·Σ_{j≤k} v(x_(j)))").with_hyperparams(k=k)
     b = _exclusion_chain(b, k)
     if not soft:
         b = b.decode("s", [f"m{j}" for j in range(1, k + 1)], coupled=False, coupling="1",
@@ -177,25 +177,25 @@ class TaskSpec:
     task_id: str
     name: str
     aliases: tuple[str, ...]
-    params: tuple[str, ...]
+    hyperparams: tuple[str, ...]
     build: Callable[..., TaskGraph]
 
 
 TASKS: dict[str, TaskSpec] = {
-    "T1": TaskSpec("T1", "max", ("max", "max-retrieval"), (), max_retrieval),
-    "T2": TaskSpec("T2", "two-hop", ("two-hop", "twohop", "two-hop-retrieval"), (), two_hop),
+    "T1": TaskSpec("T1", "max", ("max", "max-retrieval"), (), max_retrieval_graph),
+    "T2": TaskSpec("T2", "two-hop", ("two-hop", "twohop", "two-hop-retrieval"), (), two_hop_graph),
     "T3": TaskSpec("T3", "kth-largest",
                    ("kth-largest", "k-th-largest", "kth", "k-th", "kth-largest-margin"),
-                   ("k",), kth_largest),
+                   ("k",), kth_largest_graph),
     "T4": TaskSpec("T4", "coupled-top-r", ("coupled-top-r", "coupled", "coupled-top-r-decode"),
-                   ("r",), coupled_top_r),
+                   ("r",), coupled_top_r_graph),
     "T5": TaskSpec("T5", "decoupled-top-r",
                    ("decoupled-top-r", "decoupled", "decoupled-top-r-decode"), ("r",),
-                   decoupled_top_r),
+                   decoupled_top_r_graph),
     "T6": TaskSpec("T6", "d-retrieval", ("d-retrieval", "head-count", "heads"), ("D",),
-                   d_retrieval),
+                   d_retrieval_graph),
     "T7": TaskSpec("T7", "top-k-mean", ("top-k-mean", "top-k", "topk", "top-k-aggregation", "soft-top-k"),
-                   ("k",), top_k_mean),
+                   ("k",), top_k_mean_graph),
 }
 
 
@@ -233,7 +233,7 @@ def build_task(task: str, *, k: int | None = None, r: int | None = None,
     check_int_range("d", d, 1)
     given = {"k": k, "r": r, "D": D}
     kwargs = {}
-    for name in spec.params:
+    for name in spec.hyperparams:
         if given[name] is None:
             raise InputError(name, None, f"an integer >= 1 (task {spec.task_id} needs {name})")
         kwargs[name] = check_int_range(name, given[name], 1)

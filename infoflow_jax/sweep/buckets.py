@@ -50,7 +50,7 @@ def next_pow2(width: int) -> int:
     return 1 << max(int(width) - 1, 0).bit_length()
 
 
-def paddable(cfg: TFConfig) -> list[list[bool]]:
+def width_paddable(cfg: TFConfig) -> list[list[bool]]:
     """For each layer, for each FFN interface j (between FFN layer j and j+1): may it be padded?"""
     out = []
     for layer in cfg.layers:
@@ -62,13 +62,13 @@ def paddable(cfg: TFConfig) -> list[list[bool]]:
 def hidden_widths(cfg: TFConfig) -> tuple[tuple[int, ...], ...]:
     """Widths of the paddable interfaces (0 where an interface is not paddable)."""
     return tuple(tuple(layer.ffn[j].n_out if ok else 0 for j, ok in enumerate(flags))
-                 for layer, flags in zip(cfg.layers, paddable(cfg)))
+                 for layer, flags in zip(cfg.layers, width_paddable(cfg)))
 
 
 def with_widths(cfg: TFConfig, widths: Sequence[Sequence[int]]) -> TFConfig:
     """``cfg`` with its paddable interfaces set to ``widths`` (entries of 0 are left alone)."""
     layers = []
-    for layer, ws, flags in zip(cfg.layers, widths, paddable(cfg)):
+    for layer, ws, flags in zip(cfg.layers, widths, width_paddable(cfg)):
         ffn = list(layer.ffn)
         for j, (w, ok) in enumerate(zip(ws, flags)):
             if ok and w:
@@ -88,7 +88,7 @@ def padded_config(cfg: TFConfig, bucket: Callable[[int], int] = next_pow2) -> TF
 def capped(cfg: TFConfig, width: int) -> TFConfig:
     """``cfg`` with every paddable hidden width at most ``width`` (for cost estimates only)."""
     layers = []
-    for layer, flags in zip(cfg.layers, paddable(cfg)):
+    for layer, flags in zip(cfg.layers, width_paddable(cfg)):
         ffn = list(layer.ffn)
         for j, ok in enumerate(flags):
             if ok and ffn[j].n_out > width:
@@ -101,7 +101,7 @@ def capped(cfg: TFConfig, width: int) -> TFConfig:
 def structure(cfg: TFConfig) -> TFConfig:
     """The shape family of ``cfg``: its config with every paddable width set to 0."""
     layers = []
-    for layer, flags in zip(cfg.layers, paddable(cfg)):
+    for layer, flags in zip(cfg.layers, width_paddable(cfg)):
         ffn = list(layer.ffn)
         for j, ok in enumerate(flags):
             if ok:
@@ -164,12 +164,6 @@ def pad_state(built, bucket: Callable[[int], int] | TFConfig = next_pow2, *, dty
     if target == model.cfg and dtype is None:
         return nnx.split(model)
     return nnx.split(pad_model(model, target, dtype=dtype))
-
-
-def cast_state(state, dtype):
-    """Every floating leaf of ``state`` cast to ``dtype`` (float32 throughput runs)."""
-    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
-                                  else x, state)
 
 
 # ----------------------------------------------------------------------------- the "auto" policy

@@ -132,14 +132,6 @@ def padded_lemma_error_fn(name: str, dtype: str) -> Callable:
                                                 valid).astype(jnp.float64))
 
 
-def lemma_record(cfg: Config, est: Estimate) -> Record:
-    """The record ``lemma_checks.run_check`` writes for this configuration (seconds set later)."""
-    bound, attained = lc.claim(cfg.name, cfg.T, cfg.beta)
-    return records.lemma_record(cfg.name, T=cfg.T, beta=cfg.beta, bound=bound, attained=attained, est=est,
-                                mutant=cfg.mutant, seed=cfg.seed, dtype=cfg.dtype,
-                                gamma=None if cfg.name == "L1-softmax-max" else lc.L2_GAMMA)
-
-
 # ----------------------------------------------------------------------------- the program
 def make_program(err_fn, domain, budget: Budget, chunk: int, shared_draw: bool, counter: _TraceCounter):
     """The jitted bucket program: (params[B], drawn, probes[B]) → per-candidate maxima.
@@ -328,7 +320,7 @@ def make_buckets(group: list[Prepared], policy: str, platform: str = "cpu", pad_
         by_T: dict[int, list[Prepared]] = {}
         rest = []
         for p in group:
-            if p.config.kind == "lemma" or (p.error is None and pad.paddable(p.built.task, p.cfg)):
+            if p.config.kind == "lemma" or (p.error is None and pad.T_paddable(p.built.task, p.cfg)):
                 rest.append(p)
             else:
                 by_T.setdefault(p.config.T, []).append(p)
@@ -724,7 +716,7 @@ def _run_bucket(bucket: Bucket, compiled, first_args, store: ResultsStore, done:
 def _record(p: Prepared, est: Estimate, bucket: Bucket, eval_seconds: float) -> Record:
     c = p.config
     if c.kind == "lemma":
-        rec = lemma_record(c, est)
+        rec = lc.check_record(c.name, T=c.T, beta=c.beta, est=est, mutant=c.mutant, seed=c.seed, dtype=c.dtype)
     else:
         rec = records.construction_record(p.built, est, T=c.T, eps=c.eps, seed=c.seed, dtype=c.dtype,
                                           name=p.entry.name, path="fast" if bucket.fast else "dense")

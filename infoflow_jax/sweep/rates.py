@@ -12,37 +12,39 @@ n − 2 degrees of freedom). A fit *agrees* when the expected value lies inside
 the interval or within ±0.15 of the slope. THEORY §6 asks for ≥ 4 values of ε
 spanning ≥ 2 decades; groups with less are reported as ``insufficient``.
 
-Expected exponents: a construction's spec may carry ``expected_exponent``
-(a number, or a callable of T and k); otherwise the table
-:data:`EXPECTED_EXPONENT` is used.
+Which records enter a fit: :func:`~infoflow_jax.core.rates.fit_eligible` (measured real rows).
+Expected exponents: the construction spec's ``expected_exponent`` (a number, or a callable of
+T, k and the group's other fields), read from ``registry`` (default: the catalog); a name no
+spec in it carries, or a spec without one, has none.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-EXPECTED_EXPONENT = {"C1": 1.0, "C2": 1.0, "C3": 1.0}
-from infoflow_jax.core.rates import LEVEL, TOLERANCE  # noqa: E402,F401
-MIN_POINTS = 4
+from infoflow_jax.core.rates import LEVEL, MIN_DISTINCT_EPS, TOLERANCE  # noqa: F401  (re-exported)
+from infoflow_jax.core.rates import Fit, fit_eligible, fit_slope  # noqa: F401  (re-exported)
+
 MIN_DECADES = 2.0
-
-
-from infoflow_jax.core.rates import Fit, fit_slope  # noqa: E402,F401  (re-exported)
 
 
 def expected_exponent(name: str, T: int | None = None, k: int | None = None, registry: dict | None = None,
                       **more):
-    """The parameter exponent a construction claims (spec attribute, else the local table, else None).
+    """The parameter exponent a construction claims: its spec's ``expected_exponent`` in ``registry``
+    (default: :func:`~infoflow_jax.catalog.catalog`), else None.
 
     A callable ``expected_exponent`` receives, by name, whichever of T, k and the
     group's other fields (``r``, ``D``, ``task``, ``gamma``) it declares; one
     without named parameters is called as ``f(T, k)``.
     """
-    spec = (registry or {}).get(name)
+    if registry is None:
+        from infoflow_jax.catalog import catalog
+
+        registry = catalog()
+    spec = registry.get(name)
     e = getattr(spec, "expected_exponent", None) if spec is not None else None
     if callable(e):
         given = {"T": T, "k": k, **more}
@@ -52,8 +54,6 @@ def expected_exponent(name: str, T: int | None = None, k: int | None = None, reg
             params = {}
         kw = {key: v for key, v in given.items() if key in params}
         e = e(**kw) if kw else e(T, k)
-    if e is None:
-        e = EXPECTED_EXPONENT.get(name)
     return None if e is None else float(e)
 
 
@@ -86,17 +86,11 @@ class RateRow:
         return d
 
 
-def _usable(r: dict) -> bool:
-    ok = r.get("mutant") is None and r.get("measured", True) and r.get("eps") is not None
-    ok = ok and r.get("params_theorem") not in (None, 0) and r.get("err_estimate") is not None
-    return bool(ok and math.isfinite(float(r["err_estimate"])))
-
-
 def fit_rates(records: list[dict], registry: dict | None = None) -> list[RateRow]:
     """One :class:`RateRow` per (name, T, k, γ, dtype) group of real construction records."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        if _usable(r):
+        if fit_eligible(r):
             key = (r["name"], r["T"], r.get("k"), r.get("gamma"), r.get("dtype", "float64"), r.get("task"),
                    r.get("r"), r.get("D"))
             groups.setdefault(key, []).append(r)
@@ -109,7 +103,7 @@ def fit_rates(records: list[dict], registry: dict | None = None) -> list[RateRow
         err = np.array([r["err_estimate"] for r in rs], np.float64)
         n_eps = len(set(eps.tolist()))
         decades = float(np.log10(eps.max() / eps.min())) if n_eps > 1 else 0.0
-        sufficient = n_eps >= MIN_POINTS and decades >= MIN_DECADES - 1e-9
+        sufficient = n_eps >= MIN_DISTINCT_EPS and decades >= MIN_DECADES - 1e-9
         b = expected_exponent(name, T, k, registry, r=r_, D=D, task=task, gamma=gamma)
         pfit = fit_slope(np.log(1.0 / eps), np.log(params))
         pos = err > 0

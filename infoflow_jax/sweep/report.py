@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from infoflow_jax.core.errors import InputError
+from infoflow_jax.core.figures import pyplot, save_figure
 from infoflow_jax.sweep.rates import LEVEL, TOLERANCE, fit_rates
 from infoflow_jax.verification.store import read_manifest, read_results
 from infoflow_jax.verification.records import expected_outcome
@@ -73,15 +74,6 @@ def _interval(fit) -> str:
 
 
 # ----------------------------------------------------------------------------- figures
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _constructions(records):
     names = []
     for r in records:
@@ -104,16 +96,28 @@ def _real(records):
             and r.get("params_theorem")]
 
 
-def fig_err_vs_eps(records, path: Path) -> bool:
+def _panels(records):
+    """One panel per construction of the real records: (pyplot, figure, [(axes, name, its records,
+    its (T, k) series)]); None when there is no construction to draw."""
     real = _real(records)
     names = _constructions(real)
     if not names:
-        return False
-    plt = _plt()
+        return None
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.0), squeeze=False)
+    rows = []
     for ax, name in zip(axes[0], names):
         rs = [r for r in real if r["name"] == name]
-        series = sorted({_series_key(r) for r in rs}, key=lambda t: (t[0], t[1] or 0))
+        rows.append((ax, name, rs, sorted({_series_key(r) for r in rs}, key=lambda t: (t[0], t[1] or 0))))
+    return plt, fig, rows
+
+
+def fig_err_vs_eps(records, path: Path) -> bool:
+    panels = _panels(records)
+    if panels is None:
+        return False
+    plt, fig, rows = panels
+    for ax, name, rs, series in rows:
         cmap = plt.get_cmap("viridis")
         for i, (T, k) in enumerate(series):
             pts = sorted((r["eps"], max(r["err_estimate"], 1e-300), r["bound"]) for r in rs if _series_key(r) == (T, k))
@@ -129,21 +133,16 @@ def fig_err_vs_eps(records, path: Path) -> bool:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
 def fig_params_vs_inv_eps(records, rate_rows, path: Path) -> bool:
-    real = _real(records)
-    names = _constructions(real)
-    if not names:
+    panels = _panels(records)
+    if panels is None:
         return False
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.0), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        rs = [r for r in real if r["name"] == name]
-        series = sorted({_series_key(r) for r in rs}, key=lambda t: (t[0], t[1] or 0))
+    plt, fig, rows = panels
+    for ax, name, rs, series in rows:
         cmap = plt.get_cmap("plasma")
         for i, (T, k) in enumerate(series):
             pts = sorted((1 / r["eps"], r["params_theorem"]) for r in rs if _series_key(r) == (T, k))
@@ -166,8 +165,7 @@ def fig_params_vs_inv_eps(records, rate_rows, path: Path) -> bool:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
@@ -184,7 +182,7 @@ def fig_err_vs_T(records, path: Path) -> bool:
     names = _constructions(real)
     if not names:
         return False
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     any_line = False
     for name in names:
@@ -209,8 +207,7 @@ def fig_err_vs_T(records, path: Path) -> bool:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
@@ -219,7 +216,7 @@ def fig_mutants(records, path: Path) -> bool:
             and r.get("bound")]
     if not muts:
         return False
-    plt = _plt()
+    plt = pyplot()
     muts = sorted(muts, key=lambda r: (r["name"], r["mutant"], r["T"], r.get("eps") or 0, str(r.get("beta"))))
     labels, logratio, colors = [], [], []
     for r in muts:
@@ -246,8 +243,7 @@ def fig_mutants(records, path: Path) -> bool:
     ax.set_xlabel("log10(estimate / claimed bound)   (> 0: caught; clipped at ±6)")
     ax.set_title("negative controls (red: failed as expected, gray: not caught)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 

@@ -50,7 +50,7 @@ class Series:
     measured: bool = True
 
 
-def plan(quick: bool = False) -> list[Series]:
+def separation_series(quick: bool = False) -> list[Series]:
     """The sweep's series. ``quick``: fewer T and ε (still ≥ 4 ε per line)."""
     lin = EPS_LINEAR[:4] if quick else EPS_LINEAR
     Ts = (4, 64) if quick else (4, 16, 64)
@@ -192,14 +192,14 @@ def table(fits: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(out: Path, *, quick: bool = False, budget: Budget = SWEEP_BUDGET, log=print) -> tuple[list[dict], list[dict]]:
+def run_separation(out: Path, *, quick: bool = False, budget: Budget = SWEEP_BUDGET, log=print) -> tuple[list[dict], list[dict]]:
     """Run the sweep, write DIR/separation.jsonl and the two figures; return (rows, fits)."""
     from infoflow_jax.core.precision import use_float64
 
     use_float64()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    series = plan(quick)
+    series = separation_series(quick)
     t0 = time.perf_counter()
     # the rows go through the package's JSON-lines store: a rerun into the same folder keeps every
     # row already measured (keyed by series and ε) and measures only the rest; the fits are derived

@@ -48,13 +48,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from infoflow_jax.core.errors import InputError
 from infoflow_jax.verification.estimators import Budget
+from infoflow_jax.verification.store import read_spec_file
 
 BUCKET_POLICIES = ("pow2", "family", "auto")
 DTYPES = ("float64", "float32")
@@ -404,14 +404,7 @@ def load_spec(path: str | Path, *, registry: dict | None = None) -> SweepSpec:
     "mine.py:SPEC"``) is relative to the spec file's folder, so the spec means the same thing
     from whichever folder it is run."""
     path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise InputError("spec", str(path), f"a readable TOML file ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(text.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError("spec", str(path), f"valid TOML ({' '.join(str(exc).split())})") from None
+    data = read_spec_file(path)
     return parse_spec(data, registry=registry, base=path.resolve().parent)
 
 

@@ -63,12 +63,10 @@ from infoflow_jax.core.precision import dtype_named, use_float64
 from infoflow_jax.core.samplers import sample
 from infoflow_jax.training.spec import TrainConfig, TrainSpec
 from infoflow_jax.verification.construction import error_function
-from infoflow_jax.verification.store import ResultsStore, read_jsonl
+from infoflow_jax.verification.store import TRAIN_RESULTS, ResultsStore
 
 __all__ = [
     "EVAL_SEED",
-    "RECORDS_FILE",
-    "MANIFEST_FILE",
     "TASK_CLASSES",
     "make_task",
     "TrainResult",
@@ -76,14 +74,11 @@ __all__ = [
     "cast_state",
     "save_checkpoint",
     "load_checkpoint",
-    "read_records",
     "run_protocol",
 ]
 
 #: the held-out sample is drawn from this key (folded with T), never from a training seed
 EVAL_SEED = 7_919_000
-RECORDS_FILE = "train.jsonl"
-MANIFEST_FILE = "manifest.json"
 CHECKPOINT_DIR = "checkpoints"
 
 #: task id → name of its class in infoflow_jax.core.tasks (T4–T6 are looked up when used)
@@ -137,7 +132,7 @@ def make_task(task_id: str, T: int, k: int | None = None, r: int | None = None,
 
 
 def _task_params(task) -> dict:
-    return task.params() if hasattr(task, "params") else {}
+    return task.hyperparams() if hasattr(task, "hyperparams") else {}
 
 
 # ---------------------------------------------------------------------------- state helpers
@@ -407,12 +402,6 @@ def train_one(cfg: TrainConfig, *, checkpoint_path: str | Path | None = None,
 
 
 # ---------------------------------------------------------------------------- records
-def read_records(path: str | Path) -> list[dict]:
-    """The records of a ``train.jsonl`` (the shared store's reader: a torn last line is
-    skipped; a bad line before the last is an InputError)."""
-    return read_jsonl(path)
-
-
 def _device() -> dict:
     dev = jax.devices()[0]
     return {"platform": dev.platform, "device_kind": getattr(dev, "device_kind", str(dev)),
@@ -423,7 +412,7 @@ def _device() -> dict:
 def open_run_folder(out_dir, spec, spec_path: str | None, **manifest) -> ResultsStore:
     """The training run folder (``train.jsonl`` + ``manifest.json``, kind "train") of ``spec``, opened
     for appending; a rerun with another spec keeps the records and takes the new spec."""
-    store = ResultsStore(Path(out_dir), kind="train", results=RECORDS_FILE, same_spec=False)
+    store = ResultsStore(Path(out_dir), kind="train", results=TRAIN_RESULTS, same_spec=False)
     store.open(spec.raw, spec_path=spec_path)
     store.manifest.update(name=spec.name, n_configs=len(spec.configs),
                           config_hashes=[c.config_hash() for c in spec.configs], device=_device(), **manifest)

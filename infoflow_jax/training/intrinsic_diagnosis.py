@@ -63,8 +63,10 @@ from pathlib import Path
 
 import numpy as np
 
+from infoflow_jax.core.figures import pyplot, save_figure
 from infoflow_jax.core.precision import use_float64
-from infoflow_jax.training.harness import open_run_folder, read_records
+from infoflow_jax.training.harness import open_run_folder
+from infoflow_jax.verification.store import TRAIN_RESULTS, read_jsonl, read_results
 from infoflow_jax.training.paper_tasks import IntrinsicDim
 from infoflow_jax.training.papers import PaperConfig, PaperSpec, train_seeds
 
@@ -156,7 +158,7 @@ def run_diagnosis(out_dir, variants=None, *, smoke: bool = False, progress: bool
     finally:
         store.finish({"configs_total": len(pairs)}, status)
     wanted = {c.config_hash() for _, c in pairs}
-    return [r for r in read_records(Path(out_dir) / "train.jsonl") if r.get("config_hash") in wanted]
+    return [r for r in read_results(out_dir, TRAIN_RESULTS) if r.get("config_hash") in wanted]
 
 
 # ---------------------------------------------------------------------------- target statistics
@@ -295,10 +297,7 @@ def format_probes(records: list[dict]) -> str:
 def plot_curves(records: list[dict], path, floors: dict | None = None):
     """Validation (solid) and training-subset (dashed) NMSE against steps, one panel per
     variant, one colour per cell, one line per seed; optional horizontal floors."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     variants = list(dict.fromkeys(r.get("variant", "?") for r in records))
     ncol = min(4, len(variants))
@@ -337,11 +336,7 @@ def plot_curves(records: list[dict], path, floors: dict | None = None):
     fig.suptitle("intrinsic dimension D=2, T=16: validation (solid) and training-subset "
                  "(dashed) NMSE, seeds 0–2", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv=None) -> int:
@@ -377,9 +372,9 @@ def main(argv=None) -> int:
     else:
         recs = []
         for d in map(Path, args.runs):  # a run folder or a records file (docs/data/*.jsonl)
-            path = d if d.suffix == ".jsonl" else d / "train.jsonl"
+            path = d if d.suffix == ".jsonl" else d / TRAIN_RESULTS
             label = d.stem if d.suffix == ".jsonl" else d.name
-            recs += [{"variant": label, **r} for r in read_records(path)]
+            recs += [{"variant": label, **r} for r in read_jsonl(path)]
         print(format_diagnosis(summarize_diagnosis(recs)))
         print()
         print(format_probes(recs))

@@ -38,7 +38,7 @@ from infoflow_jax.core.errors import check_choice, check_int_range
 QUERY_INITS = ("normal", "zero")
 
 __all__ = ["QUERY_INITS", "PaperArch", "init_params", "forward", "forward_batch", "attention_readout_row",
-           "layer_attention", "layer_states", "count_params"]
+           "layer_attention", "layer_states", "paper_param_count"]
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def layer_states(arch: PaperArch, params: dict, X) -> list:
     return _layers(arch, params, X)[3]
 
 
-def count_params(arch: PaperArch) -> int:
+def paper_param_count(arch: PaperArch) -> int:
     """Trainable parameters in use (LN parameters only with ``layer_norm``)."""
     E = arch.E
     attn = sum(4 * h * E * arch.head_width(h) for h in arch.layer_heads)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from infoflow_jax.core.figures import pyplot, save_figure
 from infoflow_jax.infoflow.layer_heads import plan_with_heads
 from infoflow_jax.infoflow.tasks import build_task
-from infoflow_jax.training.harness import read_records
+from infoflow_jax.verification.store import TRAIN_RESULTS, read_results
 
 __all__ = ["PAPER_VALUES", "ORDER_OF_MAGNITUDE", "SEPARATION", "LEARNED", "paper_comparison",
            "prediction", "summarize", "format_summary", "plot_headcount", "plot_triangle",
@@ -130,10 +131,7 @@ def format_summary(rows: list[dict]) -> str:
 
 def plot_headcount(rows: list[dict], path: str | Path, D: int = 4) -> Path | None:
     """NMSE against h, one panel per T, L = 1 and L = 2, with the papers' values overlaid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in rows if r["task"] == "headcount" and r["D"] == D]
     Ts = sorted({r["T"] for r in rows})
@@ -171,19 +169,12 @@ def plot_headcount(rows: list[dict], path: str | Path, D: int = 4) -> Path | Non
                 labels.append(lb)
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.16, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_triangle(rows: list[dict], path: str | Path) -> Path | None:
     """Triangle centre: NMSE against T (ours per heads/E, median and range), papers' values."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in rows if r["task"] == "triangle"]
     if not rows:
@@ -207,17 +198,13 @@ def plot_triangle(rows: list[dict], path: str | Path) -> Path | None:
     ax.set_title("triangle centre (InfoFlow: T·d, memorization)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_paper_report(run_dir: str | Path) -> Path:
     """``run_dir/report_papers.md`` (summary table) and the figures that apply."""
     run_dir = Path(run_dir)
-    rows = summarize(read_records(run_dir / "train.jsonl"))
+    rows = summarize(read_results(run_dir, TRAIN_RESULTS))
     figs = [p for p in (plot_headcount(rows, run_dir / "fig_headcount.png"),
                         plot_triangle(rows, run_dir / "fig_triangle.png")) if p is not None]
     text = ["# Papers' experiments: run summary", "",
@@ -335,7 +322,7 @@ def _key_prediction(key: tuple) -> str:
             else "b = T·d" + ("" if p["fits"] else " (no schedule: memorization)"))
 
 
-def format_comparison(comp: list[dict]) -> str:
+def format_paper_comparison(comp: list[dict]) -> str:
     """Markdown: paper number, ours (median [range], seeds), InfoFlow, verdict."""
     lines = ["| task | D | L | heads | T | variant | paper | ours: median [min, max] (seeds), ×ours/paper "
              "| InfoFlow | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -385,17 +372,17 @@ def main(argv=None) -> int:
     p.add_argument("--fill", metavar="MARKDOWN", default=None,
                    help="replace each <!-- cells:TASK --> … <!-- /cells --> block with TASK's rows")
     args = p.parse_args(argv)
-    records = [r for d in args.runs for r in read_records(Path(d) / "train.jsonl")]
+    records = [r for d in args.runs for r in read_results(d, TRAIN_RESULTS)]
     rows = summarize(records)
     print(format_summary(rows))
     print()
-    print(format_comparison(paper_comparison(rows)))
+    print(format_paper_comparison(paper_comparison(rows)))
     seps = intrinsic_separation(rows)
     if seps:
         print()
         print(format_separation(seps))
     if args.fill:
-        fill_cells(args.fill, format_comparison(paper_comparison(rows)))
+        fill_cells(args.fill, format_paper_comparison(paper_comparison(rows)))
         print(f"filled {args.fill}")
     if args.figures:
         for f in (plot_headcount(rows, Path(args.figures) / "headcount_nmse_vs_h.png"),

@@ -1,7 +1,7 @@
 """Targets of the two papers' experiments (issue 12), on d-dimensional Gaussian tokens.
 
 Every task is a frozen dataclass with ``target(X)`` (X of shape (..., T, d) → (...,)),
-``sample(key, n)`` (n inputs (n, T, d)) and ``params()`` (for records). Fixed task
+``sample(key, n)`` (n inputs (n, T, d)) and ``hyperparams()`` (for records). Fixed task
 matrices (directions a_i, bilinear forms A_i) are drawn once from
 ``numpy.random.default_rng(task_seed)``, so a task is a pure value.
 
@@ -60,7 +60,7 @@ class HeadCount:
     def sample(self, key, n: int):
         return jax.random.normal(key, (n, self.T, self.d))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"D": self.D, "d": self.d, "task_seed": self.task_seed}
 
 
@@ -88,7 +88,7 @@ class IntrinsicDim:
     def sample(self, key, n: int):
         return jax.random.normal(key, (n, self.T, self.d))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"D": self.D, "d": self.d, "task_seed": self.task_seed}
 
 
@@ -140,7 +140,7 @@ class TriangleCentre:
         r = jnp.linalg.norm(x, axis=-1, keepdims=True)
         return x * jnp.clip(r, self.r_min, self.r_max) / jnp.maximum(r, 1e-30)
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"d": self.d, "r_min": self.r_min, "r_max": self.r_max}
 
 
@@ -164,7 +164,7 @@ class MaxPosition:
     def sample(self, key, n: int):
         return jax.random.normal(key, (n, self.T, self.d))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"d": self.d, "task_seed": self.task_seed}
 
 
@@ -194,7 +194,7 @@ class FixedPositionSum:
     def sample(self, key, n: int):
         return jax.random.normal(key, (n, self.T, self.d))
 
-    def params(self) -> dict:
+    def hyperparams(self) -> dict:
         return {"d": self.d}
 
 

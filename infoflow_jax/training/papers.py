@@ -59,20 +59,18 @@ import optax
 
 from infoflow_jax.core.errors import InputError, check_choice, check_int_range, check_positive
 from infoflow_jax.training.paper_model import (QUERY_INITS, PaperArch, attention_readout_row,
-                                               count_params, forward_batch, init_params,
+                                               paper_param_count, forward_batch, init_params,
                                                layer_attention, layer_states)
 from infoflow_jax.training.paper_tasks import (PAPER_TASKS, argmax_tokens, make_paper_task,
                                                pair_argmax)
 from infoflow_jax.core.precision import use_float64
 from infoflow_jax.training.harness import in_spec_order, open_run_folder
-from infoflow_jax.training.spec import read_toml
+from infoflow_jax.verification.store import read_spec_file
 
 __all__ = ["PaperConfig", "PaperSpec", "parse_paper_spec", "load_paper_spec", "is_paper_spec",
-           "train_seeds", "run_paper_protocol", "VAL_SEED", "RECORDS_FILE"]
+           "train_seeds", "run_paper_protocol", "VAL_SEED"]
 
 VAL_SEED = 4_242_000
-RECORDS_FILE = "train.jsonl"
-MANIFEST_FILE = "manifest.json"
 GRID_AXES = ("L", "h", "h_last", "T", "D", "d", "E", "W", "d_head", "ffn", "seeds")
 #: fields added after the first recorded runs, left out of ``config_hash`` at these defaults so
 #: that the configurations of those runs keep their hashes (and their run folders resume)
@@ -239,7 +237,7 @@ def parse_paper_spec(raw: dict, *, name: str | None = None) -> PaperSpec:
 
 
 def load_paper_spec(path: str | Path) -> PaperSpec:
-    return parse_paper_spec(read_toml(path), name=Path(path).stem)
+    return parse_paper_spec(read_spec_file(path), name=Path(path).stem)
 
 
 # ---------------------------------------------------------------------------- training
@@ -388,7 +386,7 @@ def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
             "baseline_test_mse": var_val,
             "final_train_loss": float(losses[j, -1]) if losses is not None else None,
             "sup_error_estimate": None,  # Gaussian inputs: unbounded domain, no sup error
-            "params_total": count_params(arch),
+            "params_total": paper_param_count(arch),
             "seconds": round(seconds / S, 3), "group_seconds": round(seconds, 3),
             "group_seeds": S, "train_seconds": round(train_s / S, 3),
             "cpu_seconds": round(cpu / S, 3), "compile_seconds": round(compile_s or 0.0, 3),
@@ -396,7 +394,7 @@ def train_seeds(cfgs: list[PaperConfig]) -> list[dict]:
             "config_hash": cfg.config_hash(), "dtype": cfg.dtype, "eval_dtype": "float64",
             "eval_trace": [[t[0], t[1 + j]] for t in trace],
             "train_trace": [[t[0], t[1 + j]] for t in fit_trace],
-            "task_params": task.params(), "config": cfg.as_dict(), **extra[j],
+            "task_params": task.hyperparams(), "config": cfg.as_dict(), **extra[j],
         })
     return records
 

@@ -37,7 +37,6 @@ trained enough", so it does not count for a T-dependent prediction).
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from infoflow_jax.core.figures import pyplot, save_figure
 from infoflow_jax.core.rates import fit_slope
 
 __all__ = [
@@ -278,7 +278,7 @@ def _cell_slug(key: tuple) -> str:
     return s
 
 
-def _usable(rec: dict, metric: str) -> float | None:
+def _metric_value(rec: dict, metric: str) -> float | None:
     key, fn, _ = METRICS[metric]
     v = rec.get(key)
     if v is None or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -294,7 +294,7 @@ def _aggregate(recs: list[dict], metric: str):
     """
     by = defaultdict(list)
     for rec in recs:
-        v = _usable(rec, metric)
+        v = _metric_value(rec, metric)
         if v is None:
             continue
         by[(rec["T"], rec["W"])].append((rec["params_theorem"], max(v, 1e-300)))
@@ -420,10 +420,7 @@ def _baselines(recs: list[dict]) -> dict:
 
 
 def _write_figures(run_dir: Path, rows: list[dict], cells: dict) -> tuple[list[tuple[str, Path]], Path | None]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figs = []
     for row, (key, recs) in zip(rows, cells.items()):
@@ -438,8 +435,7 @@ def _write_figures(run_dir: Path, rows: list[dict], cells: dict) -> tuple[list[t
                      f"(dotted: RMSE of predicting the mean)", fontsize=10)
         fig.tight_layout(rect=(0, 0, 1, 0.95))
         path = run_dir / f"fig_train_{_cell_slug(key)}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path)
         figs.append((row["cell"], path))
 
     # overview: rows = task variants, columns = L (RMSE)
@@ -464,8 +460,7 @@ def _write_figures(run_dir: Path, rows: list[dict], cells: dict) -> tuple[list[t
                      "the mean; [InfoFlow exponent]: verdict", fontsize=10)
         fig.tight_layout(rect=(0, 0, 1, 0.97))
         overview = run_dir / "fig_train_overview.png"
-        fig.savefig(overview, dpi=100)
-        plt.close(fig)
+        save_figure(fig, overview, dpi=100)
     return figs, overview
 
 
@@ -533,13 +528,11 @@ from "not trained enough"). Everything else is **inconclusive**.
 
 def write_training_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report_train.md`` (+ PNG figures) from ``run_dir/train.jsonl``."""
-    from infoflow_jax.training.harness import MANIFEST_FILE, RECORDS_FILE, read_records
+    from infoflow_jax.verification.store import TRAIN_RESULTS, read_manifest, read_results
 
     run_dir = Path(run_dir)
-    records = read_records(run_dir / RECORDS_FILE)
-    manifest = {}
-    if (run_dir / MANIFEST_FILE).exists():
-        manifest = json.loads((run_dir / MANIFEST_FILE).read_text())
+    records = read_results(run_dir, TRAIN_RESULTS)
+    manifest = read_manifest(run_dir) or {}
     cells = group_cells(records)
     rows = agreement_rows(records)
     figs, overview = _write_figures(run_dir, rows, cells) if records else ([], None)

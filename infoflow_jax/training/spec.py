@@ -42,12 +42,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from infoflow_jax.core.errors import InputError, check_choice, check_int_range, check_positive
+from infoflow_jax.verification.store import read_spec_file
 
 TASK_IDS = ("T1", "T2", "T3", "T4", "T5", "T6")
 
@@ -234,7 +234,7 @@ def _settings(table: dict, where: str) -> dict:
     return out
 
 
-def parse_spec(raw: dict, *, name: str | None = None) -> TrainSpec:
+def parse_train_spec(raw: dict, *, name: str | None = None) -> TrainSpec:
     """Expand a spec dict (as ``tomllib`` returns it) into its configurations."""
     if not isinstance(raw, dict):
         raise InputError("spec", type(raw).__name__, "a TOML table")
@@ -282,18 +282,6 @@ def parse_spec(raw: dict, *, name: str | None = None) -> TrainSpec:
     return TrainSpec(name=str(raw.get("name", name or "train")), raw=raw, configs=tuple(configs))
 
 
-def read_toml(path: str | Path) -> dict:
-    """A spec file's TOML table; a missing or malformed file is an InputError naming ``spec``."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("spec", str(path), "an existing TOML file")
-    with path.open("rb") as fh:
-        try:
-            return tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError("spec", str(path), f"valid TOML ({exc})") from None
-
-
-def load_spec(path: str | Path) -> TrainSpec:
-    """Read and expand a TOML spec file."""
-    return parse_spec(read_toml(path), name=Path(path).stem)
+def load_train_spec(path: str | Path) -> TrainSpec:
+    """Read (:func:`~infoflow_jax.verification.store.read_spec_file`) and expand a TOML spec file."""
+    return parse_train_spec(read_spec_file(path), name=Path(path).stem)

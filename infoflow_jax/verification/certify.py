@@ -140,7 +140,7 @@ def _uses_linear(stage) -> bool:
 
 # ----------------------------------------------------------------------------- the compiled batch
 @functools.lru_cache(maxsize=32)
-def _batch_program(graphdef, task, domain, reads: tuple, with_split: bool = False):
+def box_program(graphdef, task, domain, reads: tuple, with_split: bool = False):
     """jit: (plan, state, lo, hi[, split]) (B, T, d) → upper, witness error, witness input, split effect.
     ``with_split``: Ĥ's range and a second upper bound come from the retrieve-then-decode split
     (:mod:`~infoflow_jax.verification.certify_split`); the smaller of the two uppers is kept."""
@@ -185,7 +185,7 @@ def _ffn_by_position(plan, reads):
     return ffn
 
 
-def _reads(plan) -> tuple:
+def linear_reads(plan) -> tuple:
     """Per layer: False (interval bounds) or the first layer's read coordinates (linear bounds)."""
     return tuple(read_coordinates(st.Ws[0], st.grouped[0]) if _uses_linear(st) else False for st in plan.ffn)
 
@@ -226,10 +226,10 @@ def certify_built(built, *, budget_seconds: float = 60.0, batch: int = BATCH, pr
     split, why_not = prepare_split(built, graphdef, state)
     if split is not None:
         notes.append("retrieve-then-decode split bound (per-cell Kuhn errors + local retrieval error)")
-        program = functools.partial(_batch_program(graphdef, task, task.domain, (False,) * len(plan.ffn), True),
+        program = functools.partial(box_program(graphdef, task, task.domain, (False,) * len(plan.ffn), True),
                                     split=split)
     else:
-        program = _batch_program(graphdef, task, task.domain, _reads(plan))
+        program = box_program(graphdef, task, task.domain, linear_reads(plan))
 
     sizes = {"batch": batch}  # shrinks (÷4, at least SMALL_BATCH) when a batch does not fit in memory
 

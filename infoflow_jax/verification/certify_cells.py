@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infoflow_jax.core.pwl import EVAL_ULPS_OF_F, UNIT_ROUNDOFF, PiecewiseLinear
-from infoflow_jax.verification.step_ffn import evaluate
+from infoflow_jax.verification.step_ffn import evaluate_padded
 
 U = UNIT_ROUNDOFF
 MAX_POINTS = 1 << 20  # sub-division of the pieces stops at this many points
@@ -78,7 +78,7 @@ def one_input_cells(pl: PiecewiseLinear, F, lipschitz: float, n: int, max_points
     frac = np.arange(sub) / sub
     pts = np.append((base[:-1, None] + np.diff(base)[:, None] * frac[None]).reshape(-1), base[-1])
     net = np.asarray(pl.evaluate(pts), np.float64)
-    fv = evaluate(F, pts)
+    fv = evaluate_padded(F, pts)
     g = np.abs(net - fv)
     mids = 0.5 * (pts[:-1] + pts[1:])
     sigma = slopes[np.searchsorted(t, mids, side="right")]

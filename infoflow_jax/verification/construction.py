@@ -62,7 +62,7 @@ class Built:
         object.__setattr__(self, name, value)
 
     @property
-    def params(self) -> ParamCount:
+    def param_count(self) -> ParamCount:
         return count_params(self.compiled.model)
 
     def split(self):

@@ -152,7 +152,7 @@ def calibrated_depth(make, X: np.ndarray, height: float, steps: int = 30) -> flo
     largest error of ``make(d)`` (a Built) over the inputs X reaches ``height``, by bisection (the
     error grows with d: the raised score is what the next retrieval returns); 1 if even d = 1 stays
     below."""
-    from infoflow_jax.verification.probes import predict_np
+    from infoflow_jax.core.numpy_forward import predict_np
 
     def err(d):
         built = make(d)

@@ -36,7 +36,7 @@ from infoflow_jax.core.model import apply
 from infoflow_jax.core.tasks import Task, fill_tokens
 
 
-def paddable(task: Task, cfg) -> bool:
+def T_paddable(task: Task, cfg) -> bool:
     """Can one program serve this family at several T? (task padding rule; no positional input)."""
     return task.padding is not None and cfg.positional == "none" and not cfg.position_input
 

@@ -162,12 +162,12 @@ def construction_record(built, est, *, T: int, eps: float, seed: int, dtype: str
     """The record of one built configuration and its :class:`~infoflow_jax.verification.estimators.Estimate`
     (``est`` None: the falsifier did not run; ``passed`` is then decided by the proof check)."""
     cfg = built.compiled.model.cfg
-    tp = built.task.params()
+    tp = built.task.hyperparams()
     return Record(
         kind="construction", name=name or built.name, task=built.task.id, T=T, eps=eps, d=built.task.d,
         L=cfg.L, h=max(l.heads for l in cfg.layers), k=tp.get("k"), r=tp.get("r"), D=tp.get("D"),
         gamma=tp.get("gamma"), beta=[None if b is None else float(b) for b in built.betas],
-        **built.params.as_record(), bound=float(built.bound),
+        **built.param_count.as_record(), bound=float(built.bound),
         bound_terms={k_: float(v) for k_, v in built.bound_terms.items()}, choices=dict(built.choices),
         err_estimate=None if est is None else float(est.value), estimator=None if est is None else est.estimator,
         estimates=None if est is None else dict(est.per_estimator),

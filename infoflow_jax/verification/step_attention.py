@@ -46,9 +46,9 @@ import math
 
 import numpy as np
 
-from infoflow_jax.core.lemmas import e_max, e_max_holds_beyond_unit_range, flagged_set_leakage
+from infoflow_jax.core.lemmas import e_max, e_max_holds_beyond_unit_range, flagged_set_leakage, margin_retrieval_error
 from infoflow_jax.core.pwl import UNIT_ROUNDOFF as U
-from infoflow_jax.verification.step_ffn import Certificate
+from infoflow_jax.verification.step_ffn import StepBound
 
 
 def form_vector(form, slots: tuple[str, ...]) -> np.ndarray:
@@ -181,32 +181,32 @@ def read_self_excluding_head(attn, head: int, slots, layout, stage: int, claim, 
     return out, None
 
 
-def certify_head(attn, head: int, slots, layout, stage: int, claim, T: int) -> tuple[Certificate, float | None]:
+def certify_head(attn, head: int, slots, layout, stage: int, claim, T: int) -> tuple[StepBound, float | None]:
     """The head's certified error under its claim's lemma at the row's T; and its actual β̂."""
     if claim.lemma == "L1-self":
         per_token, problem = read_self_excluding_head(attn, head, slots, layout, stage, claim, T)
         if problem:
-            return Certificate(upper=math.inf, problem=problem), None
+            return StepBound(upper=math.inf, problem=problem), None
         betas = [b for b, _ in per_token]
         if min(betas) <= 0:
-            return Certificate(upper=math.inf, problem=f"actual β = {min(betas):.4g} is not positive"), min(betas)
+            return StepBound(upper=math.inf, problem=f"actual β = {min(betas):.4g} is not positive"), min(betas)
         self_weight = max(math.exp(min(b - B, 700.0)) for b, B in per_token)  # e^{β̂_t − B_t}, capped before overflow
-        return Certificate(upper=(e_max(max(T - 1, 1), min(betas)) + self_weight) * (1 + 8 * U)), min(betas)
+        return StepBound(upper=(e_max(max(T - 1, 1), min(betas)) + self_weight) * (1 + 8 * U)), min(betas)
     betas, problem = read_head(attn, head, slots, layout, stage, claim)
     if problem:
-        return Certificate(upper=math.inf, problem=problem), None
+        return StepBound(upper=math.inf, problem=problem), None
     if claim.lemma == "uniform":
-        return Certificate(upper=8 * T * U * claim.key_range), 0.0
+        return StepBound(upper=8 * T * U * claim.key_range), 0.0
     beta = min(betas)
     if beta <= 0:
-        return Certificate(upper=math.inf, problem=f"actual β = {beta:.4g} is not positive"), beta
+        return StepBound(upper=math.inf, problem=f"actual β = {beta:.4g} is not positive"), beta
     D = claim.key_range
     if claim.lemma == "L1":
         if claim.excluded and not e_max_holds_beyond_unit_range(T, beta * D):
-            return Certificate(upper=math.inf, problem=f"actual β = {beta:.4g} is too small for L1 with "
+            return StepBound(upper=math.inf, problem=f"actual β = {beta:.4g} is too small for L1 with "
                                                        "excluded tokens (needs β ≥ 1, ln((T−1)β) ≤ β)"), beta
-        return Certificate(upper=D * e_max(T, beta * D) * (1 + 8 * U)), beta
+        return StepBound(upper=D * e_max(T, beta * D) * (1 + 8 * U)), beta
     if claim.lemma == "L2":
-        return Certificate(upper=(T - 1) * math.exp(-beta * claim.gamma) * D * (1 + 8 * U)), beta
+        return StepBound(upper=margin_retrieval_error(T, beta, claim.gamma, D) * (1 + 8 * U)), beta
     K = float(sum(c for _, c in claim.key.coeffs))
-    return Certificate(upper=flagged_set_leakage(T, claim.k, beta * K) * D * (1 + 8 * U)), beta
+    return StepBound(upper=flagged_set_leakage(T, claim.k, beta * K) * D * (1 + 8 * U)), beta

@@ -73,7 +73,7 @@ MAX_KUHN_ENTRIES = 6e7
 
 
 @dataclass(frozen=True)
-class Certificate:
+class StepBound:
     """upper ≥ sup |net − f| over the claim's domain (sound; inf: could not be certified);
     lower = |net − f| at ``at`` (attained); ``problem`` says why a claim failed structurally."""
 
@@ -85,7 +85,7 @@ class Certificate:
     rounding: float = 0.0  # the part of ``upper`` that only covers float64 rounding
 
 
-def evaluate(f, z: np.ndarray) -> np.ndarray:
+def evaluate_padded(f, z: np.ndarray) -> np.ndarray:
     """f(z) as float64 NumPy, evaluated on a batch padded to a power of two (a jnp f then
     compiles once per size class, not once per row)."""
     z = np.asarray(z, dtype=np.float64)
@@ -137,7 +137,7 @@ def _pl_eval(t, values, slopes, z):
 
 
 def sup_one_input(pl: PiecewiseLinear, f, lipschitz: float, lo: float, hi: float, tolerance: float,
-                  affine_between=None) -> Certificate:
+                  affine_between=None) -> StepBound:
     """A sound upper bound on sup_{z∈[lo,hi]} |pl(z) − f(z)| (module docstring, rounding margin
     included), the attained lower bound, and the exact range of pl on [lo, hi]."""
     t, values, slopes = _pl_numpy(pl)
@@ -147,7 +147,7 @@ def sup_one_input(pl: PiecewiseLinear, f, lipschitz: float, lo: float, hi: float
         inner.append(k[(k > lo) & (k < hi)])
     pts = np.unique(np.concatenate([[lo, hi], *inner]))
     net = _pl_eval(t, values, slopes, pts)
-    fv = evaluate(f, pts)
+    fv = evaluate_padded(f, pts)
     zmag = max(abs(lo), abs(hi), 1.0)
     margin = (4.0 * (float(pl.n_units) + 8.0) * U * (float(pl.scale_a) * zmag + float(pl.scale_b))
               + EVAL_ULPS_OF_F * 2 * U * float(np.max(np.abs(fv))))
@@ -167,13 +167,13 @@ def sup_one_input(pl: PiecewiseLinear, f, lipschitz: float, lo: float, hi: float
             new = (pts[:-1][refine, None] + width[refine, None] * np.array([0.25, 0.5, 0.75])).reshape(-1)
             order = np.argsort(np.concatenate([pts, new]), kind="stable")
             pts = np.concatenate([pts, new])[order]
-            g = np.concatenate([g, np.abs(_pl_eval(t, values, slopes, new) - evaluate(f, new))])[order]
+            g = np.concatenate([g, np.abs(_pl_eval(t, values, slopes, new) - evaluate_padded(f, new))])[order]
         slope = slopes[np.searchsorted(t, (pts[:-1] + pts[1:]) / 2, side="right")]
         width = np.diff(pts)
         piece = np.maximum((g[:-1] + g[1:] + (lipschitz + np.abs(slope)) * width) / 2, np.maximum(g[:-1], g[1:]))
         upper = float(np.max(piece)) * (1 + 8 * U)
     i = int(np.argmax(g))
-    return Certificate(upper=upper + margin, lower=float(g[i]), at=float(pts[i]), value_range=value_range,
+    return StepBound(upper=upper + margin, lower=float(g[i]), at=float(pts[i]), value_range=value_range,
                        rounding=margin)
 
 
@@ -331,11 +331,11 @@ def _kuhn_grid(net_reach, n: int, box: tuple[float, float]):
 
 
 def certify_kuhn(net_reach, G, lipschitz: float, n: int, box: tuple[float, float], tolerance: float,
-                 max_fine: int = 200_000) -> Certificate:
+                 max_fine: int = 200_000) -> StepBound:
     """The OnBox certificate of a block network (module docstring)."""
     grid, problem = _kuhn_grid(net_reach, n, box)
     if problem:
-        return Certificate(upper=math.inf, problem=problem)
+        return StepBound(upper=math.inf, problem=problem)
     Z, out, sizes, shift, coarse = grid["Z"], grid["out"], grid["sizes"], grid["shift"], grid["coarse"]
     slack, rounding, D = grid["slack"], grid["rounding"], grid["D"]
     axis_size = sizes[0]
@@ -344,10 +344,10 @@ def certify_kuhn(net_reach, G, lipschitz: float, n: int, box: tuple[float, float
     m = 1
     while True:
         pts, vals = _kuhn_interpolate(coarse, n, m, D)
-        err = np.abs(vals - evaluate(G, pts))
+        err = np.abs(vals - evaluate_padded(G, pts))
         upper = float(np.max(err)) + C * lipschitz / (n * m) + slack + rounding
         i = int(np.argmax(err))
-        best = Certificate(upper=upper, lower=float(err[i]), at=pts[i].tolist(), rounding=slack + rounding)
+        best = StepBound(upper=upper, lower=float(err[i]), at=pts[i].tolist(), rounding=slack + rounding)
         if upper <= tolerance or err[i] > tolerance or (2 * n * m + 1) ** D > max_fine:
             break
         m *= 2
@@ -357,12 +357,12 @@ def certify_kuhn(net_reach, G, lipschitz: float, n: int, box: tuple[float, float
         diff = np.abs(out - out[clip_idx])
         if np.any(diff > rounding):
             zc = np.clip(Z, 0.0, 1.0)
-            shell_err = np.abs(out - evaluate(G, zc))
+            shell_err = np.abs(out - evaluate_padded(G, zc))
             h = max(1.0 / n, -box[0], box[1] - 1.0)
             upper = float(np.max(shell_err)) + C * lipschitz * h + slack + rounding
             if upper > best.upper:
                 j = int(np.argmax(shell_err))
-                best = Certificate(upper=upper, lower=max(best.lower, float(shell_err[j])), at=Z[j].tolist(),
+                best = StepBound(upper=upper, lower=max(best.lower, float(shell_err[j])), at=Z[j].tolist(),
                                    rounding=slack + rounding)
     return best
 
@@ -420,7 +420,7 @@ def kuhn_cells(net_reach, G, lipschitz: float, n: int, box: tuple[float, float],
     while (2 * n * m + 1) ** D <= max_fine and (target_h is None or C * lipschitz / (n * m) > target_h):
         m *= 2
     pts, vals = _kuhn_interpolate(coarse, n, m, D)
-    gv = evaluate(G, pts)
+    gv = evaluate_padded(G, pts)
     g_round = EVAL_ULPS_OF_F * 2 * U * (float(np.max(np.abs(gv))) + 1.0)
     err = _cell_windows(np.abs(vals - gv), n, m, D, np.max)
     err = (err + C * lipschitz / (n * m) + slack + rounding + g_round) * (1 + 8 * U)

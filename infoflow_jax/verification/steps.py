@@ -40,7 +40,7 @@ from infoflow_jax.core.claims import OnBox, OneInput, Retrieval, SumOfOneInputs
 from infoflow_jax.core.precision import FLOAT64_FLOOR, within_bound
 from infoflow_jax.core.pwl import layer_ffn_weights
 from infoflow_jax.verification.step_attention import certify_head, form_vector
-from infoflow_jax.verification.step_ffn import Certificate, certify_kuhn, kuhn_block_network, one_input_function, \
+from infoflow_jax.verification.step_ffn import StepBound, certify_kuhn, kuhn_block_network, one_input_function, \
     parallel_units, sup_one_input
 
 STEP_KEYS = ("name", "note", "claim", "certified_error", "tolerance", "term", "ok", "attained", "detail", "value_range")
@@ -89,11 +89,11 @@ def _check_site(compiled, site, T: int) -> dict:
         if isinstance(claim, OnBox) and site.kind == "ffn":
             return _finish(site, claim, *_on_box(compiled, site, claim))
     except np.linalg.LinAlgError as exc:  # a degenerate input form
-        return _finish(site, claim, Certificate(upper=math.inf, problem=str(exc)), str(exc))
-    return _finish(site, claim, Certificate(upper=math.inf), f"a {type(claim).__name__} claim on an {site.kind} step")
+        return _finish(site, claim, StepBound(upper=math.inf, problem=str(exc)), str(exc))
+    return _finish(site, claim, StepBound(upper=math.inf), f"a {type(claim).__name__} claim on an {site.kind} step")
 
 
-def _finish(site, claim, cert: Certificate, detail: str | None = None) -> dict:
+def _finish(site, claim, cert: StepBound, detail: str | None = None) -> dict:
     # judged like every bound here, up to float64 rounding: the real-arithmetic certificate
     # (upper less its rounding margin) against the tolerance, with within_bound's floors
     ok = within_bound(cert.upper - cert.rounding, claim.tolerance) and cert.problem is None
@@ -126,35 +126,35 @@ def _depth_one(compiled, site):
     return (W1, b1, W2, b2), None
 
 
-def _certify_part(pl, claim: OneInput) -> Certificate:
+def _certify_part(pl, claim: OneInput) -> StepBound:
     """One PiecewiseLinear against a OneInput claim, over all of its intervals."""
     certs = [sup_one_input(pl, claim.target, claim.lipschitz, lo, hi, claim.tolerance, claim.affine_between)
              for lo, hi in claim.intervals]
     worst = max(certs, key=lambda c: c.upper)
     at = max(certs, key=lambda c: c.lower)
     rng = (min(c.value_range[0] for c in certs), max(c.value_range[1] for c in certs))
-    return Certificate(upper=worst.upper, lower=at.lower, at=at.at, value_range=rng, rounding=worst.rounding)
+    return StepBound(upper=worst.upper, lower=at.lower, at=at.at, value_range=rng, rounding=worst.rounding)
 
 
-def _one_input(compiled, site, claim: OneInput) -> tuple[Certificate, str | None]:
+def _one_input(compiled, site, claim: OneInput) -> tuple[StepBound, str | None]:
     weights, problem = _depth_one(compiled, site)
     if problem:
-        return Certificate(upper=math.inf, problem=problem), problem
+        return StepBound(upper=math.inf, problem=problem), problem
     form = claim.input if claim.input is not None else site.inputs[0]
     pl, problem = one_input_function(*weights, form_vector(form, compiled.slots),
                                      compiled.slots.index(site.outputs[0]), _readable(compiled, site))
     if problem:
-        return Certificate(upper=math.inf, problem=problem), problem
+        return StepBound(upper=math.inf, problem=problem), problem
     cert = _certify_part(pl, claim)
     return cert, f"sup attained ≥ {cert.lower:.3e} at z = {cert.at:.6g}"
 
 
-def _sum_of_one_inputs(compiled, site, claim: SumOfOneInputs) -> tuple[Certificate, str | None]:
+def _sum_of_one_inputs(compiled, site, claim: SumOfOneInputs) -> tuple[StepBound, str | None]:
     """Each part's units are those reading its form; every unit writing the slot must be in one.
     sup |Σ_i net_i − Σ_i f_i| ≤ Σ_i sup |net_i − f_i| (the output bias goes with the first part)."""
     weights, problem = _depth_one(compiled, site)
     if problem:
-        return Certificate(upper=math.inf, problem=problem), problem
+        return StepBound(upper=math.inf, problem=problem), problem
     W1, b1, W2, b2 = weights
     out, readable = compiled.slots.index(site.outputs[0]), _readable(compiled, site)
     live = np.flatnonzero(W2[:, out] != 0)
@@ -168,22 +168,22 @@ def _sum_of_one_inputs(compiled, site, claim: SumOfOneInputs) -> tuple[Certifica
         certs.append(_certify_part(pl, part))
     if np.any(free):
         problem = f"units {live[free].tolist()} writing the slot read none of the parts' forms"
-        return Certificate(upper=math.inf, problem=problem), problem
-    cert = Certificate(upper=sum(c.upper for c in certs), lower=max(c.lower for c in certs),
+        return StepBound(upper=math.inf, problem=problem), problem
+    cert = StepBound(upper=sum(c.upper for c in certs), lower=max(c.lower for c in certs),
                        rounding=sum(c.rounding for c in certs),
                        value_range=(sum(c.value_range[0] for c in certs), sum(c.value_range[1] for c in certs)))
     return cert, "parts' certified errors: " + ", ".join(f"{c.upper:.3e}" for c in certs)
 
 
-def _on_box(compiled, site, claim: OnBox) -> tuple[Certificate, str | None]:
+def _on_box(compiled, site, claim: OnBox) -> tuple[StepBound, str | None]:
     parts = layer_ffn_weights(compiled.model, site.layer)
     if len(site.outputs) != 1:
-        return Certificate(upper=math.inf), "a box claim needs a block writing one slot"
+        return StepBound(upper=math.inf), "a box claim needs a block writing one slot"
     forms = claim.inputs if claim.inputs is not None else site.inputs
     Phi = np.stack([form_vector(f, compiled.slots) for f in forms], axis=1)
     net, problem = kuhn_block_network(parts, Phi, compiled.slots.index(site.outputs[0]), _readable(compiled, site))
     if problem:
-        return Certificate(upper=math.inf, problem=problem), problem
+        return StepBound(upper=math.inf, problem=problem), problem
     cert = certify_kuhn(net, claim.target, claim.lipschitz, claim.n, claim.box, claim.tolerance)
     return cert, cert.problem or f"sup attained ≥ {cert.lower:.3e} at z = {np.round(cert.at, 6).tolist()}"
 

@@ -33,7 +33,8 @@ from pathlib import Path
 
 from infoflow_jax.core.errors import InputError
 
-RESULTS = "results.jsonl"
+RESULTS = "results.jsonl"  # a sweep's records
+TRAIN_RESULTS = "train.jsonl"  # a training run's records
 MANIFEST = "manifest.json"
 
 
@@ -132,9 +133,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
         pass
 
 
-def read_results(out_dir) -> list[dict]:
-    """The records of a sweep folder."""
-    return read_jsonl(Path(out_dir) / RESULTS)
+def read_results(out_dir, results: str = RESULTS, *, argument: str | None = None) -> list[dict]:
+    """The records of a run folder (:func:`read_jsonl` of ``results``: a sweep's ``results.jsonl``
+    by default, a training run's :data:`TRAIN_RESULTS`). ``argument``: the option that named the
+    folder; a folder without the file is then an InputError naming it (else: no records)."""
+    path = Path(out_dir) / results
+    if argument is not None and not path.is_file():
+        raise InputError(argument, str(out_dir), f"a directory containing {results}")
+    return read_jsonl(path)
 
 
 def read_manifest(out_dir) -> dict | None:
@@ -301,3 +307,32 @@ class ResultsStore:
         run["status"] = status or ("complete" if stats.get("configs_total") is not None else "stopped")
         run["stats"] = stats
         self.write_manifest()
+
+
+# ----------------------------------------------------------------------------- spec files
+def read_spec_file(path) -> dict:
+    """A TOML spec file's top-level table (``tomllib``): the one reader of every kind of spec (sweep,
+    training, papers' protocol); each kind's schema is its parser (``sweep.spec.parse_spec``,
+    ``training.spec.parse_train_spec``, ``training.papers.parse_paper_spec``). An unreadable or
+    malformed file is an InputError naming ``spec``."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InputError("spec", str(path), f"a readable TOML file ({exc.strerror})") from None
+    try:
+        return tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError("spec", str(path), f"valid TOML ({' '.join(str(exc).split())})") from None
+
+
+def spec_kind(path) -> str | None:
+    """The ``kind`` a spec file declares at its top level; None when it declares none, or cannot be
+    read (its loader then reports why)."""
+    try:
+        kind = read_spec_file(path).get("kind")
+    except InputError:
+        return None
+    return kind if isinstance(kind, str) else None

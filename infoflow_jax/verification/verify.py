@@ -18,7 +18,8 @@ from infoflow_jax.core.fast_model import fast_ffn_widths, fast_pays, fast_plan, 
 from infoflow_jax.core.phases import phase
 from infoflow_jax.core.precision import require_float64
 from infoflow_jax.core.samplers import samplers_for
-from infoflow_jax.verification import memory as mem
+from infoflow_jax.verification.memory import (ASCENT_FACTOR, ITEM, bytes_per_input, check_fits, chunk_for,
+                                              fixed_input_bytes, human_bytes, memory_budget)
 from infoflow_jax.verification.construction import Built, ConstructionSpec, error_function, fast_error_function
 from infoflow_jax.verification.estimators import DEFAULT_BUDGET, DEFAULT_FINEST_SCALE, Budget, estimate_sup_error
 from infoflow_jax.verification.probes import MAX_PROBE_INPUTS, finest_scale
@@ -57,7 +58,7 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     t0 = time.perf_counter()
     T, d = built.task.T, built.task.d
     with phase("plan"):
-        plan = mem.memory_budget(memory)
+        plan = memory_budget(memory)
         graphdef, state = built.split()
         fast_params = None if fast is False else fast_plan(graphdef, state)
         path = "fast" if fast or (fast is None and fast_pays(fast_params, T)) else "dense"
@@ -65,21 +66,21 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
             # one pytree shape for every ε and mutant of this structure (exactly the same function):
             # they share one compiled program (evaluate_program is cached, jit keys on shapes)
             err_fn, params = fast_error_function(built.task), shared_shape(fast_params)
-            per = mem.bytes_per_input(built.compiled.model.cfg, T, d, fast_ffn_widths(fast_params),
+            per = bytes_per_input(built.compiled.model.cfg, T, d, fast_ffn_widths(fast_params),
                                       fast_query_rows(fast_params, T))
         else:
             err_fn, params = error_function(graphdef, built.task), state
-            per = mem.bytes_per_input(built.compiled.model.cfg, T, d)
-        fixed = mem.fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1) + \
-            mem.ITEM * T * d * MAX_PROBE_INPUTS  # the structural probes, counted before they are built
+            per = bytes_per_input(built.compiled.model.cfg, T, d)
+        fixed = fixed_input_bytes(T, d, budget.samples, len(samplers_for(built.task.domain)) + 1) + \
+            ITEM * T * d * MAX_PROBE_INPUTS  # the structural probes, counted before they are built
     least = ideal_check_bytes(T, d, len(built.compiled.slots))  # what any row needs: the proof check's few inputs
     if least > plan:
         raise InputError("T", T, f"small enough to fit in memory: at T = {T} the proof check's sampled inputs "
-                         f"need {mem.human_bytes(least)} and {mem.human_bytes(plan)} may be used (--memory to change)")
+                         f"need {human_bytes(least)} and {human_bytes(plan)} may be used (--memory to change)")
     with phase("steps"):
         steps, step_certified = check_steps(built)  # the proof's steps against the compiled weights
     try:
-        mem.check_fits(T=T, eps=built.eps, per_input=per, fixed=fixed, budget=plan)
+        check_fits(T=T, eps=built.eps, per_input=per, fixed=fixed, budget=plan)
         skipped = None
     except InputError as exc:
         if step_certified is None:  # nothing else could decide the row
@@ -93,8 +94,8 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
                                  T=T, d=d, seed=seed, budget=budget, extra_inputs=probes,
                                  # the sweep's polish stops at DEFAULT_FINEST_SCALE too; finer only when needed
                                  finest_scale=min(finest_scale(built), DEFAULT_FINEST_SCALE),
-                                 chunk=mem.chunk_for(per, plan, fixed, budget.chunk),
-                                 ascent_chunk=mem.chunk_for(per, plan, fixed, budget.starts, mem.ASCENT_FACTOR))
+                                 chunk=chunk_for(per, plan, fixed, budget.chunk),
+                                 ascent_chunk=chunk_for(per, plan, fixed, budget.starts, ASCENT_FACTOR))
     record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path)
     record.steps, record.step_certified = steps, step_certified
     with phase("proof"):

@@ -19,7 +19,7 @@ from infoflow_jax.verification.estimators import Budget
 from infoflow_jax.core.functions import DEFAULT_F, TENT
 from infoflow_jax.infoflow.against import fit_exponent
 from infoflow_jax.infoflow.planner import plan
-from infoflow_jax.infoflow.tasks import top_k_mean
+from infoflow_jax.infoflow.tasks import top_k_mean_graph
 from infoflow_jax.core.samplers import sample, samplers_for
 from infoflow_jax.core.tasks import TopKMean
 from infoflow_jax.verification.verify import verify_construction
@@ -56,7 +56,7 @@ def test_t7_domain_is_chosen_by_gaps():
     assert TopKMean(6, k=2, gamma=0.2, gaps="all").domain == Margin(0.2, 3)
     assert TopKMean(6, k=2, gamma=0.4, gaps="k").domain == TopSetMargin(0.4, 2)
     assert TopKMean(6, k=2, gaps="none").domain == Cube()
-    assert TopKMean(6, k=3, gamma=0.1).params() == {"k": 3, "r": None, "D": None, "gamma": 0.1}
+    assert TopKMean(6, k=3, gamma=0.1).hyperparams() == {"k": 3, "r": None, "D": None, "gamma": 0.1}
 
 
 @pytest.mark.parametrize("kw", [dict(k=2, gamma=0.4, gaps="all"), dict(k=6, gamma=0.1, gaps="k"),
@@ -115,12 +115,12 @@ def test_c8_depth_is_k_plus_one_with_one_head():
 
 
 def test_c8_params_theorem_is_independent_of_T():
-    assert len({lookup("C8").build(T, 1e-3, k=2).params.theorem for T in (4, 16, 64, 256)}) == 1
+    assert len({lookup("C8").build(T, 1e-3, k=2).param_count.theorem for T in (4, 16, 64, 256)}) == 1
 
 
 @pytest.mark.parametrize("T", [4, 64])
 def test_c8_exponent_is_1_over_three_decades(T):
-    ps = [lookup("C8").build(T, e, k=2).params.theorem for e in EPS_FIT]
+    ps = [lookup("C8").build(T, e, k=2).param_count.theorem for e in EPS_FIT]
     assert abs(fit_exponent([1 / e for e in EPS_FIT], ps)[0] - 1) <= 0.15
 
 
@@ -197,7 +197,7 @@ def test_predict_t7_k2_is_T_at_one_layer_and_1_at_two(capsys):
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_soft_top_k_route_needs_k_plus_one_layers_and_costs_exponent_1(k):
-    g = top_k_mean(k, soft=True)
+    g = top_k_mean_graph(k, soft=True)
     deep, shallow = plan(g, L=k + 1, h=1, T=16), plan(g, L=k, h=1, T=16)
     assert (deep.needed_L, deep.exponent, shallow.exponent) == (k + 1, 1, 16)
     assert [s.layer for s in deep.steps if s.mode == "uniform-set"] == [k + 1]

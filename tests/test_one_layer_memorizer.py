@@ -51,13 +51,13 @@ def test_c5_mutant_is_caught(mutant):
 def test_c5_formula_matches_built_dense_decoder():
     for T, eps in ((1, 0.05), (2, 0.1), (3, 0.2)):
         built = lookup("C5").build(T, eps, F=IDENTITY)
-        assert built.params.theorem <= formula_params(T, eps, F=IDENTITY)
-        assert formula_params(T, eps, F=IDENTITY) <= 2.0 * built.params.theorem  # dense vs nonzero
+        assert built.param_count.theorem <= formula_params(T, eps, F=IDENTITY)
+        assert formula_params(T, eps, F=IDENTITY) <= 2.0 * built.param_count.theorem  # dense vs nonzero
 
 
 @pytest.mark.parametrize("T,eps", [(1, (0.02, 0.01, 0.005, 0.003, 0.002)), (2, (0.05, 0.03, 0.02, 0.01, 0.005))])
 def test_c5_exponent_is_T(T, eps):
-    ps = [lookup("C5").build(T, e, F=IDENTITY).params.theorem for e in eps]
+    ps = [lookup("C5").build(T, e, F=IDENTITY).param_count.theorem for e in eps]
     slope, lo, hi, n = fit_exponent([1 / e for e in eps], ps)
     assert abs(slope - T) <= 0.15 * T
 
@@ -65,6 +65,6 @@ def test_c5_exponent_is_T(T, eps):
 @pytest.mark.slow
 def test_c5_exponent_is_3_at_T3():
     eps = (0.1, 0.06, 0.04, 0.025, 0.016, 0.01)
-    ps = [lookup("C5").build(3, e, F=IDENTITY).params.theorem for e in eps]
+    ps = [lookup("C5").build(3, e, F=IDENTITY).param_count.theorem for e in eps]
     slope, *_ = fit_exponent([1 / e for e in eps], ps)
     assert abs(slope - 3) <= 0.45

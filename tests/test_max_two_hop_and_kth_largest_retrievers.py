@@ -36,14 +36,14 @@ def test_construction_passes_at_target_eps(name, k, T, eps):
 
 
 def test_c2_theorem_params_do_not_depend_on_T():
-    counts = {T: lookup("C2").build(T, 1e-2).params.theorem for T in (4, 64, 1024)}
+    counts = {T: lookup("C2").build(T, 1e-2).param_count.theorem for T in (4, 64, 1024)}
     assert len(set(counts.values())) == 1, counts
 
 
 @pytest.mark.parametrize("name,k", [("C1", None), ("C2", None), ("C3", 2)])
 def test_theorem_params_grow_like_one_over_eps(name, k):
     eps = np.array([1e-1, 1e-2, 1e-3, 1e-4])
-    params = [lookup(name).build(16, e, **({"k": k} if k else {})).params.theorem for e in eps]
+    params = [lookup(name).build(16, e, **({"k": k} if k else {})).param_count.theorem for e in eps]
     slope, lo, hi, _ = fit_exponent(1 / eps, np.array(params, float))
     assert abs(slope - 1) <= 0.15 or lo <= 1 <= hi, (slope, lo, hi)
 

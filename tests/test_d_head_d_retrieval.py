@@ -18,7 +18,7 @@ def test_t6_target_is_G_of_the_D_maxima():
     task = DRetrieval(3, d=2, D=2)
     X = jnp.array([[0.1, 0.9], [0.7, 0.2], [0.3, 0.4]])
     assert jnp.allclose(task.retrieved(X), jnp.array([0.7, 0.9]))
-    assert task.params() == {"k": None, "r": None, "D": 2, "gamma": None}
+    assert task.hyperparams() == {"k": None, "r": None, "D": 2, "gamma": None}
 
 
 def test_linear_feature_rejects_weights_leaving_the_unit_interval():
@@ -29,7 +29,7 @@ def test_linear_feature_rejects_weights_leaving_the_unit_interval():
 def test_c7_uses_D_heads_and_params_independent_of_T():
     a, b = lookup("C7").build(4, 0.1, D=3, d=3), lookup("C7").build(64, 0.1, D=3, d=3)
     assert a.compiled.model.cfg.layers[0].heads == 3
-    assert a.params.theorem == b.params.theorem
+    assert a.param_count.theorem == b.param_count.theorem
 
 
 @pytest.mark.parametrize("T,D,d", [(4, 2, 2), (16, 3, 2)])

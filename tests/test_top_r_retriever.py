@@ -28,8 +28,8 @@ def test_coupled_G_is_2_lipschitz_in_sup_norm(r):
 
 def test_t4_t5_params_and_domain():
     t4, t5 = CoupledTopR(6, r=3, gamma=0.1), DecoupledTopR(6, r=2, gamma=0.2)
-    assert t4.params() == {"k": None, "r": 3, "D": None, "gamma": 0.1}
-    assert t5.params()["r"] == 2 and t5.domain.k == 2 and t5.domain.gamma == 0.2
+    assert t4.hyperparams() == {"k": None, "r": 3, "D": None, "gamma": 0.1}
+    assert t5.hyperparams()["r"] == 2 and t5.domain.k == 2 and t5.domain.gamma == 0.2
 
 
 def test_c6_cls_holds_the_top_r():
@@ -55,7 +55,7 @@ def test_c6_mutant_is_caught(name, mutant):
 
 
 def _slope(name, r, eps):
-    ps = [lookup(name).build(8, e, k=r).params.theorem for e in eps]
+    ps = [lookup(name).build(8, e, k=r).param_count.theorem for e in eps]
     return fit_exponent([1 / e for e in eps], ps)[0]
 
 

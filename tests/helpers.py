@@ -1,0 +1,43 @@
+"""Helpers that several test files share, written once (tests import no private name).
+
+Test modules import it as ``helpers`` (pytest puts ``tests/`` on ``sys.path``: the folder is not
+a package). Module-level and public, like the library's own helpers."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+
+
+def run_main(argv) -> tuple[int, str, str]:
+    """``infoflow ARGV`` in this process: (exit status, stdout, stderr)."""
+    from infoflow_jax.cli import app as cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main(argv)
+    return status, out.getvalue(), err.getvalue()
+
+
+def run_predict(argv) -> int:
+    """``infoflow predict ARGV`` through its own parser (prints to the real stdout); the exit status."""
+    from infoflow_jax.cli import predict as cli_predict
+
+    parser = argparse.ArgumentParser(prog="infoflow")
+    sub = parser.add_subparsers(dest="command")
+    cli_predict.add_parser(sub)
+    return cli_predict.run(parser.parse_args(["predict", *argv]))
+
+
+def dense_and_fast(graphdef_state, plan, Xs):
+    """Values and input gradients of the dense model and of its fast plan on a batch Xs."""
+    import jax
+
+    from infoflow_jax.core.fast_model import apply_fast
+    from infoflow_jax.core.model import apply
+
+    graphdef, state = graphdef_state
+    dense = jax.vmap(jax.value_and_grad(lambda X: apply(graphdef, state, X)))(Xs)
+    fast = jax.vmap(jax.value_and_grad(apply_fast, argnums=1), in_axes=(None, 0))(plan, Xs)
+    return dense, fast
