@@ -91,6 +91,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", default="0", metavar="S", help="PRNG seed for samplers and ascent starts (default 0)")
     p.add_argument("--out", metavar="FILE", help="append every record as a JSON line to FILE as soon as it is computed")
     p.add_argument("--list", action="store_true", help="list names, tasks, default grids and mutants, then exit")
+    p.add_argument("--device-info", action="store_true",
+                   help="print which backend and devices would run the verification (one line), then exit")
     p.add_argument("--quick", action="store_true", help="small estimator budget (tests, smoke runs)")
     p.add_argument("--jobs", metavar="N",
                    help="worker processes; configurations are spread over them (default: one per core, "
@@ -440,7 +442,13 @@ def _groups(rows: list[Row]) -> list[list[Row]]:
 
 
 def default_jobs() -> int:
-    """Worker processes for ``--jobs`` left out: one per available core, at most 4."""
+    """Worker processes for ``--jobs`` left out: one per available core, at most 4; 1 where an
+    accelerator plugin is installed (:func:`infoflow_jax.core.devices.accelerator_installed`: each
+    process would claim the GPU's memory, and a TPU takes one process)."""
+    from infoflow_jax.core.devices import accelerator_installed
+
+    if accelerator_installed():
+        return 1
     try:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover (non-Linux)
@@ -609,6 +617,11 @@ def run(args) -> int:
     from infoflow_jax.core.precision import use_float64
 
     use_float64()
+    if args.device_info:
+        from infoflow_jax.core.devices import describe_devices
+
+        _emit(describe_devices())
+        return 0
     seeds = parse_ints("seed", args.seed)
     if len(seeds) != 1 or seeds[0] < 0:
         raise InputError("seed", args.seed, "one integer >= 0")

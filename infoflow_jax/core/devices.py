@@ -51,11 +51,49 @@ class Placement:
 
 
 def device_info() -> dict:
-    """Device kinds and count, for the manifest."""
+    """Device kinds and count, for the manifest: the backend (``platform``: cpu, gpu, tpu), every
+    device of the run (all processes), this process's own (``local_device_count``) and its index."""
     devs = jax.devices()
     kinds = sorted({d.device_kind for d in devs})
     return {"platform": devs[0].platform, "device_kinds": kinds, "device_count": len(devs),
-            "process_count": jax.process_count()}
+            "local_device_count": jax.local_device_count(), "process_count": jax.process_count(),
+            "process_index": jax.process_index()}
+
+
+def describe_devices() -> str:
+    """One line saying which backend and devices run this process's programs, e.g.
+    ``backend cpu (jaxlib 0.10.2): 1 device, cpu; process 0 of 1``."""
+    import importlib.metadata as md
+
+    info = device_info()
+    try:
+        lib = f" (jaxlib {md.version('jaxlib')})"
+    except md.PackageNotFoundError:  # pragma: no cover
+        lib = ""
+    n = info["device_count"]
+    local = "" if info["local_device_count"] == n else f", {info['local_device_count']} of them here"
+    return (f"backend {info['platform']}{lib}: {n} device{'s' if n != 1 else ''}{local}, "
+            f"{', '.join(info['device_kinds'])}; process {info['process_index']} of {info['process_count']}")
+
+
+def accelerator_installed() -> bool:
+    """A GPU or TPU plugin of jaxlib is installed and ``JAX_PLATFORMS`` does not pin the CPU (decided
+    without starting a backend, so that a parent process leaves the device to its workers)."""
+    import importlib.util
+    import os
+
+    platforms = os.environ.get("JAX_PLATFORMS", "").strip().lower()
+    if platforms and all(p.strip() == "cpu" for p in platforms.split(",")):
+        return False
+    names = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_plugins.xla_cuda12", "jax_plugins.xla_cuda13",
+             "libtpu", "jax_rocm7_plugin")
+    for name in names:
+        try:
+            if importlib.util.find_spec(name) is not None:
+                return True
+        except (ImportError, ValueError):
+            continue
+    return False
 
 
 # ----------------------------------------------------------------------------- compilation cache
