@@ -129,3 +129,95 @@ def enable_compile_cache(path: str | None) -> None:
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+# ----------------------------------------------------------------------------- several processes
+#: environment variables read when the flags are left out (JAX reads JAX_COORDINATOR_ADDRESS itself)
+COORDINATOR_ENV, NUM_PROCESSES_ENV, PROCESS_ID_ENV = "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"
+
+
+def _env_int(name: str, env: str, value):
+    import os
+
+    if value is None and os.environ.get(env, "").strip():
+        value = os.environ[env].strip()
+    if value is None:
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        from infoflow_jax.core.errors import InputError
+
+        raise InputError(name, value, "an integer") from None
+
+
+def process_layout(coordinator: str | None = None, num_processes=None, process_id=None,
+                   auto: bool = False) -> dict | None:
+    """Where this process stands in a multi-process run, from the flags or, where a flag is left
+    out, the environment (``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``).
+
+    Returns None for a single process (nothing given, or one process), ``{"auto": True}`` when only
+    ``auto`` is set (JAX detects SLURM, a TPU pod slice, Open MPI: :func:`jax.distributed.initialize`
+    without arguments), else ``{"coordinator", "num_processes", "process_id"}``, validated: an
+    InputError naming the argument and its range otherwise (never a traceback)."""
+    import os
+
+    from infoflow_jax.core.errors import InputError, check_int_range
+
+    coordinator = coordinator or os.environ.get(COORDINATOR_ENV) or None
+    n = _env_int("num-processes", NUM_PROCESSES_ENV, num_processes)
+    i = _env_int("process-id", PROCESS_ID_ENV, process_id)
+    if n is None and i is None and coordinator is None:
+        return {"auto": True} if auto else None
+    if n is None:
+        if auto:
+            return {"auto": True}
+        raise InputError("num-processes", None, "an integer >= 1 (--num-processes or JAX_NUM_PROCESSES) when "
+                         "--process-id or --coordinator is given")
+    check_int_range("num-processes", n, 1)
+    if n == 1 and not i:
+        return None
+    if i is None:
+        raise InputError("process-id", None, f"an integer with 0 <= process-id <= {n - 1} (--process-id or "
+                         "JAX_PROCESS_ID)")
+    check_int_range("process-id", i, 0, n - 1)
+    if coordinator is None:
+        raise InputError("coordinator", None, "HOST:PORT of process 0 (--coordinator or JAX_COORDINATOR_ADDRESS)")
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise InputError("coordinator", coordinator, "HOST:PORT with 1 <= PORT <= 65535, e.g. 127.0.0.1:12345")
+    return {"coordinator": coordinator, "num_processes": n, "process_id": i}
+
+
+def init_processes(layout: dict | None, timeout_s: int = 300) -> tuple[int, int]:
+    """Start JAX's multi-controller runtime (:func:`jax.distributed.initialize`) for ``layout``
+    (:func:`process_layout`) before any computation; returns (process index, process count).
+    A failed start (no coordinator within ``timeout_s``, a cluster JAX cannot detect) is an
+    InputError naming what to pass."""
+    from infoflow_jax.core.errors import InputError
+
+    if layout is None:
+        return 0, 1
+    try:
+        if layout.get("auto"):
+            jax.distributed.initialize(initialization_timeout=timeout_s)
+        else:
+            jax.distributed.initialize(coordinator_address=layout["coordinator"],
+                                       num_processes=layout["num_processes"], process_id=layout["process_id"],
+                                       initialization_timeout=timeout_s)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        what = " ".join(str(exc).split())[:200]
+        if layout.get("auto"):
+            raise InputError("distributed", "auto", "run inside a cluster JAX detects (SLURM, a TPU pod slice, Open "
+                             f"MPI), or give --coordinator, --num-processes and --process-id ({what})") from None
+        raise InputError("coordinator", layout["coordinator"], "the address of process 0, reachable from every "
+                         f"process within {timeout_s} s ({what})") from None
+    return jax.process_index(), jax.process_count()
+
+
+def barrier(name: str) -> None:
+    """Wait until every process of a multi-process run gets here (no-op for one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
