@@ -44,3 +44,78 @@ def test_device_info_names_the_backend_and_its_devices():
     (line,) = proc.stdout.splitlines()
     assert line.startswith(f"backend {jax.default_backend()} ")
     assert f"{jax.device_count()} device" in line and "process 0 of 1" in line
+
+
+# ----------------------------------------------------------------------------- float32 search, float64 verdict
+def _search_program_text(name, T, eps, k=None, fast=False):
+    import numpy as np
+
+    from infoflow_jax.catalog import lookup
+    from infoflow_jax.core.fast_model import fast_plan, shared_shape
+    from infoflow_jax.core.precision import search_precision, to_search_dtype, use_float64
+    from infoflow_jax.verification.construction import error_function, fast_error_function
+    from infoflow_jax.verification.estimators import QUICK_BUDGET, VERDICT_TOP, draw_for_seed, evaluate_program
+
+    use_float64()
+    built = lookup(name).build(T, eps, **({"k": k} if k else {}))
+    graphdef, state = built.split()
+    if fast:
+        err, params = fast_error_function(built.task), shared_shape(fast_plan(graphdef, state))
+    else:
+        err, params = error_function(graphdef, built.task), state
+    drawn = draw_for_seed(0, domain=built.task.domain, T=T, d=built.task.d, budget=QUICK_BUDGET)
+    probes = tuple(np.asarray(p) for p in dict(built.probes).values())
+    args = (params, drawn, probes, np.asarray(1e-7))
+    program = evaluate_program(err, built.task.domain, QUICK_BUDGET, 128, None, VERDICT_TOP)
+    with search_precision("float32"):
+        f32 = program.lower(*to_search_dtype(args, "float32")).as_text()
+    f64 = program.lower(*args).as_text()
+    return f32, f64
+
+
+@pytest.mark.parametrize("name,T,k,fast", [("C2", 4, None, False), ("C3", 4, 2, True)], ids=["C2-dense", "C3-fast"])
+def test_the_float32_search_program_compiles_no_float64_operation(name, T, k, fast):
+    """The lowered float32 search (grid, samplers, probes, ascent, polish) has no f64 (and no 64-bit
+    integer tensor): it runs on a TPU. The same program lowered for float64 has them (the check can fail)."""
+    f32, f64 = _search_program_text(name, T, 1e-2, k, fast)
+    assert "f64" not in f32 and not re.search(r"tensor<[^>]*i64>", f32)
+    assert "f32" in f32 and "f64" in f64
+
+
+def test_a_float32_search_estimate_is_the_float64_error_at_the_input_it_found():
+    import numpy as np
+    from dataclasses import replace
+
+    from infoflow_jax.catalog import lookup
+    from infoflow_jax.core.precision import use_float64
+    from infoflow_jax.verification.construction import error_function
+    from infoflow_jax.verification.estimators import QUICK_BUDGET
+    from infoflow_jax.verification.verify import verify
+
+    use_float64()
+    built = lookup("C1").build(4, 1e-2, mutant="beta-small")
+    rec = verify(built, budget=replace(QUICK_BUDGET, search_dtype="float32"), fast=False)
+    assert rec.search_dtype == "float32" and rec.search_note is None
+    graphdef, state = built.split()
+    X = np.asarray(rec.worst_input, np.float64)
+    np.testing.assert_array_equal(np.asarray(built.task.domain.retract(X)), X)  # an input of the domain
+    # its float64 error, to float64 rounding (a batched evaluation may differ in the last bit)
+    assert rec.err_estimate == pytest.approx(float(error_function(graphdef, built.task)(state, X)), rel=1e-12)
+    assert not rec.passed and rec.err_estimate > rec.bound  # caught by the float32 search
+
+
+def test_below_the_float32_floor_the_search_falls_back_to_float64_with_a_line(capsys):
+    from infoflow_jax.cli import app as cli
+    from infoflow_jax.core.precision import F32_SEARCH_MIN_EPS
+
+    eps = F32_SEARCH_MIN_EPS / 2
+    status = cli.main(["verify", "C1", "--T", "2", "--eps", f"{eps:g}", "--mutant", "none", "--quick", "--jobs", "1",
+                       "--search-dtype", "float32", "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    import json
+
+    (rec,) = [json.loads(line) for line in captured.out.splitlines()]
+    assert rec["search_dtype"] == "float64" and "below" in rec["search_note"]
+    assert any(line.startswith("infoflow: C1 T=2") and "searching in float64, not float32" in line
+               for line in captured.err.splitlines())

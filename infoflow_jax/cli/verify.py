@@ -91,6 +91,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", default="0", metavar="S", help="PRNG seed for samplers and ascent starts (default 0)")
     p.add_argument("--out", metavar="FILE", help="append every record as a JSON line to FILE as soon as it is computed")
     p.add_argument("--list", action="store_true", help="list names, tasks, default grids and mutants, then exit")
+    p.add_argument("--search-dtype", metavar="float64|float32",
+                   help="dtype of the search for worst inputs (grid, samplers, probes, ascent); float32: every "
+                        "estimator's best inputs are re-evaluated in float64 for the estimate and the verdict, and "
+                        "a row below eps = 1e-4 (or whose float32 values stray) searches in float64 (default: "
+                        "float32 on a TPU, float64 elsewhere)")
     p.add_argument("--device-info", action="store_true",
                    help="print which backend and devices would run the verification (one line), then exit")
     p.add_argument("--quick", action="store_true", help="small estimator budget (tests, smoke runs)")
@@ -276,10 +281,16 @@ def check_inputs_fit(rows: list[Row], budget, memory: int | None = None) -> None
                        fixed=mem.fixed_input_bytes(T, 1, budget.samples, 2), budget=plan)
 
 
-def _budget(quick: bool):
+def _budget(quick: bool, search_dtype: str | None = None):
+    from dataclasses import replace
+
+    from infoflow_jax.core.precision import check_search_dtype
     from infoflow_jax.verification.estimators import DEFAULT_BUDGET, QUICK_BUDGET
 
-    return QUICK_BUDGET if quick else DEFAULT_BUDGET
+    budget = QUICK_BUDGET if quick else DEFAULT_BUDGET
+    if search_dtype is not None:
+        budget = replace(budget, search_dtype=check_search_dtype(search_dtype))
+    return budget
 
 
 # ----------------------------------------------------------------------------- running one row
@@ -633,6 +644,10 @@ def run(args) -> int:
             raise InputError("jobs", args.jobs, "one integer >= 1")
         jobs = js[0]
     memory = parse_memory(args.memory)
+    if args.search_dtype is not None:
+        from infoflow_jax.core.precision import check_search_dtype
+
+        check_search_dtype(args.search_dtype)
     Ts = parse_ints("T", args.T)
     epss = parse_floats("eps", args.eps)
     ks = parse_ints("k", args.k)
@@ -646,7 +661,7 @@ def run(args) -> int:
         if args.list:
             return list_specs(specs, args.json)
         rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
-        budget = _budget(args.quick)
+        budget = _budget(args.quick, args.search_dtype)
         check_inputs_fit(rows, budget, memory)
         jobs = min(jobs, len(_groups(rows)))
 
