@@ -60,8 +60,8 @@ PEAKS = {
 
 FULL = {"T": 4096, "eps": 1e-4, "extra": [], "sweep": str(ROOT / "sweeps" / "default.toml"), "batch": 16,
         "verify_default": [], "timeout_share": 1.0}
-SMOKE = {"T": 8, "eps": 1e-2, "extra": ["--quick"], "sweep": None, "batch": 8,
-         "verify_default": ["C1", "--T", "4", "--eps", "0.1", "--quick"], "timeout_share": 1.0}
+SMOKE = {"T": 4, "eps": 1e-2, "extra": ["--quick"], "sweep": None, "batch": 8,
+         "verify_default": ["C1", "--T", "2", "--eps", "0.1", "--quick", "--jobs", "1"], "timeout_share": 1.0}
 SMOKE_SPEC = """
 name = "accelerator-smoke"
 bucket = "pow2"

@@ -119,3 +119,61 @@ def test_below_the_float32_floor_the_search_falls_back_to_float64_with_a_line(ca
     assert rec["search_dtype"] == "float64" and "below" in rec["search_note"]
     assert any(line.startswith("infoflow: C1 T=2") and "searching in float64, not float32" in line
                for line in captured.err.splitlines())
+
+
+# ----------------------------------------------------------------------------- the prepared accelerator run
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks import accelerator
+
+    out = tmp_path_factory.mktemp("accelerator")
+    doc = accelerator.main(["--smoke", "--out", str(out), "--budget-seconds", "600"])
+    return out, doc
+
+
+def test_accelerator_smoke_run_completes_every_section_and_names_the_device(smoke):
+    import jax
+
+    out, doc = smoke
+    stem = f"accelerator_{jax.default_backend()}_smoke"
+    assert json_load(out / f"{stem}.json")["device"] == doc["device"]
+    assert [s["section"] for s in doc["sections"]] == ["rows", "sweep", "roofline", "verify-default"]
+    assert all("result" in s for s in doc["sections"]), [s.get("skipped") for s in doc["sections"]]
+    md = (out / f"{stem}.md").read_text()
+    assert doc["device"] in md and "| roofline |" in md and "| verify-default |" in md
+    sec = {s["section"]: s["result"] for s in doc["sections"]}
+    for dtype, run in sec["rows"]["by_search_dtype"].items():  # C2 and C3, each in the dtype asked for
+        assert run["status"] == "ok" and [r["name"] for r in run["rows"]] == ["C2", "C3"], run
+        assert all(r["search_dtype"] == dtype and r["passed"] for r in run["rows"])
+    assert sec["sweep"]["status"] == "ok" and sec["sweep"]["unexpected"] == 0 and sec["sweep"]["rows"] >= 1
+
+
+def test_accelerator_smoke_roofline_divides_measured_rates_by_the_datasheet_peak(smoke):
+    from benchmarks.accelerator import peak_for
+
+    _, doc = smoke
+    roof = next(s["result"] for s in doc["sections"] if s["section"] == "roofline")
+    assert roof["peak"] == peak_for(roof["device_kind"])
+    for dtype, row in roof["by_dtype"].items():
+        assert row["flops"] > 0 and row["flop_per_s"] == pytest.approx(row["flops"] / row["min_s"])
+        if roof["peak"] is None:  # a CPU: no datasheet entry, no fraction claimed
+            assert "flop_fraction_of_peak" not in row
+    assert peak_for("NVIDIA H100 80GB HBM3")["float64"] == 34e12 and peak_for("NVIDIA H100 PCIe")["match"] == "H100 PCIe"
+    assert peak_for("cpu") is None
+
+
+def test_accelerator_smoke_float32_search_gives_every_row_the_float64_search_outcome(smoke):
+    _, doc = smoke
+    cmp = next(s["result"] for s in doc["sections"] if s["section"] == "verify-default")
+    runs = cmp["by_search_dtype"]
+    assert runs["float32"]["searched"]["float32"] == runs["float32"]["rows"] > 1  # the mutants too
+    assert cmp["same_rows"] and cmp["expected_differs"] == [] and runs["float64"]["unexpected"] == 0
+    assert cmp["wall_ratio_float64_over_float32"] == pytest.approx(runs["float64"]["wall_s"] / runs["float32"]["wall_s"])
+
+
+def json_load(path):
+    import json
+
+    return json.loads(Path(path).read_text())

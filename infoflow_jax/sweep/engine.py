@@ -581,6 +581,18 @@ def _compile(bucket: Bucket, rows: list[Prepared], placement: Placement, counter
     return compiled, args
 
 
+def _check_folder_spec(out_dir, spec: SweepSpec) -> None:
+    """An InputError naming ``out`` when the folder's manifest holds another spec (or another kind)."""
+    import json
+
+    from infoflow_jax.verification.store import dumps, read_manifest
+
+    old = read_manifest(out_dir)
+    if old is not None and (old.get("kind") != "sweep" or old.get("spec") != json.loads(dumps(spec.to_dict()))):
+        raise InputError("out", str(out_dir), "a new folder, or the folder of a sweep with the same spec (this one "
+                         "holds a different spec; see its manifest.json)")
+
+
 def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Placement | None = None,
               spec_path: str | None = None, stream=None, max_configs: int | None = None,
               compile_workers: int | None = None, process: tuple[int, int] | None = None) -> Stats:
@@ -615,6 +627,8 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
         if pid == 0:  # the folder's manifest (spec check, one run entry); records go to the parts
             top = ResultsStore(out_dir).open(spec, spec_path=spec_path)
             top.file.close()
+        else:  # the others only read the folder's manifest: a folder of another spec is refused in each
+            _check_folder_spec(out_dir, spec)
         store = ResultsStore(part_dir(out_dir, pid))
     else:
         store = ResultsStore(out_dir)
