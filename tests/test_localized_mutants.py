@@ -136,7 +136,7 @@ def test_localized_mutant_is_really_broken_and_caught(case):
     assert caught(record), f"{case}: estimate {record.err_estimate:.3e} ≤ bound {record.bound:.3e}, steps certified"
 
 
-@pytest.mark.parametrize("case", CI_ONE_PER_CLASS[:2], ids=lambda c: f"{c[0]}-{c[1]}-T{c[2]}")
+@pytest.mark.parametrize("case", CI_ONE_PER_CLASS[:1], ids=lambda c: f"{c[0]}-{c[1]}-T{c[2]}")
 def test_localized_mutant_is_caught_by_a_float32_search_judged_in_float64(case):
     """The float32 search (issue 21) finds what the float64 search finds: the row's falsifier itself
     fails it (not only a step), in float32, with the estimate a float64 evaluation."""

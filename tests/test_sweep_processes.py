@@ -129,12 +129,11 @@ def test_killing_a_process_then_rerunning_resumes(one, tmp_path):
     procs = _start(one["spec"], out, one["cache"], logs=tmp_path)
     rng = random.Random(time.time_ns())
     victim = rng.randrange(2)
-    part = part_dir(out, victim) / "results.jsonl"
+    started = part_dir(out, victim) / "manifest.json"
     deadline = time.time() + 300
-    while procs[victim].poll() is None and time.time() < deadline:
-        if part.exists() and part.read_bytes().count(b"\n") >= 1:
-            break
+    while procs[victim].poll() is None and time.time() < deadline and not started.exists():
         time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 3.0))  # a random point: building, compiling, between records, or done
     procs[victim].send_signal(signal.SIGKILL)
     procs[victim].wait(timeout=60)
     time.sleep(0.5)
@@ -143,7 +142,6 @@ def test_killing_a_process_then_rerunning_resumes(one, tmp_path):
             p.send_signal(signal.SIGKILL)
         p.wait(timeout=60)
     before = sum(len(read_results(part_dir(out, i))) for i in range(2))
-    assert before < N_CONFIGS or not (out / "results.jsonl").exists()
     _wait(_start(one["spec"], out, one["cache"], logs=tmp_path), tmp_path)
     _same_as_one_process(read_results(out), one)
     done_before = sum(json.loads((part_dir(out, i) / "manifest.json").read_text())["runs"][-1]["stats"]
@@ -151,6 +149,7 @@ def test_killing_a_process_then_rerunning_resumes(one, tmp_path):
     assert done_before == 2 * before  # each process skips every configuration any process had stored
 
 
+@pytest.mark.slow
 def test_a_single_process_rerun_merges_the_parts(one, tmp_path):
     """A multi-process folder finished by one process: it skips the parts' records and merges them."""
     import shutil
