@@ -177,3 +177,12 @@ def json_load(path):
     import json
 
     return json.loads(Path(path).read_text())
+
+
+def test_the_float64_verdict_runs_on_the_host_cpu_where_the_backend_has_no_float64():
+    import jax
+
+    from infoflow_jax.core.devices import float64_device
+
+    assert float64_device("tpu") == jax.devices("cpu")[0]
+    assert float64_device("cpu") is None and float64_device("gpu") is None

@@ -96,6 +96,14 @@ def accelerator_installed() -> bool:
     return False
 
 
+def float64_device(platform: str | None = None):
+    """Where a float64 program runs: None (the default device) unless the default backend has no
+    float64 (a TPU), then the host's first CPU device — the float64 verdict of a float32 search is
+    a small forward over a few candidates, so a TPU run judges them on its host."""
+    platform = platform or jax.default_backend()
+    return jax.devices("cpu")[0] if platform == "tpu" else None
+
+
 # ----------------------------------------------------------------------------- compilation cache
 CACHE_ENV = "INFOFLOW_COMPILE_CACHE"  # a folder, or "off"
 

@@ -450,6 +450,7 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, bud
                 params, drawn, probe_arrays, np.asarray(finest_scale, np.float64))
             values, inputs = np.asarray(values), np.asarray(inputs)  # wait for the result inside the phase
         return to_estimate(names, values, inputs)
+    from infoflow_jax.core.devices import float64_device
     from infoflow_jax.core.precision import check_search_dtype, search_precision, to_search_dtype
 
     check_search_dtype(search_dtype)
@@ -458,7 +459,11 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, bud
             v32, cands = evaluate_program(err_fn, domain, budget, chunk, ascent_chunk, VERDICT_TOP)(
                 *to_search_dtype((params, drawn, probe_arrays, np.asarray(finest_scale)), search_dtype))
             v32, cands = np.asarray(v32), np.asarray(cands)
-        values, inputs, v64 = verdict_program(err_fn, domain, chunk)(params, cands.astype(np.float64))
+        params64, cands64 = params, cands.astype(np.float64)
+        device = float64_device()  # a TPU has no float64: the verdict runs on its host's CPU
+        if device is not None:
+            params64, cands64 = jax.device_put((params64, cands64), device)
+        values, inputs, v64 = verdict_program(err_fn, domain, chunk)(params64, cands64)
         values, inputs, v64 = np.asarray(values), np.asarray(inputs), np.asarray(v64)
     finite = np.isfinite(v32) & np.isfinite(v64)
     noise = float(np.max(np.abs(v32.astype(np.float64) - v64)[finite])) if finite.any() else 0.0
