@@ -1,9 +1,9 @@
 """How far a float32 search's values stray from float64 (issue 21): the measurement behind
 ``core/precision.F32_SEARCH_MIN_EPS``.
 
-    python benchmarks/float32_noise.py [--T 4] [--eps 1e-1,1e-2,1e-3,1e-4] > benchmarks/results/float32_noise_cpu.txt
+    python benchmarks/float32_noise.py [--T 4,64] [--eps 1e-1,1e-2,1e-3,1e-4] [--names C2,C3] > FILE
 
-For every catalog construction at T (its first default k), each ε: ``verify`` with
+For every catalog construction (or those of `--names`) at each T (its first default k), each ε: ``verify`` with
 ``QUICK_BUDGET`` and ``search_dtype="float32"``, the floor and the noise guard switched off so that
 every row reports its *noise*: max |err in float32 − err in float64| over every estimator's
 re-evaluated candidates (``Estimate.search_noise``; the row then searches again in float64, and
@@ -26,9 +26,12 @@ if str(ROOT) not in sys.path:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--T", type=int, default=4)
     ap.add_argument("--eps", default="1e-1,1e-2,1e-3,1e-4")
+    ap.add_argument("--T", dest="Ts", default=None, help="sequence lengths, comma-separated (default 4)")
+    ap.add_argument("--names", default=None, help="comma-separated constructions (default: every one)")
     args = ap.parse_args(argv)
+    Ts = [int(t) for t in (args.Ts or "4").split(",")]
+    names = None if args.names is None else set(args.names.split(","))
 
     from infoflow_jax.core.precision import use_float64
 
@@ -47,18 +50,18 @@ def main(argv=None) -> None:
     m = machine.describe()
     print(f"# {machine.name(m)}; load at start {m['load_average_start']}")
     for spec in catalog().values():
-        if not isinstance(spec, ConstructionSpec):
+        if not isinstance(spec, ConstructionSpec) or (names is not None and spec.name not in names):
             continue
         k = spec.default_k[0]
-        for eps in (float(e) for e in args.eps.split(",")):
+        for T, eps in ((T, float(e)) for T in Ts for e in args.eps.split(",")):
             t0 = time.time()
             try:
-                r = vv.verify_construction(spec, T=args.T, eps=eps, k=k, budget=budget)
+                r = vv.verify_construction(spec, T=T, eps=eps, k=k, budget=budget)
             except InputError as exc:
-                print(f"{spec.name} T={args.T} k={k} eps={eps:g} not built: {exc}", flush=True)
+                print(f"{spec.name} T={T} k={k} eps={eps:g} not built: {exc}", flush=True)
                 continue
             noise = float(re.search(r"by up to ([0-9.e+-]+)", r.search_note).group(1))
-            print(f"{spec.name} T={args.T} k={k} eps={eps:g} noise={noise:.3g} noise/eps={noise / eps:.3g} "
+            print(f"{spec.name} T={T} k={k} eps={eps:g} noise={noise:.3g} noise/eps={noise / eps:.3g} "
                   f"({time.time() - t0:.1f} s)", flush=True)
     print(f"# load at end {machine.load_average()}")
 
