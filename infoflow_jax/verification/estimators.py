@@ -434,7 +434,8 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, bud
     :data:`VERDICT_TOP` best inputs are then re-evaluated in float64 (:func:`verdict`) and the
     estimate is the largest float64 value — a true float64 evaluation at an input of the domain,
     so the verdict is judged in float64 exactly as after a float64 search. ``Estimate.search_noise``
-    is the largest |float32 − float64| over those candidates (how far the float32 landscape was off).
+    is the largest |float32 − float64| over those candidates (how far the float32 landscape was off;
+    +∞ when one is finite in one dtype and not in the other).
     """
     probes = dict(extra_inputs or {})
     chunk = budget.chunk if chunk is None else min(chunk, budget.chunk)
@@ -467,6 +468,8 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, bud
         values, inputs, v64 = np.asarray(values), np.asarray(inputs), np.asarray(v64)
     finite = np.isfinite(v32) & np.isfinite(v64)
     noise = float(np.max(np.abs(v32.astype(np.float64) - v64)[finite])) if finite.any() else 0.0
+    if np.any(np.isfinite(v32) != np.isfinite(v64)):  # float32 overflowed (or NaN'd) where float64 did not
+        noise = float("inf")
     est = to_estimate(names, values, inputs)
     est.search_dtype, est.search_noise = search_dtype, noise
     return est
