@@ -69,7 +69,7 @@ def within_bound(value: float, bound: float) -> bool:
 SEARCH_DTYPES = ("float64", "float32")
 #: the smallest ε at which a float32 search is tried at all; below it the search runs in float64 from the
 #: start. Measured (benchmarks/float32_noise.py, docs/sweeps.md "Float32 search"): the float32 error of
-#: the re-evaluated candidates is ≤ 1.3e-6 on every construction at T = 4, ε = 1e-1 … 1e-4, i.e.
+#: the re-evaluated candidates is ≤ 1.4e-6 on every construction at T = 4, ε = 1e-1 … 1e-4, i.e.
 #: ≤ ε/75 at 1e-4, and it does not shrink with ε (float32 rounding of O(1) values): at 1e-5 it
 #: would be ~ε/8, past F32_NOISE_FRACTION
 F32_SEARCH_MIN_EPS = 1e-4
