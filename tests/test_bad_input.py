@@ -40,6 +40,7 @@ BAD = {
     "memory-negative": (["C1", "--memory=-8G"], "memory"),
     "memory-unknown-suffix": (["C1", "--memory", "8X"], "memory"),
     "memory-too-small-for-T": (["C1", "--T", "64", "--memory", "1K"], "T"),
+    "search-dtype-float16": (["C1", "--search-dtype", "float16"], "search-dtype"),
 }
 
 

@@ -137,6 +137,32 @@ def test_localized_mutant_is_really_broken_and_caught(case):
     assert caught(record), f"{case}: estimate {record.err_estimate:.3e} ≤ bound {record.bound:.3e}, steps certified"
 
 
+@pytest.mark.parametrize("case", CI_ONE_PER_CLASS[:1], ids=lambda c: f"{c[0]}-{c[1]}-T{c[2]}")
+def test_localized_mutant_is_caught_by_a_float32_search_judged_in_float64(case):
+    """The float32 search (issue 21) finds what the float64 search finds: the row's falsifier itself
+    fails it (not only a step), in float32, with the estimate a float64 evaluation."""
+    from dataclasses import replace
+
+    built = build(*case, seed=0)
+    record64 = verify(built, seed=0, budget=DEFAULT_BUDGET)
+    record = verify(built, seed=0, budget=replace(DEFAULT_BUDGET, search_dtype="float32"))
+    assert record.search_dtype == "float32" and record.search_note is None
+    assert record.passed == record64.passed and caught(record)
+    if not record64.passed:  # the float64 falsifier caught it: so must the float32 search
+        assert record.err_estimate > record.bound
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", LOCALIZED, ids=lambda c: f"{c[0]}-{c[1]}-T{c[2]}-k{c[4]}")
+def test_every_localized_mutant_is_caught_by_a_float32_search(case):
+    from dataclasses import replace
+
+    built = build(*case, seed=0)
+    record64 = verify(built, seed=0, budget=DEFAULT_BUDGET)
+    record = verify(built, seed=0, budget=replace(DEFAULT_BUDGET, search_dtype="float32"))
+    assert caught(record) and record.passed == record64.passed, (record.err_estimate, record64.err_estimate)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("case", LOCALIZED, ids=lambda c: f"{c[0]}-{c[1]}-T{c[2]}-k{c[4]}")

@@ -6,6 +6,12 @@ command resumes: configurations already in ``results.jsonl`` are skipped.
 Compiled bucket programs are cached in ``DIR/xla_cache`` (JAX's persistent
 compilation cache) so that a resumed sweep does not compile again.
 
+Several processes (``jax.distributed``): ``--coordinator HOST:PORT --num-processes N --process-id I``
+(or ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``; ``--distributed`` alone lets
+JAX detect SLURM, a TPU pod slice or Open MPI) run the same command in N processes on one shared
+folder: each runs its share of the families and writes ``DIR/parts/process-<I>``; process 0 writes
+the merged ``DIR/results.jsonl`` when all are done. Rerun the same N commands to resume.
+
 Exit status: 0 when the sweep completed and every row is as expected (real
 configurations pass, mutants fail), 1 otherwise, 2 on bad input, 130 when
 interrupted (rerun to resume).
@@ -35,6 +41,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--compile-cache", metavar="PATH",
                    help="folder of JAX's persistent compilation cache (default: DIR/xla_cache)")
     p.add_argument("--no-compile-cache", action="store_true", help="do not use a persistent compilation cache")
+    g = p.add_argument_group("several processes (jax.distributed; docs/sweeps.md)")
+    g.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="address of process 0 (default: $JAX_COORDINATOR_ADDRESS)")
+    g.add_argument("--num-processes", metavar="N", help="processes in the run (default: $JAX_NUM_PROCESSES, else 1)")
+    g.add_argument("--process-id", metavar="I", help="this process, 0 <= I < N (default: $JAX_PROCESS_ID)")
+    g.add_argument("--distributed", action="store_true",
+                   help="start jax.distributed, detecting the cluster (SLURM, TPU pod slice, Open MPI) for what "
+                        "is not given")
     return p
 
 
@@ -66,8 +80,9 @@ def run(args) -> int:
         phases.enable()
 
     use_float64()
+    from infoflow_jax.core.devices import init_processes, process_layout
     from infoflow_jax.sweep.engine import run_sweep
-    from infoflow_jax.verification.store import read_results
+    from infoflow_jax.verification.store import all_records
     from infoflow_jax.sweep.spec import expand, load_spec
     from infoflow_jax.verification.records import expected_outcome
 
@@ -81,18 +96,22 @@ def run(args) -> int:
         print(f"{len(configs)} configurations")
         return 0
     out = Path(args.out)
+    layout = process_layout(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
     if not args.no_compile_cache:
         from infoflow_jax.core.devices import enable_compile_cache
 
         enable_compile_cache(Path(args.compile_cache) if args.compile_cache else out / "xla_cache")
+    process = init_processes(layout)  # before any computation
     _sigterm_interrupts()
     stats = run_sweep(spec, out, progress=not args.no_progress, spec_path=str(args.spec),
-                      compile_workers=args.compile_workers)
+                      compile_workers=args.compile_workers, process=process)
     hashes = {c.hash for c in configs}
-    records = [r for r in read_results(out) if r.get("config_hash") in hashes]
+    records = [r for r in all_records(out) if r.get("config_hash") in hashes]
     unexpected = [r for r in records if not expected_outcome(r)]
+    who = (f"; process {stats.process_index} of {stats.process_count}: {stats.configs_mine} configurations"
+           if stats.process_count > 1 else "")
     print(f"{len(records)}/{len(configs)} configurations in {out / 'results.jsonl'} "
-          f"({stats.configs_run} run now, {stats.configs_done_before} already done)")
+          f"({stats.configs_run} run now, {stats.configs_done_before} already done{who})")
     print(f"{stats.buckets_run} buckets evaluated, {stats.compilations} compilations "
           f"({stats.compile_seconds:.1f} s compiling, summed over compile threads), "
           f"{stats.eval_seconds:.1f} s evaluating, {stats.build_seconds:.1f} s building, "

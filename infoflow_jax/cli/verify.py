@@ -91,6 +91,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", default="0", metavar="S", help="PRNG seed for samplers and ascent starts (default 0)")
     p.add_argument("--out", metavar="FILE", help="append every record as a JSON line to FILE as soon as it is computed")
     p.add_argument("--list", action="store_true", help="list names, tasks, default grids and mutants, then exit")
+    p.add_argument("--search-dtype", metavar="float64|float32",
+                   help="dtype of the search for worst inputs (grid, samplers, probes, ascent); float32: every "
+                        "estimator's best inputs are re-evaluated in float64 for the estimate and the verdict, and "
+                        "a row below eps = 1e-4 (or whose float32 values stray) searches in float64 (default: "
+                        "float32 on a TPU, float64 elsewhere)")
+    p.add_argument("--device-info", action="store_true",
+                   help="print which backend and devices would run the verification (one line), then exit")
     p.add_argument("--quick", action="store_true", help="small estimator budget (tests, smoke runs)")
     p.add_argument("--jobs", metavar="N",
                    help="worker processes; configurations are spread over them (default: one per core, "
@@ -276,10 +283,16 @@ def check_inputs_fit(rows: list[Row], budget, memory: int | None = None) -> None
                    fixed=fixed_input_bytes(T, 1, budget.samples, 2), budget=plan)
 
 
-def estimator_budget(quick: bool):
+def estimator_budget(quick: bool, search_dtype: str | None = None):
+    from dataclasses import replace
+
+    from infoflow_jax.core.precision import check_search_dtype
     from infoflow_jax.verification.estimators import DEFAULT_BUDGET, QUICK_BUDGET
 
-    return QUICK_BUDGET if quick else DEFAULT_BUDGET
+    budget = QUICK_BUDGET if quick else DEFAULT_BUDGET
+    if search_dtype is not None:
+        budget = replace(budget, search_dtype=check_search_dtype(search_dtype))
+    return budget
 
 
 # ----------------------------------------------------------------------------- running one row
@@ -442,7 +455,13 @@ def family_groups(rows: list[Row]) -> list[list[Row]]:
 
 
 def default_jobs() -> int:
-    """Worker processes for ``--jobs`` left out: one per available core, at most 4."""
+    """Worker processes for ``--jobs`` left out: one per available core, at most 4; 1 where an
+    accelerator plugin is installed (:func:`infoflow_jax.core.devices.accelerator_installed`: each
+    process would claim the GPU's memory, and a TPU takes one process)."""
+    from infoflow_jax.core.devices import accelerator_installed
+
+    if accelerator_installed():
+        return 1
     try:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover (non-Linux)
@@ -611,6 +630,11 @@ def run(args) -> int:
     from infoflow_jax.core.precision import use_float64
 
     use_float64()
+    if args.device_info:
+        from infoflow_jax.core.devices import describe_devices
+
+        _emit(describe_devices())
+        return 0
     seeds = parse_ints("seed", args.seed)
     if len(seeds) != 1 or seeds[0] < 0:
         raise InputError("seed", args.seed, "one integer >= 0")
@@ -622,6 +646,10 @@ def run(args) -> int:
             raise InputError("jobs", args.jobs, "one integer >= 1")
         jobs = js[0]
     memory = parse_memory(args.memory)
+    if args.search_dtype is not None:
+        from infoflow_jax.core.precision import check_search_dtype
+
+        check_search_dtype(args.search_dtype)
     Ts = parse_ints("T", args.T)
     epss = parse_floats("eps", args.eps)
     ks = parse_ints("k", args.k)
@@ -635,7 +663,7 @@ def run(args) -> int:
         if args.list:
             return list_specs(specs, args.json)
         rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
-        budget = estimator_budget(args.quick)
+        budget = estimator_budget(args.quick, args.search_dtype)
         check_inputs_fit(rows, budget, memory)
         jobs = min(jobs, len(family_groups(rows)))
 

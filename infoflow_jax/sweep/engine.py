@@ -65,7 +65,7 @@ from infoflow_jax.verification import records
 from infoflow_jax.core.fast_model import fast_ffn_widths, fast_pays, fast_plan, same_shape_plans
 from infoflow_jax.verification.construction import error_function, fast_error_function
 from infoflow_jax.verification.records import Record
-from infoflow_jax.verification.store import ResultsStore
+from infoflow_jax.verification.store import ResultsStore, all_records, merge_parts, part_dir, part_dirs
 from infoflow_jax.sweep.spec import Config, SweepSpec, entries, expand
 
 PROGRAM_NAME = "sweep_bucket_program"
@@ -90,6 +90,9 @@ class Stats:
     wall_seconds: float = 0.0
     input_evaluations: int = 0  # forward evaluations of |Ĥ − H| (incl. padded rows, ascent steps)
     device_count: int = 1
+    process_index: int = 0  # several processes (jax.distributed): this one's index, and how many
+    process_count: int = 1
+    configs_mine: int = 0  # configurations of the groups this process runs (all of them for one process)
     per_bucket: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -519,6 +522,24 @@ def _padded_draw(bucket: Bucket, p: Prepared):
     return out, None if fresh is None else pad.with_mask(fresh, bucket.T)
 
 
+# ----------------------------------------------------------------------------- several processes
+def share_of_groups(groups: list[list[Config]], process_id: int, num_processes: int) -> list[int]:
+    """The indices of the groups (families: one compiled program shape each) process ``process_id``
+    runs: longest-processing-time first over a crude cost, the sum of the group's T (every
+    configuration at least one forward per token), each group to the least loaded process (ties:
+    the lowest index). Deterministic — it depends on the spec only — so every process, and a rerun,
+    computes the same split; a family is never split, so its buckets compile in one process."""
+    cost = [sum(c.T for c in g) for g in groups]
+    load = [0] * num_processes
+    mine = []
+    for j in sorted(range(len(groups)), key=lambda j: (-cost[j], j)):
+        p = min(range(num_processes), key=lambda q: (load[q], q))
+        load[p] += cost[j]
+        if p == process_id:
+            mine.append(j)
+    return sorted(mine)
+
+
 # ----------------------------------------------------------------------------- running
 def _pending_rows(bucket: Bucket, done: set):
     """(start, rows) of every call of the bucket with a configuration not yet done (fixed layout)."""
@@ -552,10 +573,30 @@ def _compile(bucket: Bucket, rows: list[Prepared], placement: Placement, counter
     return compiled, args
 
 
+def _check_folder_spec(out_dir, spec: SweepSpec) -> None:
+    """An InputError naming ``out`` when the folder's manifest holds another spec (or another kind)."""
+    import json
+
+    from infoflow_jax.verification.store import dumps, read_manifest
+
+    old = read_manifest(out_dir)
+    if old is not None and (old.get("kind") != "sweep" or old.get("spec") != json.loads(dumps(spec.to_dict()))):
+        raise InputError("out", str(out_dir), "a new folder, or the folder of a sweep with the same spec (this one "
+                         "holds a different spec; see its manifest.json)")
+
+
 def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Placement | None = None,
               spec_path: str | None = None, stream=None, max_configs: int | None = None,
-              compile_workers: int | None = None) -> Stats:
+              compile_workers: int | None = None, process: tuple[int, int] | None = None) -> Stats:
     """Run (or resume) ``spec`` into ``out_dir``; returns what was done.
+
+    ``process = (i, n)``: this is process i of n of a multi-process run (``jax.distributed``
+    started; :func:`infoflow_jax.core.devices.init_processes`). It runs its share of the families
+    (:func:`share_of_groups`) on its own devices (``jax.local_devices()``), writes its records to
+    ``out_dir/parts/process-<i>`` (:func:`~infoflow_jax.verification.store.part_dir`), skips what any
+    process stored before; when every process is done (a barrier), process 0 writes the one merged
+    ``out_dir/results.jsonl`` in spec order and ``out_dir/manifest.json``. A single process that
+    finds part folders (a rerun of a multi-process sweep) merges them too.
 
     Buckets are compiled ahead by ``compile_workers`` threads (default: 2, or 1
     on a 1-core host) while earlier buckets are evaluated; results are still
@@ -569,12 +610,24 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
     require_float64("a sweep")
     t_wall = time.perf_counter()
     registry = entries(spec)  # the catalog and the specs the runs' references resolve to, by Config.name
-    placement = placement or Placement()
+    pid, nproc = process or (0, 1)
+    multi = nproc > 1
+    placement = placement or Placement(jax.local_devices() if multi else None)
     configs = expand(spec, registry=registry)
-    store = ResultsStore(out_dir)
+    top = None
+    if multi:
+        if pid == 0:  # the folder's manifest (spec check, one run entry); records go to the parts
+            top = ResultsStore(out_dir).open(spec, spec_path=spec_path)
+            top.file.close()
+        else:  # the others only read the folder's manifest: a folder of another spec is refused in each
+            _check_folder_spec(out_dir, spec)
+        store = ResultsStore(part_dir(out_dir, pid))
+    else:
+        store = ResultsStore(out_dir)
     store.open(spec, spec_path=spec_path)
-    done = store.done_hashes()
-    stats = Stats(configs_total=len(configs), device_count=placement.count)
+    done = store.done_hashes() | {r["config_hash"] for r in all_records(out_dir) if "config_hash" in r}
+    stats = Stats(configs_total=len(configs), device_count=placement.count, process_index=pid,
+                  process_count=nproc)
     stats.configs_done_before = sum(c.hash in done for c in configs)
     counter = _TraceCounter()
     workers = compile_workers or min(2, os.cpu_count() or 1)
@@ -582,6 +635,10 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
     groups: dict[tuple, list[Config]] = {}
     for c in configs:
         groups.setdefault(_group_key(c, spec.pad_T), []).append(c)
+    if multi:
+        keys = list(groups)
+        groups = {keys[j]: groups[keys[j]] for j in share_of_groups(list(groups.values()), pid, nproc)}
+    stats.configs_mine = sum(len(g) for g in groups.values())
 
     from tqdm import tqdm
 
@@ -670,6 +727,16 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
         stats.compilations = counter.traces
         stats.wall_seconds = time.perf_counter() - t_wall
         store.finish(stats.as_dict(), status)
+        if status == "complete":
+            if multi:
+                from infoflow_jax.core.devices import barrier
+
+                barrier("infoflow-sweep-done")  # every process has written its part
+            if (multi and pid == 0) or (not multi and part_dirs(out_dir)):
+                merge_parts(out_dir, order=[c.hash for c in configs])
+        if top is not None:
+            top.finish({**stats.as_dict(), "parts": [str(p.relative_to(out_dir)) for p in part_dirs(out_dir)]},
+                       status)
     return stats
 
 

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from infoflow_jax.core.errors import InputError
-from infoflow_jax.verification.estimators import Budget
+from infoflow_jax.verification.estimators import Budget, budget_fields
 from infoflow_jax.verification.store import read_spec_file
 
 BUCKET_POLICIES = ("pow2", "family", "auto")
@@ -106,7 +106,7 @@ class SweepSpec:
         """JSON-able form (what the manifest stores); :func:`parse_spec` reads it back."""
         d = {"name": self.name, "description": self.description, "seeds": list(self.seeds),
              "dtype": list(self.dtype), "bucket": self.bucket, "pad_T": self.pad_T, "max_batch": self.max_batch,
-             "memory_mb": self.memory_mb, "budget": asdict(self.budget), "run": []}
+             "memory_mb": self.memory_mb, "budget": budget_fields(self.budget), "run": []}
         for r in self.runs:
             t = {("lemma" if r.kind == "lemma" else "construction"): r.name}
             for key in ("T", "k", "eps", "gamma", "beta", "seeds", "dtype"):
@@ -142,7 +142,7 @@ class Config:
 
     def as_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["budget"] = asdict(self.budget)
+        d["budget"] = budget_fields(self.budget)
         d["options"] = dict(self.options)
         return d
 
@@ -215,7 +215,12 @@ def _budget_fields(where: str, table) -> dict:
         w = f"{where}.{key}"
         if key not in BUDGET_KEYS:
             raise InputError(w, v, "absent: the Budget fields are " + ", ".join(BUDGET_KEYS))
-        if key == "lr":
+        if key == "search_dtype":
+            if v != "float64":
+                raise InputError(w, v, "float64 (a sweep searches in float64; its `dtype` runs the model in float32; "
+                                 "the float32 search with a float64 verdict is `infoflow verify --search-dtype float32`)")
+            out[key] = v
+        elif key == "lr":
             if not _is_num(v) or v <= 0:
                 raise InputError(w, v, "a finite number > 0")
             out[key] = float(v)

@@ -66,6 +66,10 @@ class Budget:
     chunk: int = 256  # inputs per vectorised evaluation
     polish_levels: int = 12  # multi-scale polish after Adam: step scales from POLISH_COARSEST to the finest
     polish_moves: int = 4  # candidate moves per scale and start (± the gradient, ± a pseudo-random direction)
+    # the search's dtype (grid, samplers, probes' screening, ascent, polish): "float64", "float32" (every
+    # estimator's VERDICT_TOP best inputs re-evaluated in float64 for the estimate and the verdict), or
+    # None: the platform's default (core/precision.default_search_dtype: float32 on TPU, else float64)
+    search_dtype: str | None = None
 
 
 # What `infoflow verify` and `infoflow_jax.verify` use by default (one budget: the command line's
@@ -92,6 +96,24 @@ class Estimate:
     worst_input: np.ndarray
     estimator: str
     per_estimator: dict = field(default_factory=dict)
+    search_dtype: str = "float64"  # the dtype the search ran in (the values are float64 evaluations either way)
+    # float32 search: max |err in float32 − err in float64| over the re-evaluated candidates (finite ones)
+    search_noise: float | None = None
+
+
+#: float32 search: every estimator's this many best inputs are re-evaluated in float64
+VERDICT_TOP = 4
+
+
+def budget_fields(budget: "Budget") -> dict:
+    """The budget as a dict for identities (sweep hashes, manifests): ``search_dtype`` appears only
+    when set, so configurations and folders written before it existed keep their hashes."""
+    from dataclasses import asdict
+
+    d = asdict(budget)
+    if d.get("search_dtype") is None:
+        d.pop("search_dtype", None)
+    return d
 
 
 # ----------------------------------------------------------------------------- the candidates
@@ -286,9 +308,20 @@ def map_in_chunks(f, X, chunk: int):
     return jax.tree_util.tree_map(lambda y: y[:n], jax.lax.map(f, X, batch_size=c))
 
 
+def _top(values, inputs, top: int):
+    """The ``top`` largest values and their inputs (fewer available: the largest repeated)."""
+    idx = jnp.argsort(-values)[:top]
+    if idx.shape[0] < top:
+        idx = jnp.concatenate([idx, jnp.broadcast_to(idx[:1], (top - idx.shape[0],))])
+    return values[idx], inputs[idx]
+
+
 def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: int, ascent_chunk: int | None = None,
-             finest_scale=DEFAULT_FINEST_SCALE):
+             finest_scale=DEFAULT_FINEST_SCALE, top: int | None = None):
     """Per candidate estimator: (largest |Ĥ − H| (NaN → +∞), the input attaining it).
+
+    ``top`` (the float32 search): per estimator its ``top`` largest values and their inputs instead,
+    ``(values (n_cand, top), inputs (n_cand, top, T, d))``, for :func:`verdict` to re-evaluate.
 
     ``finest_scale`` (a scalar, may be traced) is the polish's smallest step (:func:`ascend`);
     the estimators "adversarial" (Adam) and "polish" (Adam, then the polish) share one scan.
@@ -306,18 +339,28 @@ def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: in
     best_v, best_X = [], []
     start = 0
     for n in sizes:
-        i = start + jnp.argmax(safe[start:start + n])
-        best_v.append(safe[i])
-        best_X.append(pool[i])
+        if top:
+            v, X = _top(safe[start:start + n], pool[start:start + n], top)
+            best_v.append(v)
+            best_X.append(X)
+        else:
+            i = start + jnp.argmax(safe[start:start + n])
+            best_v.append(safe[i])
+            best_X.append(pool[i])
         start += n
     if fresh is not None:
         n_best = (budget.starts + 1) // 2
-        top = jnp.argsort(-safe)[:n_best]
-        X0 = jnp.concatenate([pool[top], fresh])
+        best_start = jnp.argsort(-safe)[:n_best]
+        X0 = jnp.concatenate([pool[best_start], fresh])
         v_adv, X_adv, v_pol, X_pol = ascend(err_fn, domain, params, X0, budget.steps, budget.lr, ascent_chunk,
                                             budget=budget, finest_scale=finest_scale)  # domain ≡ retraction
         for v, X in ((v_adv, X_adv), (v_pol, X_pol))[:1 + polish_on(budget)]:
             v = jnp.where(jnp.isnan(v), jnp.inf, v)
+            if top:
+                v, X = _top(v, X, top)
+                best_v.append(v)
+                best_X.append(X)
+                continue
             i = jnp.argmax(v)
             best_v.append(v[i])
             best_X.append(X[i])
@@ -337,8 +380,10 @@ def to_estimate(names: list[str], values, inputs) -> Estimate:
 
 # ----------------------------------------------------------------------------- one configuration
 @functools.lru_cache(maxsize=128)
-def evaluate_program(err_fn, domain, budget: Budget, chunk: int, ascent_chunk: int | None = None):
-    """``jit(evaluate)`` for one configuration: (params, drawn, probes) → (values, inputs).
+def evaluate_program(err_fn, domain, budget: Budget, chunk: int, ascent_chunk: int | None = None,
+                     top: int | None = None):
+    """``jit(evaluate)`` for one configuration: (params, drawn, probes) → (values, inputs)
+    (``top``: every estimator's ``top`` best, for the float32 search).
 
     Cached on its static arguments (an error function is cached on (graphdef, task), a domain
     and a budget compare by value), so every build of one shape — a construction and its
@@ -346,14 +391,34 @@ def evaluate_program(err_fn, domain, budget: Budget, chunk: int, ascent_chunk: i
     """
     def program(params, drawn, probes, finest_scale=DEFAULT_FINEST_SCALE):
         return evaluate(err_fn, params, drawn, probes, domain=domain, budget=budget, chunk=chunk,
-                        ascent_chunk=ascent_chunk, finest_scale=finest_scale)
+                        ascent_chunk=ascent_chunk, finest_scale=finest_scale, top=top)
 
     return jax.jit(program)
 
 
+def float64_verdict(err_fn, params, candidates, *, domain, chunk: int):
+    """The float64 verdict on a float32 search's candidates (n_cand, K, T, d): each retracted onto the
+    domain and evaluated in float64; per estimator the largest |Ĥ − H| (NaN → +∞) and its input,
+    and every candidate's float64 value. Returns ``(values (n_cand,), inputs (n_cand, T, d), all (n_cand, K))``."""
+    n, K = candidates.shape[:2]
+    X = domain.retract(candidates.reshape((n * K,) + candidates.shape[2:]))
+    v = map_in_chunks(lambda Z: err_fn(params, Z), X, chunk)
+    v = jnp.where(jnp.isnan(v), jnp.inf, v).reshape(n, K)
+    j = jnp.argmax(v, axis=1)
+    X = X.reshape(candidates.shape)
+    return v[jnp.arange(n), j], X[jnp.arange(n), j], v
+
+
+@functools.lru_cache(maxsize=128)
+def verdict_program(err_fn, domain, chunk: int):
+    """``jit(float64_verdict)`` (float64; a forward over every estimator's VERDICT_TOP candidates)."""
+    return jax.jit(functools.partial(float64_verdict, err_fn, domain=domain, chunk=chunk))
+
+
 def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, budget: Budget = DEFAULT_BUDGET,
                        extra_inputs: dict | None = None, chunk: int | None = None,
-                       ascent_chunk: int | None = None, finest_scale: float = DEFAULT_FINEST_SCALE) -> Estimate:
+                       ascent_chunk: int | None = None, finest_scale: float = DEFAULT_FINEST_SCALE,
+                       search_dtype: str = "float64") -> Estimate:
     """Max over estimators of |Ĥ − H| on ``domain`` for one configuration; the inputs are drawn
     from ``seed`` (:func:`draw_for_seed`).
 
@@ -362,6 +427,15 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, bud
     (inputs per vectorised step, default ``budget.chunk``) and ``ascent_chunk`` (ascent starts
     at once, default all) come from the memory plan (:mod:`~infoflow_jax.verification.memory`).
     ``finest_scale`` is the polish's smallest step (:func:`infoflow_jax.verification.probes.finest_scale`).
+
+    ``search_dtype = "float32"``: the search (every estimator, ascent and polish included) runs as one
+    program compiled with 64-bit types off (:func:`infoflow_jax.core.precision.search_precision`: no
+    float64 operation in it), on the weights, inputs and probes rounded to float32; every estimator's
+    :data:`VERDICT_TOP` best inputs are then re-evaluated in float64 (:func:`verdict`) and the
+    estimate is the largest float64 value — a true float64 evaluation at an input of the domain,
+    so the verdict is judged in float64 exactly as after a float64 search. ``Estimate.search_noise``
+    is the largest |float32 − float64| over those candidates (how far the float32 landscape was off;
+    +∞ when one is finite in one dtype and not in the other).
     """
     probes = dict(extra_inputs or {})
     chunk = budget.chunk if chunk is None else min(chunk, budget.chunk)
@@ -369,9 +443,33 @@ def estimate_sup_error(err_fn, params, *, domain, T: int, d: int, seed: int, bud
         ascent_chunk = None  # all at once: the same program as without a plan
     with phase("draw"):
         drawn = draw_for_seed(seed, domain=domain, T=T, d=d, budget=budget)
-    with phase("evaluate"):  # JAX's tracing, lowering and compiling inside it count as theirs
-        values, inputs = evaluate_program(err_fn, domain, budget, chunk, ascent_chunk)(
-            params, drawn, tuple(np.asarray(P) for P in probes.values()), np.asarray(finest_scale, np.float64))
-        values, inputs = np.asarray(values), np.asarray(inputs)  # wait for the result inside the phase
     names = candidate_names(domain, T, d, budget, tuple(probes))
-    return to_estimate(names, values, inputs)
+    probe_arrays = tuple(np.asarray(P) for P in probes.values())
+    if search_dtype == "float64":
+        with phase("evaluate"):  # JAX's tracing, lowering and compiling inside it count as theirs
+            values, inputs = evaluate_program(err_fn, domain, budget, chunk, ascent_chunk)(
+                params, drawn, probe_arrays, np.asarray(finest_scale, np.float64))
+            values, inputs = np.asarray(values), np.asarray(inputs)  # wait for the result inside the phase
+        return to_estimate(names, values, inputs)
+    from infoflow_jax.core.devices import float64_device
+    from infoflow_jax.core.precision import check_search_dtype, search_precision, to_search_dtype
+
+    check_search_dtype(search_dtype)
+    with phase("evaluate"):
+        with search_precision(search_dtype):
+            v32, cands = evaluate_program(err_fn, domain, budget, chunk, ascent_chunk, VERDICT_TOP)(
+                *to_search_dtype((params, drawn, probe_arrays, np.asarray(finest_scale)), search_dtype))
+            v32, cands = np.asarray(v32), np.asarray(cands)
+        params64, cands64 = params, cands.astype(np.float64)
+        device = float64_device()  # a TPU has no float64: the verdict runs on its host's CPU
+        if device is not None:
+            params64, cands64 = jax.device_put((params64, cands64), device)
+        values, inputs, v64 = verdict_program(err_fn, domain, chunk)(params64, cands64)
+        values, inputs, v64 = np.asarray(values), np.asarray(inputs), np.asarray(v64)
+    finite = np.isfinite(v32) & np.isfinite(v64)
+    noise = float(np.max(np.abs(v32.astype(np.float64) - v64)[finite])) if finite.any() else 0.0
+    if np.any(np.isfinite(v32) != np.isfinite(v64)):  # float32 overflowed (or NaN'd) where float64 did not
+        noise = float("inf")
+    est = to_estimate(names, values, inputs)
+    est.search_dtype, est.search_noise = search_dtype, noise
+    return est

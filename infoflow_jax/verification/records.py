@@ -75,6 +75,8 @@ class Record:
     error: str | None = None  # why the row could not be verified (kind "failure")
     measured: bool = True  # measured, not a formula
     dtype: str = "float64"
+    search_dtype: str | None = None  # the dtype the estimators searched in (float32: candidates judged in float64)
+    search_note: str | None = None  # why a float32 search was not used (the row searched in float64)
     path: str | None = None  # which forward produced the estimate: "dense" or "fast" (exact fast path)
     seed: int | None = None
     seconds: float | None = None  # wall time of the row
@@ -158,7 +160,7 @@ def expected_outcome(record) -> bool:
 
 # ----------------------------------------------------------------------------- constructors
 def construction_record(built, est, *, T: int, eps: float, seed: int, dtype: str = "float64",
-                        name: str | None = None, path: str = "dense") -> Record:
+                        name: str | None = None, path: str = "dense", search_note: str | None = None) -> Record:
     """The record of one built configuration and its :class:`~infoflow_jax.verification.estimators.Estimate`
     (``est`` None: the falsifier did not run; ``passed`` is then decided by the proof check)."""
     cfg = built.compiled.model.cfg
@@ -174,6 +176,7 @@ def construction_record(built, est, *, T: int, eps: float, seed: int, dtype: str
         passed=False if est is None else construction_passes(est.value, built.bound, eps),
         worst_input=None if est is None else np.asarray(est.worst_input).tolist(),
         mutant=built.mutant, dtype=dtype, path=path, seed=seed,
+        search_dtype=None if est is None else getattr(est, "search_dtype", "float64"), search_note=search_note,
     )
 
 
@@ -184,6 +187,7 @@ def lemma_record(name: str, *, T: int, beta: float, bound: float, attained: floa
         attained=float(attained), err_estimate=float(est.value), estimator=est.estimator,
         estimates=dict(est.per_estimator), passed=lemma_passes(est.value, bound, attained),
         worst_input=np.asarray(est.worst_input).tolist(), mutant=mutant, dtype=dtype, path="dense", seed=seed,
+        search_dtype=getattr(est, "search_dtype", "float64"),
     )
 
 

@@ -9,6 +9,9 @@ verify --out FILE``.
   (no trailing newline, or a last line that is not JSON) before anything else is read or
   appended. A bad line *before* the last is corruption, not an interruption: an
   :class:`~infoflow_jax.core.errors.InputError` naming the file and the line.
+* Several processes (``infoflow sweep`` under ``jax.distributed``): process i writes its own
+  complete store in ``DIR/parts/process-<i>`` (:func:`part_dir`); a rerun skips what any of them
+  stored (:func:`all_records`), and :func:`merge_parts` writes the one ``DIR/results.jsonl``.
 * :class:`ResultsStore` — a run folder: a :class:`JsonlFile` of records and
   ``manifest.json`` (written atomically: temp file, fsync, rename) saying what produced
   it: ``kind`` (``"sweep"`` or ``"train"``), the package and jax/jaxlib/flax/optax
@@ -336,3 +339,50 @@ def spec_kind(path) -> str | None:
     except InputError:
         return None
     return kind if isinstance(kind, str) else None
+
+
+# ----------------------------------------------------------------------------- several processes
+PARTS = "parts"  # DIR/parts/process-<i>/: one process's own store (manifest + results.jsonl)
+
+
+def part_dir(out_dir, process_id: int) -> Path:
+    """The folder process ``process_id`` of a multi-process sweep writes: ``DIR/parts/process-<i>``,
+    a complete :class:`ResultsStore` of its own (only that process appends to it)."""
+    return Path(out_dir) / PARTS / f"process-{int(process_id)}"
+
+
+def part_dirs(out_dir) -> list[Path]:
+    """Every part folder present, in process order."""
+    root = Path(out_dir) / PARTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("process-")
+             and p.name[len("process-"):].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len("process-"):]))
+
+
+def all_records(out_dir) -> list[dict]:
+    """The records of a sweep folder and of every part folder in it (read only; a configuration
+    stored twice, e.g. merged and in its part, counts once: the first copy, merged file first)."""
+    seen, out = set(), []
+    for path in [Path(out_dir) / RESULTS] + [p / RESULTS for p in part_dirs(out_dir)]:
+        for r in read_jsonl(path):
+            h = r.get("config_hash")
+            if h is None or h not in seen:
+                seen.add(h)
+                out.append(r)
+    return out
+
+
+def merge_parts(out_dir, order: list[str] | None = None) -> int:
+    """Write ``DIR/results.jsonl`` as the union of itself and every part's records (one line per
+    configuration), in ``order`` (config hashes; others after them, as found), atomically
+    (temp file, fsync, rename): an interruption leaves the old file or the new one, never half.
+    Returns the number of records written. Idempotent."""
+    records = all_records(out_dir)
+    if order is not None:
+        rank = {h: i for i, h in enumerate(order)}
+        records = sorted(records, key=lambda r: rank.get(r.get("config_hash"), len(rank)))
+    data = "".join(dumps(r) + "\n" for r in records).encode()
+    _atomic_write(Path(out_dir) / RESULTS, data)
+    return len(records)

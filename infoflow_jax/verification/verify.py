@@ -16,7 +16,7 @@ import time
 from infoflow_jax.core.errors import InputError
 from infoflow_jax.core.fast_model import fast_ffn_widths, fast_pays, fast_plan, fast_query_rows, shared_shape
 from infoflow_jax.core.phases import phase
-from infoflow_jax.core.precision import require_float64
+from infoflow_jax.core.precision import F32_NOISE_FRACTION, require_float64, search_dtype_for
 from infoflow_jax.core.samplers import samplers_for
 from infoflow_jax.verification.memory import (ASCENT_FACTOR, ITEM, bytes_per_input, check_fits, chunk_for,
                                               fixed_input_bytes, human_bytes, memory_budget)
@@ -52,6 +52,14 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
     dense reference), or None (default): fast iff :func:`~infoflow_jax.core.fast_model.fast_pays`
     (a one-input group of at least ``MIN_FAST_UNITS`` units, or a shared-query layer at
     T ≥ ``MIN_SHARED_T``). The record's ``path`` says which ran.
+
+    ``budget.search_dtype`` (None: float32 on a TPU, float64 elsewhere): with float32 the estimators
+    search in float32 and every estimator's best inputs are judged in float64
+    (:func:`~infoflow_jax.verification.estimators.estimate_sup_error`). Below ε =
+    :data:`~infoflow_jax.core.precision.F32_SEARCH_MIN_EPS`, or when a re-evaluated candidate's
+    float32 error is off its float64 error by more than ``F32_NOISE_FRACTION``·ε (the float32
+    landscape is rounding noise at the scale of the claim), the search runs in float64 instead:
+    one line on stderr, and the record's ``search_note`` says why. ``search_dtype`` says which ran.
     """
     require_float64("verification")
     budget = DEFAULT_BUDGET if budget is None else budget
@@ -86,17 +94,32 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
         if step_certified is None:  # nothing else could decide the row
             raise
         skipped = f"skipped: {exc}"  # the proof check below decides, without a forward pass
-    est, probes = None, None
+    est, probes, note = None, None, None
     if not skipped:
         with phase("probes"):
             probes = dict(built.probes)  # the construction's own and the structural ones (computed on first read)
-        est = estimate_sup_error(err_fn, params, domain=built.task.domain,
-                                 T=T, d=d, seed=seed, budget=budget, extra_inputs=probes,
-                                 # the sweep's polish stops at DEFAULT_FINEST_SCALE too; finer only when needed
-                                 finest_scale=min(finest_scale(built), DEFAULT_FINEST_SCALE),
-                                 chunk=chunk_for(per, plan, fixed, budget.chunk),
-                                 ascent_chunk=chunk_for(per, plan, fixed, budget.starts, ASCENT_FACTOR))
-    record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path)
+        search, note = search_dtype_for(budget.search_dtype, built.eps)
+
+        def search_in(dtype):
+            return estimate_sup_error(err_fn, params, domain=built.task.domain,
+                                      T=T, d=d, seed=seed, budget=budget, extra_inputs=probes,
+                                      # the sweep's polish stops at DEFAULT_FINEST_SCALE too; finer only when needed
+                                      finest_scale=min(finest_scale(built), DEFAULT_FINEST_SCALE),
+                                      chunk=chunk_for(per, plan, fixed, budget.chunk),
+                                      ascent_chunk=chunk_for(per, plan, fixed, budget.starts, ASCENT_FACTOR),
+                                      search_dtype=dtype)
+        est = search_in(search)
+        if search == "float32" and est.search_noise > F32_NOISE_FRACTION * built.eps:
+            note = (f"the float32 search's candidates were off their float64 errors by up to {est.search_noise:.3g} "
+                    f"> {F32_NOISE_FRACTION:g}·eps")
+            est = search_in("float64")
+        if note is not None and (budget.search_dtype or "float64") == "float32":
+            import sys
+
+            print(f"infoflow: {built.name} T={T} eps={built.eps:g}{' ' + built.mutant if built.mutant else ''}: "
+                  f"searching in float64, not float32: {note}", file=sys.stderr, flush=True)
+    record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path,
+                                 search_note=note)
     record.steps, record.step_certified = steps, step_certified
     with phase("proof"):
         proof = proof_check(built, steps, seed=seed, structural=probes)
