@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infoflow_jax.core.errors import InputError
-from infoflow_jax.verification import memory as vmem
+from infoflow_jax.verification import memory
 from infoflow_jax.verification.probes import MAX_PROBE_INPUTS
 from infoflow_jax.core.phases import phase
 from infoflow_jax.core.samplers import samplers_for
@@ -57,10 +57,10 @@ from infoflow_jax.verification.estimators import (Budget, Estimate, ascent_evalu
                                                   draw_for_seed, evaluate, evaluations_per_config, grid_size,
                                                   to_estimate)
 from infoflow_jax.core.precision import require_float64
-from infoflow_jax.sweep import buckets as bk
+from infoflow_jax.sweep import buckets
 from infoflow_jax.core.devices import Placement
-from infoflow_jax.verification import lemma_checks as lc
-from infoflow_jax.verification import padding as pad
+from infoflow_jax.verification import lemma_checks
+from infoflow_jax.verification import padding
 from infoflow_jax.verification import records
 from infoflow_jax.core.fast_model import fast_ffn_widths, fast_pays, fast_plan, same_shape_plans
 from infoflow_jax.verification.construction import error_function, fast_error_function
@@ -119,7 +119,7 @@ class _TraceCounter:
 @functools.lru_cache(maxsize=16)
 def lemma_error_fn(name: str, dtype: str) -> Callable:
     """The lemma's gap function (β, X) ↦ gap, run in ``dtype``."""
-    fn = lc.GAP_FUNCTIONS[name]
+    fn = lemma_checks.GAP_FUNCTIONS[name]
     if dtype == "float64":
         return fn
     return lambda beta, X: fn(beta.astype(jnp.float32), X.astype(jnp.float32)).astype(jnp.float64)
@@ -128,10 +128,10 @@ def lemma_error_fn(name: str, dtype: str) -> Callable:
 @functools.lru_cache(maxsize=16)
 def padded_lemma_error_fn(name: str, dtype: str) -> Callable:
     """The lemma's gap on padded inputs (β, X_aug) ↦ gap over the real tokens (−∞ for a filler)."""
-    fn = lc.GAP_FUNCTIONS[name]
+    fn = lemma_checks.GAP_FUNCTIONS[name]
     if dtype == "float64":
-        return pad.padded(fn)
-    return pad.padded(lambda beta, X, valid: fn(beta.astype(jnp.float32), X.astype(jnp.float32),
+        return padding.padded(fn)
+    return padding.padded(lambda beta, X, valid: fn(beta.astype(jnp.float32), X.astype(jnp.float32),
                                                 valid).astype(jnp.float64))
 
 
@@ -186,7 +186,7 @@ def prepare(config: Config, entry) -> Prepared:
     p = Prepared(config=config, entry=entry)
     t0 = time.perf_counter()
     if config.kind == "lemma":
-        p.params = np.asarray(lc.beta_used(config.beta, config.mutant), np.float64)
+        p.params = np.asarray(lemma_checks.beta_used(config.beta, config.mutant), np.float64)
         return p
     kw = dict(config.options)
     if entry.uses_k:
@@ -205,10 +205,10 @@ def prepare(config: Config, entry) -> Prepared:
         p.build_seconds = time.perf_counter() - t0
         return p
     p.cfg = p.built.compiled.model.cfg
-    need = vmem.ITEM * config.T * p.built.task.d * MAX_PROBE_INPUTS  # before any probe is built
-    if need > vmem.memory_budget():
+    need = memory.ITEM * config.T * p.built.task.d * MAX_PROBE_INPUTS  # before any probe is built
+    if need > memory.memory_budget():
         p.error = (f"T = {config.T} is out of range: must be small enough for the structural probes to fit in "
-                   f"memory ({vmem.human_bytes(need)} needed, {vmem.human_bytes(vmem.memory_budget())} may be used); "
+                   f"memory ({memory.human_bytes(need)} needed, {memory.human_bytes(memory.memory_budget())} may be used); "
                    f"`infoflow verify` proof-checks a construction with claims at this T without a forward pass")
         p.build_seconds = time.perf_counter() - t0
         return p
@@ -307,7 +307,7 @@ def _label(p: Prepared, target_cfg, T_pad: int | None = None) -> str:
     if c.gamma is not None:
         parts.append(f"g{c.gamma:g}")
     if target_cfg is not None:
-        ws = [w for layer in bk.hidden_widths(target_cfg) for w in layer if w]
+        ws = [w for layer in buckets.hidden_widths(target_cfg) for w in layer if w]
         parts.append("W" + "x".join(map(str, ws)) if ws else "W-")
     parts.append(c.dtype)
     return "/".join(parts)
@@ -323,12 +323,12 @@ def make_buckets(group: list[Prepared], policy: str, platform: str = "cpu", pad_
         by_T: dict[int, list[Prepared]] = {}
         rest = []
         for p in group:
-            if p.config.kind == "lemma" or (p.error is None and pad.T_paddable(p.built.task, p.cfg)):
+            if p.config.kind == "lemma" or (p.error is None and padding.T_paddable(p.built.task, p.cfg)):
                 rest.append(p)
             else:
                 by_T.setdefault(p.config.T, []).append(p)
         out = [b for members in by_T.values() for b in _buckets(members, policy, platform)]
-        t_pad = bk.plan_T([(p.config.T, _cost_cfg(p), _evals(p)) for p in rest], platform=platform, policy=policy)
+        t_pad = buckets.plan_T([(p.config.T, _cost_cfg(p), _evals(p)) for p in rest], platform=platform, policy=policy)
         for T_pad in sorted(set(t_pad.values())):
             members = [p for p in rest if t_pad[p.config.T] == T_pad]
             out += _buckets(members, policy, platform, padded=len({p.config.T for p in members}) > 1)
@@ -341,7 +341,7 @@ def _cost_cfg(p: Prepared):
     one-input group costs a binary search per position, so its width is counted as 16."""
     if p.config.kind == "lemma":
         return None
-    return bk.capped(p.cfg, 16) if _pays_fast(p) else p.cfg
+    return buckets.capped(p.cfg, 16) if _pays_fast(p) else p.cfg
 
 
 def _pays_fast(p: Prepared) -> bool:
@@ -355,7 +355,7 @@ def _pays_fast(p: Prepared) -> bool:
 def _evals(p: Prepared) -> float:
     """Forward-evaluation equivalents of one configuration at its own T (cost model only)."""
     c = p.config
-    domain = lc.domain_of(c.name) if c.kind == "lemma" else p.built.task.domain
+    domain = lemma_checks.domain_of(c.name) if c.kind == "lemma" else p.built.task.domain
     d = 1 if c.kind == "lemma" else p.built.task.d
     return evaluations_per_config(domain, c.T, d, c.budget, tuple(x.shape[0] for x in p.probes), ascent_factor=3)
 
@@ -369,14 +369,14 @@ def _buckets(group: list[Prepared], policy: str, platform: str, padded: bool = F
     T_pad = T if padded else None
     first = group[0].config
     if first.kind == "lemma":
-        base = lc.domain_of(first.name)
+        base = lemma_checks.domain_of(first.name)
         if not padded:
             return [Bucket(label=_label(group[0], None), members=list(group), kind="lemma", T=T, d=1,
                            dtype=first.dtype, budget=first.budget, domain=base,
                            err_fn=lemma_error_fn(first.name, first.dtype))]
         return [_with_segments(Bucket(label=_label(group[0], None, T_pad), members=list(group), kind="lemma", T=T,
                                       d=2, dtype=first.dtype, budget=first.budget,
-                                      domain=pad.PaddedDomain(base, "min"),
+                                      domain=padding.PaddedDomain(base, "min"),
                                       err_fn=padded_lemma_error_fn(first.name, first.dtype), padded=True,
                                       base_domain=base, data_d=1))]
     live = [p for p in group if p.error is None]
@@ -386,7 +386,7 @@ def _buckets(group: list[Prepared], policy: str, platform: str, padded: bool = F
     for p in live:
         # padded: the family's task at T_pad (targets read X's shape, not T); else every member's own (one T)
         task = replace(p.built.task, T=T) if padded else p.built.task
-        key = (bk.structure(p.cfg), task, p.probe_names, tuple(x.shape[0] for x in p.probes))
+        key = (buckets.structure(p.cfg), task, p.probe_names, tuple(x.shape[0] for x in p.probes))
         by_structure.setdefault(key, []).append(p)
     out: dict[Any, Bucket] = {}
     for (struct, task, probe_names, probe_counts), members in by_structure.items():
@@ -397,23 +397,23 @@ def _buckets(group: list[Prepared], policy: str, platform: str, padded: bool = F
             key = (tcfg, task, probe_names, probe_counts)
             if key not in out:
                 dtype = jnp.float64 if first.dtype == "float64" else jnp.float32
-                graphdef, _ = nnx.split(bk.Transformer(tcfg, dtype=dtype, rngs=None))
+                graphdef, _ = nnx.split(buckets.Transformer(tcfg, dtype=dtype, rngs=None))
                 out[key] = Bucket(label=_label(p, tcfg, T_pad) + ("/fast" if fast else ""), members=[],
                                   kind="construction", T=T, d=task.d + padded, dtype=first.dtype,
                                   budget=first.budget,
-                                  domain=pad.PaddedDomain(task.domain, task.padding) if padded else task.domain,
+                                  domain=padding.PaddedDomain(task.domain, task.padding) if padded else task.domain,
                                   err_fn=_error_fn(task, graphdef, first.dtype, fast, padded), graphdef=graphdef,
                                   target_cfg=tcfg, probe_names=probe_names, probe_sizes=probe_counts, fast=fast,
                                   padded=padded, base_domain=task.domain, data_d=task.d)
             out[key].members.append(p)
-    buckets = list(out.values())
-    return _unique_labels([_with_segments(b) for b in buckets] if padded else buckets)
+    formed = list(out.values())
+    return _unique_labels([_with_segments(b) for b in formed] if padded else formed)
 
 
 def _error_fn(task, graphdef, dtype: str, fast: bool, padded: bool):
     """|Ĥ − H| for a bucket: dense or on the fast path (float64), on plain or padded inputs."""
     if padded:
-        return pad.padded_fast_error_function(task) if fast else pad.padded_error_function(graphdef, task, dtype)
+        return padding.padded_fast_error_function(task) if fast else padding.padded_error_function(graphdef, task, dtype)
     return fast_error_function(task) if fast else error_function(graphdef, task, dtype)
 
 
@@ -427,8 +427,8 @@ def _plan(members: list[Prepared], T: int, evals: float, platform: str, policy: 
     costs O(log N) per position, so padding its breakpoints costs almost nothing); else
     :func:`buckets.plan_widths` (``pow2`` and ``family`` are what the spec asked for)."""
     if fast and policy == "auto":
-        return [bk.join([p.cfg for p in members])] * len(members)
-    return bk.plan_widths([p.cfg for p in members], T, evals, platform=platform, policy=policy)
+        return [buckets.join([p.cfg for p in members])] * len(members)
+    return buckets.plan_widths([p.cfg for p in members], T, evals, platform=platform, policy=policy)
 
 
 def _bucket_plans(bucket: Bucket) -> dict:
@@ -437,20 +437,20 @@ def _bucket_plans(bucket: Bucket) -> dict:
     if bucket.plans is None:
         plans = []
         for p in bucket.members:
-            graphdef, state = bk.pad_state(p.built, bucket.target_cfg, dtype=jnp.float64)
+            graphdef, state = buckets.pad_state(p.built, bucket.target_cfg, dtype=jnp.float64)
             plans.append(fast_plan(graphdef, jax.tree_util.tree_map(np.asarray, state)))
         bucket.plans = dict(zip((id(p) for p in bucket.members), same_shape_plans(plans)))
     return bucket.plans
 
 
-def _unique_labels(buckets: list[Bucket]) -> list[Bucket]:
+def _unique_labels(formed: list[Bucket]) -> list[Bucket]:
     labels: dict[str, int] = {}
-    for b in buckets:  # labels unique within the sweep's group
+    for b in formed:  # labels unique within the sweep's group
         n = labels.get(b.label, 0)
         labels[b.label] = n + 1
         if n:
             b.label = f"{b.label}#{n}"
-    return buckets
+    return formed
 
 
 def _with_segments(b: Bucket) -> Bucket:
@@ -471,7 +471,7 @@ def _member_estimate(bucket: Bucket, p: Prepared, values, inputs) -> Estimate:
     has_grid = grid_size(p.config.T, bucket.data_d, bucket.budget.grid_points) > 0
     keep = [j for j, n in enumerate(bucket.names) if n != "grid" or has_grid]
     return to_estimate([bucket.names[j] for j in keep], values[keep],
-                       pad.strip(np.asarray(inputs)[keep], p.config.T))
+                       padding.strip(np.asarray(inputs)[keep], p.config.T))
 
 
 def _stack(trees: list):
@@ -491,13 +491,13 @@ def _batch_inputs(bucket: Bucket, rows: list[Prepared]):
         for p in rows:
             if p.params is None:
                 dtype = jnp.float64 if bucket.dtype == "float64" else jnp.float32
-                _, p.params = bk.pad_state(p.built, bucket.target_cfg, dtype=dtype)
+                _, p.params = buckets.pad_state(p.built, bucket.target_cfg, dtype=dtype)
                 p.params = jax.tree_util.tree_map(np.asarray, p.params)
             states.append(p.params)
         params = _stack(states)
     if bucket.padded:
         drawn = _stack([_padded_draw(bucket, p) for p in rows])
-        probes = tuple(np.stack([pad.with_mask(p.probes[j], bucket.T) for p in rows])
+        probes = tuple(np.stack([padding.with_mask(p.probes[j], bucket.T) for p in rows])
                        for j in range(len(bucket.probe_names)))
         return params, drawn, probes
     draws = [draw_for_seed(p.config.seed, domain=bucket.domain, T=bucket.T, d=bucket.d, budget=bucket.budget)
@@ -517,9 +517,9 @@ def _padded_draw(bucket: Bucket, p: Prepared):
         Xs = [np.zeros((0, T, d))] + list(Xs)
     out = []
     for X, size in zip(Xs, bucket.segment_sizes):
-        X = pad.with_mask(X, bucket.T)
-        out.append(np.concatenate([X, pad.fillers(size - X.shape[0], bucket.T, d)]))
-    return out, None if fresh is None else pad.with_mask(fresh, bucket.T)
+        X = padding.with_mask(X, bucket.T)
+        out.append(np.concatenate([X, padding.fillers(size - X.shape[0], bucket.T, d)]))
+    return out, None if fresh is None else padding.with_mask(fresh, bucket.T)
 
 
 # ----------------------------------------------------------------------------- several processes
@@ -566,7 +566,7 @@ def _compile(bucket: Bucket, rows: list[Prepared], placement: Placement, counter
     fn = make_program(bucket.err_fn, bucket.domain, bucket.budget, bucket.chunk, bucket.shared_key, counter)
     lowered = fn.lower(*args)
     t1 = time.perf_counter()
-    compiled = lowered.compile(bk.compiler_options(placement.devices[0].platform))
+    compiled = lowered.compile(buckets.compiler_options(placement.devices[0].platform))
     bucket.prep_seconds = t_prep - t0
     bucket.trace_seconds = t1 - t_prep
     bucket.compile_seconds = time.perf_counter() - t_prep  # trace + lower + XLA compile
@@ -692,7 +692,7 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
             prepared = [prepare(c, registry[c.name]) for c in group]
             stats.build_seconds += time.perf_counter() - t_build
             queue.extend((p, None) for p in prepared if p.error is not None and p.config.hash not in done)
-            direct = [p for p in prepared if p.config.kind == "lemma" and p.config.name not in lc.GAP_FUNCTIONS]
+            direct = [p for p in prepared if p.config.kind == "lemma" and p.config.name not in lemma_checks.GAP_FUNCTIONS]
             queue.extend((p, "direct") for p in direct if p.config.hash not in done)
             prepared = [p for p in prepared if p not in direct]
             if not prepared:
@@ -783,7 +783,7 @@ def _run_bucket(bucket: Bucket, compiled, first_args, store: ResultsStore, done:
 def _record(p: Prepared, est: Estimate, bucket: Bucket, eval_seconds: float) -> Record:
     c = p.config
     if c.kind == "lemma":
-        rec = lc.check_record(c.name, T=c.T, beta=c.beta, est=est, mutant=c.mutant, seed=c.seed, dtype=c.dtype)
+        rec = lemma_checks.check_record(c.name, T=c.T, beta=c.beta, est=est, mutant=c.mutant, seed=c.seed, dtype=c.dtype)
     else:
         rec = records.construction_record(p.built, est, T=c.T, eps=c.eps, seed=c.seed, dtype=c.dtype,
                                           name=p.entry.name, path="fast" if bucket.fast else "dense")
