@@ -25,6 +25,7 @@ from infoflow_jax.core.precision import use_float64
 
 use_float64()
 
+from infoflow_jax.verification import records  # noqa: E402
 from infoflow_jax.verification.store import read_results, repair  # noqa: E402
 
 SPEC = """
@@ -41,9 +42,9 @@ chunk = 128
 construction = "C1"
 T = [4]
 eps = [1e-1, 1e-2]
-mutants = ["knot-dropped"]
+mutants = ["knot-dropped", "interval-short"]
 """
-N_CONFIGS = 4
+N_CONFIGS = 6
 N_BUCKETS = 2  # ε = 0.1 → width 43 → 64; ε = 0.01 → 416 → 512 (a mutant shares its ε's bucket)
 TIMING = ("seconds", "compile_seconds")
 
@@ -101,8 +102,19 @@ def test_sweep_record_equals_verify_construction_record(ref):
     assert all(r[k] is not None for k in sweep_only) and all(v[k] is None for k in sweep_only)
     assert r["err_estimate"] == pytest.approx(v["err_estimate"], rel=1e-9)
     assert r["estimator"] == v["estimator"] and r["passed"] == v["passed"]
-    for key in ("params_theorem", "bound", "beta", "choices"):
+    for key in ("params_theorem", "bound", "beta", "choices", "step_certified", "proof_checked"):
         assert r[key] == v[key]
+    assert r["derived_bound"] == pytest.approx(v["derived_bound"], rel=1e-12)
+
+
+def test_a_mutant_wrong_only_in_its_proofs_glue_fails_the_sweeps_proof_check(ref):
+    # interval-short: C1's decoder claimed (and certified) on [0, 0.9] while its input reaches 1; the
+    # falsifier passes it, the proof check does not — as in `infoflow verify`
+    rows = [r for r in ref["records"] if r["mutant"] == "interval-short"]
+    assert len(rows) == 2
+    for r in rows:
+        assert r["passed"] and r["proof_checked"] is False and "composition" in str(r["proof"])
+        assert records.expected_outcome(r)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])

@@ -65,6 +65,8 @@ from infoflow_jax.verification import records
 from infoflow_jax.core.fast_model import fast_ffn_widths, fast_pays, fast_plan, same_shape_plans
 from infoflow_jax.verification.construction import error_function, fast_error_function
 from infoflow_jax.verification.records import Record
+from infoflow_jax.verification.steps import check_steps
+from infoflow_jax.verification.verify import judge_proof
 from infoflow_jax.verification.store import ResultsStore, all_records, merge_parts, part_dir, part_dirs
 from infoflow_jax.sweep.spec import Config, SweepSpec, entries, expand
 
@@ -787,6 +789,10 @@ def _record(p: Prepared, est: Estimate, bucket: Bucket, eval_seconds: float) -> 
     else:
         rec = records.construction_record(p.built, est, T=c.T, eps=c.eps, seed=c.seed, dtype=c.dtype,
                                           name=p.entry.name, path="fast" if bucket.fast else "dense")
+        # the proof as in `infoflow verify`: steps from the weights, their composition, the ideal program
+        # (a mutant whose defect is in the proof's glue passes the falsifier and fails only here)
+        steps, step_certified = check_steps(p.built)
+        judge_proof(rec, p.built, steps, step_certified, seed=c.seed, probes=dict(p.built.probes))
     rec.seconds = p.build_seconds + eval_seconds
     rec.config_hash = c.hash
     rec.bucket = bucket.label

@@ -120,17 +120,28 @@ def verify(built: Built, *, seed: int = 0, budget: Budget | None = None, memory:
                   f"searching in float64, not float32: {note}", file=sys.stderr, flush=True)
     record = construction_record(built, est, T=built.task.T, eps=built.eps, seed=seed, path=path,
                                  search_note=note)
+    judge_proof(record, built, steps, step_certified, seed=seed, probes=probes, skipped=skipped)
+    record.seconds = time.perf_counter() - t0
+    return record
+
+
+def judge_proof(record: Record, built: Built, steps: list[dict], step_certified: bool | None, *, seed: int,
+                probes: dict | None = None, skipped: str | None = None) -> Record:
+    """Complete ``record`` (the falsifier's, or None's when ``skipped`` says why it did not run) with the
+    proof: the step checks (``steps``, ``step_certified`` from :func:`check_steps`), the proof check
+    (:func:`~infoflow_jax.verification.proof.proof_check`, the ideal program also on ``probes``), and
+    the expected outcome judged again on all of them. ``verify`` and a sweep's rows both end here."""
     record.steps, record.step_certified = steps, step_certified
     with phase("proof"):
         proof = proof_check(built, steps, seed=seed, structural=probes)
     record.proof_checked, record.derived_bound = proof.proof_checked, proof.derived_bound
     if proof.parts:
-        falsifier = skipped or ("ok" if record.passed else f"failed: estimate {est.value:.6g} > bound {built.bound:.6g}")
+        falsifier = skipped or ("ok" if record.passed else
+                                f"failed: estimate {record.err_estimate:.6g} > bound {built.bound:.6g}")
         record.proof = {**proof.parts, "falsifier": falsifier}
     if skipped:
         record.passed = proof.proof_checked is True  # the verdict rests on the proof alone
     record.expected = expected_outcome(record)  # judged again now that the steps and the proof are known
-    record.seconds = time.perf_counter() - t0
     return record
 
 
