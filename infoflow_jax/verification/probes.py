@@ -216,18 +216,23 @@ class KnotTargets(NamedTuple):
     bend: np.ndarray
 
 
-def _kink_sizes(compiled, site, t: np.ndarray) -> np.ndarray:
+def _kinks(v: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """t_j = −b_j/v_j of one-input units (v_j ≠ 0), rounded to 12 decimals (units of one knot agree)."""
+    return np.round(-b / v, 12)
+
+
+def _kink_sizes(compiled, site, fit, t: np.ndarray) -> np.ndarray:
     """|jump of the slope| of a one-input block's output at each breakpoint t_i (the norm over the
-    slots it writes of Σ_{units kinking at t_i} v_j·W2[j]); zeros when its layer is not one Dense hidden
-    layer (a grouped or deeper FFN: no ranking)."""
+    slots it writes of Σ_{units kinking at t_i} v_j·W2[j]); ``fit`` is :func:`_block_fit`'s; zeros when
+    its layer is not one Dense hidden layer (a grouped or deeper FFN: no ranking)."""
     parts = layer_ffn_weights(compiled.model, site.layer)
     if len(parts) != 2 or parts[0][2] or parts[1][2]:
         return np.zeros(t.size)
-    V, b1, exact = _block_fit(compiled, site)
+    V, b1, exact = fit
     units = np.flatnonzero(exact & (np.abs(V[0]) > 0))
     outs = [compiled.slots.index(o) for o in site.outputs]
     jump = V[0, units, None] * parts[1][0][units][:, outs]  # (units, slots)
-    at = np.searchsorted(t, np.round(-b1[units] / V[0, units], 12))
+    at = np.searchsorted(t, _kinks(V[0, units], b1[units]))
     kink = np.zeros((t.size, len(outs)))
     np.add.at(kink, np.clip(at, 0, t.size - 1), jump)
     return np.linalg.norm(kink, axis=1)
@@ -244,13 +249,14 @@ def knot_targets(compiled) -> KnotTargets:
     Arrays, not a list per knot: a decoder has N ∝ 1/ε knots (16 568 for C2 at ε = 1e-3)."""
     sites, ws, zs, bends = [], [], [], []
     for i, site in enumerate(_ffn_sites(compiled)):
-        V, b = _block_net(compiled, site)
+        fit = _block_fit(compiled, site)
+        V, b = fit[0][:, fit[2]], fit[1][fit[2]]  # as _block_net: the units that read only this block
         if V.shape[0] == 1:
             live = np.abs(V[0]) > 0
-            t = np.unique(np.round(-b[live] / V[0, live], 12))
+            t = np.unique(_kinks(V[0, live], b[live]))
             h = np.diff(t)
             width = (np.concatenate([h[:1], h]) + np.concatenate([h, h[-1:]])) / 2 if h.size else np.zeros(t.size)
-            bend_t = _kink_sizes(compiled, site, t) * width
+            bend_t = _kink_sizes(compiled, site, fit, t) * width
             z = np.concatenate([t, (t[1:] + t[:-1]) / 2])
             bend = np.concatenate([bend_t, np.maximum(bend_t[1:], bend_t[:-1])])
             z, first = np.unique(z, return_index=True)
@@ -575,7 +581,7 @@ def _one_input_breakpoints(compiled) -> list[np.ndarray]:
         V, b = _block_net(compiled, site)
         if V.shape[0] == 1:
             live = np.abs(V[0]) > 0
-            t = np.unique(np.round(-b[live] / V[0, live], 12))
+            t = np.unique(_kinks(V[0, live], b[live]))
             if t.size:
                 out.append(t)
     return out
