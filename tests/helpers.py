@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
+import sys
 
 
 def run_main(argv) -> tuple[int, str, str]:
@@ -41,3 +43,19 @@ def dense_and_fast(graphdef_state, plan, Xs):
     dense = jax.vmap(jax.value_and_grad(lambda X: apply(graphdef, state, X)))(Xs)
     fast = jax.vmap(jax.value_and_grad(apply_fast, argnums=1), in_axes=(None, 0))(plan, Xs)
     return dense, fast
+
+
+def sweep_command(spec, out, cache, *extra) -> list[str]:
+    """``infoflow sweep SPEC --out OUT`` as a subprocess command (no progress bar, its own compile cache)."""
+    return [sys.executable, "-m", "infoflow_jax.cli.app", "sweep", str(spec), "--out", str(out), "--no-progress",
+            "--compile-cache", str(cache), *extra]
+
+
+def sweep_env(**extra) -> dict:
+    """This environment for a sweep subprocess: without XLA_FLAGS (the command sets its own) and without
+    the JAX_* multi-process variables (a sweep is one process unless the test says otherwise), plus ``extra``."""
+    env = dict(os.environ)
+    for k in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        env.pop(k, None)
+    env.update(extra)
+    return env

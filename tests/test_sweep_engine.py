@@ -10,13 +10,10 @@ devices.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +23,7 @@ from infoflow_jax.core.precision import use_float64
 use_float64()
 
 from infoflow_jax.verification import records  # noqa: E402
+from helpers import sweep_command, sweep_env  # noqa: E402
 from infoflow_jax.verification.store import read_results, repair  # noqa: E402
 
 SPEC = """
@@ -49,18 +47,6 @@ N_BUCKETS = 2  # ε = 0.1 → width 43 → 64; ε = 0.01 → 416 → 512 (a muta
 TIMING = ("seconds", "compile_seconds")
 
 
-def _sweep_cmd(spec: Path, out: Path, cache: Path) -> list[str]:
-    return [sys.executable, "-m", "infoflow_jax.cli.app", "sweep", str(spec), "--out", str(out), "--no-progress",
-            "--compile-cache", str(cache)]
-
-
-def _env(**extra):
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
-    env.update(extra)
-    return env
-
-
 @pytest.fixture(scope="module")
 def ref(tmp_path_factory):
     """The uninterrupted reference run (1 device), with JAX's compile log on."""
@@ -69,7 +55,7 @@ def ref(tmp_path_factory):
     spec.write_text(SPEC)
     cache = root / "xla_cache"
     out = root / "ref"
-    proc = subprocess.run(_sweep_cmd(spec, out, cache), env=_env(JAX_LOG_COMPILES="1"), capture_output=True,
+    proc = subprocess.run(sweep_command(spec, out, cache), env=sweep_env(JAX_LOG_COMPILES="1"), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"root": root, "spec": spec, "cache": cache, "out": out, "log": proc.stderr,
@@ -125,7 +111,7 @@ def test_kill_and_resume_equals_uninterrupted(ref, tmp_path, sig):
     rng = random.Random(f"{sig}-{time.time_ns()}")
     after_lines = rng.randint(0, N_CONFIGS - 1)
     log = open(tmp_path / "killed.log", "w")
-    proc = subprocess.Popen(_sweep_cmd(ref["spec"], out, ref["cache"]), env=_env(), stdout=log, stderr=log)
+    proc = subprocess.Popen(sweep_command(ref["spec"], out, ref["cache"]), env=sweep_env(), stdout=log, stderr=log)
     results = out / "results.jsonl"
     deadline = time.time() + 300
     while proc.poll() is None and time.time() < deadline:
@@ -140,7 +126,7 @@ def test_kill_and_resume_equals_uninterrupted(ref, tmp_path, sig):
     if sig == signal.SIGINT:  # Ctrl-C stops cleanly (130), unless the run had already finished (0)
         assert proc.returncode in (0, 130, -signal.SIGINT), (tmp_path / "killed.log").read_text()[-2000:]
     killed_lines = len(read_results(out))
-    rerun = subprocess.run(_sweep_cmd(ref["spec"], out, ref["cache"]), env=_env(), capture_output=True, text=True,
+    rerun = subprocess.run(sweep_command(ref["spec"], out, ref["cache"]), env=sweep_env(), capture_output=True, text=True,
                            timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert _strip(read_results(out)) == _strip(ref["records"]), f"killed after {killed_lines} lines"
@@ -162,7 +148,7 @@ def test_rerun_of_a_finished_sweep_skips_everything(ref, tmp_path):
     out = tmp_path / "again"
     shutil.copytree(ref["out"], out)
     before = (out / "results.jsonl").read_bytes()
-    proc = subprocess.run(_sweep_cmd(ref["spec"], out, ref["cache"]), env=_env(), capture_output=True, text=True,
+    proc = subprocess.run(sweep_command(ref["spec"], out, ref["cache"]), env=sweep_env(), capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (out / "results.jsonl").read_bytes() == before
@@ -171,8 +157,8 @@ def test_rerun_of_a_finished_sweep_skips_everything(ref, tmp_path):
 
 def test_four_virtual_devices_match_one_device(ref, tmp_path):
     out = tmp_path / "dev4"
-    proc = subprocess.run(_sweep_cmd(ref["spec"], out, ref["cache"]),
-                          env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"), capture_output=True,
+    proc = subprocess.run(sweep_command(ref["spec"], out, ref["cache"]),
+                          env=sweep_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())

@@ -5,20 +5,18 @@ resumes to the same results. Bad process flags exit 2 with one line."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from infoflow_jax.cli import app as cli
 from infoflow_jax.verification.store import part_dir, read_results
+from helpers import sweep_command, sweep_env
 
 # two families (C1 at T = 2 and at T = 4: one per process), each a real configuration and a mutant,
 # one configuration per call (so a kill can fall between records)
@@ -49,27 +47,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env():
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
-    for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
-        env.pop(k, None)
-    return env
-
-
-def _cmd(spec: Path, out: Path, cache: Path, *extra) -> list[str]:
-    return [sys.executable, "-m", "infoflow_jax.cli.app", "sweep", str(spec), "--out", str(out), "--no-progress",
-            "--compile-cache", str(cache), *extra]
-
-
 def _start(spec, out, cache, n=2, logs=None):
     port = _free_port()
     procs = []
     for i in range(n):
         log = open(logs / f"p{i}.log", "a") if logs else subprocess.DEVNULL
-        procs.append(subprocess.Popen(_cmd(spec, out, cache, "--coordinator", f"127.0.0.1:{port}",
+        procs.append(subprocess.Popen(sweep_command(spec, out, cache, "--coordinator", f"127.0.0.1:{port}",
                                            "--num-processes", str(n), "--process-id", str(i)),
-                                      env=_env(), stdout=log, stderr=log))
+                                      env=sweep_env(), stdout=log, stderr=log))
     return procs
 
 
@@ -84,7 +69,7 @@ def one(tmp_path_factory):
     spec = root / "spec.toml"
     spec.write_text(SPEC)
     cache = root / "xla_cache"
-    proc = subprocess.run(_cmd(spec, root / "one", cache), env=_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(sweep_command(spec, root / "one", cache), env=sweep_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = read_results(root / "one")
     assert len(records) == N_CONFIGS
@@ -160,7 +145,7 @@ def test_a_single_process_rerun_merges_the_parts(one, tmp_path):
     ref = read_results(one["root"] / "one")
     lines = [json.dumps(r) + "\n" for r in ref[:2]]
     (part / "results.jsonl").write_text("".join(lines))
-    proc = subprocess.run(_cmd(one["spec"], out, one["cache"]), env=_env(), capture_output=True, text=True,
+    proc = subprocess.run(sweep_command(one["spec"], out, one["cache"]), env=sweep_env(), capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = json.loads((out / "manifest.json").read_text())["runs"][-1]["stats"]
