@@ -8,8 +8,11 @@ Sections (each in a fresh process, except with ``--smoke``):
 
 * ``import`` — ``python -c "import infoflow_jax"``, median of 3, and the slowest modules of one
   ``python -X importtime`` run (cumulative microseconds);
-* ``verify cold`` / ``verify warm`` — the default ``infoflow verify`` (every row), first with an empty
-  persistent compilation cache, then again with it;
+* ``verify cold`` / ``verify warm`` / ``verify recompute`` — the default ``infoflow verify`` (every
+  row): first with an empty persistent compilation cache and an empty record cache
+  (:mod:`infoflow_jax.verification.record_cache`), then again with both (a rerun with nothing
+  changed), then with the compilation cache warm and the record cache off (every row computed
+  again: a rerun after a change to the library);
 * ``sweep cold`` — ``infoflow sweep sweeps/default.toml --out DIR`` (its cache in DIR/xla_cache);
 * ``user first`` / ``user again`` — ``ifj.verify`` of the guide's one-head, one-decoder construction
   (``verify/own_construction.py``'s ``build(16, 1e-2)``) in a fresh process, then a fresh build of
@@ -106,12 +109,14 @@ def section_import(repeats: int) -> dict:
             "importtime_top_cumulative_us": [[name, us] for us, name in top]}
 
 
-def section_verify(args, cache: Path, label: str) -> dict:
+def section_verify(args, cache: Path, records, label: str) -> dict:
+    """``records``: the record cache's folder, or "off"."""
     with tempfile.TemporaryDirectory() as tmp:
         ph = Path(tmp) / "phases.json"
         cmd = [sys.executable, "-m", "infoflow_jax.cli", "verify", "--json", "--out", str(Path(tmp) / "rows.jsonl")]
         load0 = machine.load_average()
-        wall, proc = _run(cmd + args.verify_args, INFOFLOW_COMPILE_CACHE=cache, INFOFLOW_PHASES=ph)
+        wall, proc = _run(cmd + args.verify_args, INFOFLOW_COMPILE_CACHE=cache, INFOFLOW_RECORD_CACHE=records,
+                          INFOFLOW_PHASES=ph)
         out = breakdown(wall, json.loads(ph.read_text()))
         rows = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if args.rows_out and label.endswith("cold"):  # the records, to compare verdicts with another commit's
@@ -354,9 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         doc["import"] = section_import(3)
         print(f"import: {doc['import']['median_seconds']:.2f} s", flush=True)
     if "verify" in wanted:
-        with tempfile.TemporaryDirectory() as cache:
-            for label in ("verify cold", "verify warm"):
-                s = section_verify(args, Path(cache), label)
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as records:
+            for label, rec in (("verify cold", records), ("verify warm", records), ("verify recompute", "off")):
+                s = section_verify(args, Path(cache), rec, label)
                 doc["sections"].append(s)
                 print(f"{label}: {s['wall_seconds']:.1f} s, {s['summary']}", flush=True)
     if "sweep" in wanted:

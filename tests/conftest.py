@@ -26,6 +26,7 @@ import os
 import pytest
 
 os.environ.setdefault("INFOFLOW_COMPILE_CACHE", "off")
+os.environ.setdefault("INFOFLOW_RECORD_CACHE", "off")  # every test computes its rows (a test may patch the code)
 
 from infoflow_jax.cli.verify import prefer_fast_compilation  # noqa: E402
 from infoflow_jax.core.precision import use_float64  # noqa: E402

@@ -37,6 +37,7 @@ its time goes (:mod:`infoflow_jax.core.phases`) and the run writes it to FILE as
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import re
@@ -99,6 +100,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device-info", action="store_true",
                    help="print which backend and devices would run the verification (one line), then exit")
     p.add_argument("--quick", action="store_true", help="small estimator budget (tests, smoke runs)")
+    p.add_argument("--fresh", action="store_true",
+                   help="recompute every row, even one in the record cache (a built-in row verified before by "
+                        "identical code, environment and arguments is read back from $INFOFLOW_RECORD_CACHE, "
+                        "default ~/.cache/infoflow-jax/records; INFOFLOW_RECORD_CACHE=off disables it)")
     p.add_argument("--jobs", metavar="N",
                    help="worker processes; configurations are spread over them (default: one per core, "
                         "at most 4; 1 runs everything in this process)")
@@ -527,9 +532,10 @@ class _RemoteInputError(InputError):
 
 
 def _records_sequential(rows: list[Row], seed: int, budget, bar, memory: int | None = None):
+    """(row, record) of each row, computed in this process."""
     for row in rows:
         bar.set_postfix_str(f"{row.spec.name} T={row.T}" + (f" {row.mutant}" if row.mutant else ""))
-        yield run_row(row, seed=seed, budget=budget, memory=memory)
+        yield row, run_row(row, seed=seed, budget=budget, memory=memory)
 
 
 def _ready() -> None:
@@ -551,8 +557,8 @@ def start_workers(jobs: int):
 
 def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory: int | None = None,
                       worker_phases: dict | None = None, pool=None):
-    """Run groups of rows in ``jobs`` spawned worker processes (``pool``, or new ones); yield records
-    as groups complete."""
+    """Run groups of rows in ``jobs`` spawned worker processes (``pool``, or new ones); yield
+    (row, record) as groups complete."""
     from concurrent.futures import FIRST_COMPLETED, wait
     from dataclasses import asdict
 
@@ -563,20 +569,47 @@ def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory
     groups = family_groups(rows)
     pool = pool or start_workers(jobs)
     try:
-        pending = {pool.submit(_run_group, [(source(r.spec), r.T, r.eps, r.k, r.beta, r.mutant) for r in g],
-                               seed, budget_kw, memory) for g in groups}
+        group_of = {pool.submit(_run_group, [(source(r.spec), r.T, r.eps, r.k, r.beta, r.mutant) for r in g],
+                                seed, budget_kw, memory): g for g in groups}
+        pending = set(group_of)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
+                group = iter(group_of[fut])  # a group's records come back in its rows' order
                 for kind, payload in fut.result():
                     if kind == "input_error":
                         raise _RemoteInputError(*payload)
                     if kind == "phases":
                         worker_phases.setdefault(payload[0], []).append(payload[1])
                         continue
-                    yield payload
+                    yield next(group), payload
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ----------------------------------------------------------------------------- record cache
+def cached_rows(rows: list[Row], *, seed: int, budget, memory: int | None, fresh: bool = False):
+    """(cache, keys, cached, todo): the record cache (:mod:`~infoflow_jax.verification.record_cache`;
+    None when off), each cacheable row's key by ``id(row)``, the (row, record) pairs read from it,
+    and the rows left to compute, in plan order. ``fresh``: nothing is read (every row is computed
+    and its entry rewritten)."""
+    from infoflow_jax.verification.record_cache import RecordCache, cacheable, default_record_cache
+
+    root = default_record_cache()
+    if root is None:
+        return None, {}, [], list(rows)
+    cache = RecordCache(root)
+    keys, cached, todo = {}, [], []
+    for row in rows:
+        if cacheable(row.spec):
+            keys[id(row)] = cache.key(name=row.spec.name, T=row.T, eps=row.eps, k=row.k, beta=row.beta,
+                                      mutant=row.mutant, seed=seed, budget=budget, memory=memory)
+            rec = None if fresh else cache.get(keys[id(row)])
+            if rec is not None:
+                cached.append((row, rec))
+                continue
+        todo.append(row)
+    return cache, keys, cached, todo
 
 
 # ----------------------------------------------------------------------------- run
@@ -665,7 +698,11 @@ def run(args) -> int:
         rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
         budget = estimator_budget(args.quick, args.search_dtype)
         check_inputs_fit(rows, budget, memory)
-        jobs = min(jobs, len(family_groups(rows)))
+        cache, keys, cached, todo = cached_rows(rows, seed=seed, budget=budget, memory=memory, fresh=args.fresh)
+        jobs = min(jobs, len(family_groups(todo)))
+        if not todo and pool is not None:  # every row is in the record cache: no worker is needed
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
 
         out = None
         if args.out is not None:
@@ -684,10 +721,13 @@ def run(args) -> int:
                       disable=None, leave=False, dynamic_ncols=True) as bar:
                 if jobs > 1:
                     bar.set_postfix_str(f"{jobs} worker processes")
-                    records = _records_parallel(rows, seed, budget, jobs, bar, memory, worker_phases, pool)
+                    records = _records_parallel(todo, seed, budget, jobs, bar, memory, worker_phases, pool)
                 else:
-                    records = _records_sequential(rows, seed, budget, bar, memory)
-                for rec in records:
+                    records = _records_sequential(todo, seed, budget, bar, memory)
+                computed = ((row, rec, True) for row, rec in records)
+                for row, rec, new in itertools.chain(((row, rec, False) for row, rec in cached), computed):
+                    if new and id(row) in keys:  # keys: only where there is a cache
+                        cache.put(keys[id(row)], rec)
                     if out is not None:
                         out.append(rec)
                     line = to_json(rec) if args.json else TABLE.row(rec)
@@ -707,8 +747,11 @@ def run(args) -> int:
         finally:
             if out is not None:
                 out.close()
+        from_cache = (f"; {len(cached)} from the record cache, {cache.root}: --fresh to recompute them"
+                      if cached else "")
         summary = (f"{len(rows)} rows: {n_pass} passed, {n_caught} mutants caught, {n_unexpected} unexpected"
-                   f" ({time.perf_counter() - t_start:.1f} s, {jobs} process{'es' if jobs > 1 else ''})")
+                   f" ({time.perf_counter() - t_start:.1f} s, {jobs if todo else 0} process"
+                   f"{'' if todo and jobs == 1 else 'es'}{from_cache})")
         # with --json, stdout holds records only; the summary goes to stderr
         _emit(summary, sys.stderr if args.json else sys.stdout)
     finally:
