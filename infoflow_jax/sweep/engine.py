@@ -607,7 +607,7 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
     for tests).
     """
     import os
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
     require_float64("a sweep")
     t_wall = time.perf_counter()
@@ -648,6 +648,7 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
                disable=not progress, file=stream or sys.stderr, dynamic_ncols=True,
                bar_format="{desc} {n_fmt}/{total_fmt} cfg |{bar}| {elapsed}<{remaining} {postfix}")
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep-compile")
+    builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-build")
     status = "interrupted"
     written = 0
     try:
@@ -658,9 +659,12 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
 
         queue: deque = deque()
 
+        def head_ready() -> bool:
+            return bool(queue) and (not isinstance(queue[0][1], Future) or queue[0][1].done())
+
         def evaluate_head(block: bool) -> bool:
             nonlocal written
-            while queue and (block or queue[0][1] is None or queue[0][1].done()):
+            while queue and (block or head_ready()):
                 bucket, future = queue.popleft()
                 if future is None or future == "direct":
                     p = bucket
@@ -686,13 +690,34 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
                     return True
             return False
 
-        for group in groups.values():
-            if all(c.hash in done for c in group):
-                continue
-            bar.set_postfix_str(f"building {group[0].label()}", refresh=True)
+        def build(group: list[Config]) -> tuple[list[Prepared], float]:
             t_build = time.perf_counter()
-            prepared = [prepare(c, registry[c.name]) for c in group]
-            stats.build_seconds += time.perf_counter() - t_build
+            return [prepare(c, registry[c.name]) for c in group], time.perf_counter() - t_build
+
+        # groups are built one ahead in a thread (NumPy and Python: the probes, the weights) while this
+        # thread evaluates the buckets whose programs are ready (XLA, which releases the GIL)
+        todo = iter([g for g in groups.values() if not all(c.hash in done for c in g)])
+        built: deque = deque()
+
+        def build_next() -> None:
+            group = next(todo, None)
+            if group is not None:
+                built.append((group, builder.submit(build, group)))
+
+        build_next()
+        while built:
+            group, future = built.popleft()
+            build_next()
+            bar.set_postfix_str(f"building {group[0].label()}", refresh=True)
+            while not future.done():  # evaluate what is ready meanwhile, in spec order
+                if head_ready():
+                    if evaluate_head(block=False):
+                        status = "stopped"
+                        return stats
+                    continue
+                wait([future] + ([queue[0][1]] if queue else []), return_when=FIRST_COMPLETED)
+            prepared, seconds = future.result()
+            stats.build_seconds += seconds
             queue.extend((p, None) for p in prepared if p.error is not None and p.config.hash not in done)
             direct = [p for p in prepared if p.config.kind == "lemma" and p.config.name not in lemma_checks.GAP_FUNCTIONS]
             queue.extend((p, "direct") for p in direct if p.config.hash not in done)
@@ -725,6 +750,7 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+        builder.shutdown(wait=True, cancel_futures=True)  # a build in flight finishes (it holds no lock)
         bar.close()
         stats.compilations = counter.traces
         stats.wall_seconds = time.perf_counter() - t_wall
