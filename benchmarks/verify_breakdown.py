@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:
 from benchmarks import machine  # noqa: E402
 
 LABELS = ("startup", "import", "build", "probes", "plan", "draw", "trace", "lower", "compile", "evaluate",
-          "steps", "wait for compile", "rest")
+          "steps", "wait for compile", "wait for build", "rest")
 USER_FILE = ROOT / "verify" / "own_construction.py"
 
 
@@ -143,8 +143,9 @@ def section_sweep(args) -> dict:
                load_before=load0, load_after=machine.load_average(),
                sweep_stats={k: st[k] for k in ("buckets_run", "compilations", "compile_seconds", "prep_seconds",
                                               "eval_seconds", "build_seconds", "wall_seconds")},
-               note="the sweep compiles in worker threads: compile_seconds (summed over threads) is in sweep_stats; "
-                    "the main thread's share of it is 'wait for compile'")
+               note="the sweep compiles in worker threads and builds in another: compile_seconds (summed over "
+                    "threads) and build_seconds are in sweep_stats; the main thread's share of them is 'wait for "
+                    "compile' and 'wait for build'")
     return out
 
 
@@ -318,10 +319,12 @@ def write(out_dir: Path, doc: dict, suffix: str = "") -> dict:
     for sec in doc["sections"]:
         if "sweep_stats" in sec:
             st = sec["sweep_stats"]
-            md += ["", f"{sec['section']}: the engine compiles in worker threads ({st['compilations']} programs, "
+            md += ["", f"{sec['section']}: the engine compiles in worker threads and builds in another "
+                       f"({st['compilations']} programs, "
                        f"{st['compile_seconds']:.1f} s compiling summed over threads, {st['eval_seconds']:.1f} s "
                        f"evaluating, {st['build_seconds']:.1f} s building with the probes, {st['prep_seconds']:.1f} s "
-                       "preparing inputs): the table shows its main thread, where compiling is `wait for compile`."]
+                       "preparing inputs): the table shows its main thread, where compiling is `wait for compile` and "
+                       "building `wait for build`."]
     (out_dir / f"verify_breakdown_{backend}{suffix}.md").write_text("\n".join(md) + "\n")
     return doc
 

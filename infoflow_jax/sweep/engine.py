@@ -715,7 +715,8 @@ def run_sweep(spec: SweepSpec, out_dir, *, progress: bool = True, placement: Pla
                         status = "stopped"
                         return stats
                     continue
-                wait([future] + ([queue[0][1]] if queue else []), return_when=FIRST_COMPLETED)
+                with phase("wait for build"):
+                    wait([future] + ([queue[0][1]] if queue else []), return_when=FIRST_COMPLETED)
             prepared, seconds = future.result()
             stats.build_seconds += seconds
             queue.extend((p, None) for p in prepared if p.error is not None and p.config.hash not in done)
