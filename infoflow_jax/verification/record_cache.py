@@ -13,12 +13,13 @@ thing can change. The key holds everything that can change a row:
 * **code**: the SHA-256 of every ``.py`` file of the ``infoflow_jax`` and ``constructions``
   packages (:func:`code_fingerprint`): editing the library or any construction invalidates
   every row (coarse, but a construction module may import another, and the library is shared);
-* **environment** (:func:`environment`): Python, JAX, jaxlib, NumPy, SciPy, flax and optax
+* **environment** (:func:`key_environment`): Python, JAX, jaxlib, NumPy, SciPy, flax and optax
   versions, the JAX backend, ``XLA_FLAGS`` and 64-bit mode;
 * **row**: the spec's name, T, ε, k, β, mutant, the seed, every budget field (its search dtype
   included) and the ``--memory`` argument (it sizes the vectorised chunks).
 
-Only **built-in** specs are cached (:func:`cacheable`): their code is all in the fingerprint.
+Only **built-in** specs are cached (the caller decides: ``infoflow verify`` asks
+:func:`infoflow_jax.catalog.origin`): their code is all in the fingerprint.
 A user's construction (a reference ``mine.py:SPEC``, an entry point, one registered in a
 notebook) may depend on files and state the fingerprint cannot see, so its rows are always
 computed. Failure records (a row that raised) are never cached: the cause may be transient.
@@ -36,14 +37,13 @@ import functools
 import hashlib
 import json
 import os
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from infoflow_jax.verification.records import Record
 from infoflow_jax.verification.store import dumps
 
-__all__ = ["CACHE_ENV", "RecordCache", "cacheable", "code_fingerprint", "default_record_cache", "environment"]
+__all__ = ["CACHE_ENV", "RecordCache", "code_fingerprint", "default_record_cache", "key_environment"]
 
 CACHE_ENV = "INFOFLOW_RECORD_CACHE"  # a folder, or "off"
 #: the packages whose source is the code of every built-in row
@@ -78,27 +78,15 @@ def code_fingerprint(roots: tuple[tuple[str, str], ...] | None = None) -> str:
     return h.hexdigest()
 
 
-def environment() -> dict:
-    """What besides the code decides a row's numbers: library versions, backend, XLA flags, x64."""
-    from importlib.metadata import PackageNotFoundError, version
-
+def key_environment() -> dict:
+    """What besides the code decides a row's numbers: the library versions of the results store's
+    :func:`~infoflow_jax.verification.store.environment`, the JAX backend, ``XLA_FLAGS``, 64-bit mode."""
     import jax
 
-    versions = {}
-    for dist in ("jax", "jaxlib", "numpy", "scipy", "flax", "optax"):
-        try:
-            versions[dist] = version(dist)
-        except PackageNotFoundError:
-            versions[dist] = None
-    return {"python": sys.version.split()[0], **versions, "backend": jax.default_backend(),
+    from infoflow_jax.verification.store import environment
+
+    return {**environment()["versions"], "backend": jax.default_backend(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "x64": bool(jax.config.jax_enable_x64)}
-
-
-def cacheable(spec) -> bool:
-    """A built-in spec (:func:`infoflow_jax.catalog.origin`): all of its code is in the fingerprint."""
-    from infoflow_jax.catalog import origin
-
-    return origin(spec) == "built in"
 
 
 class RecordCache:
@@ -111,7 +99,7 @@ class RecordCache:
     def key(self, *, name: str, T: int, eps, k, beta, mutant, seed: int, budget, memory) -> str:
         """The SHA-256 key of one row (module docstring: what it holds)."""
         if self._base is None:
-            self._base = {"code": code_fingerprint(), "environment": environment()}
+            self._base = {"code": code_fingerprint(), "environment": key_environment()}
         row = {"name": name, "T": T, "eps": eps, "k": k, "beta": beta, "mutant": mutant, "seed": seed,
                "budget": asdict(budget), "memory": memory}
         text = json.dumps({**self._base, "row": row}, sort_keys=True, default=repr)
