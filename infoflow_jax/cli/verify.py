@@ -2,7 +2,7 @@
 
     infoflow verify [NAME ...] [--T 4,16,64] [--eps 1e-1,1e-2,1e-3] [--k 2,3]
                     [--beta B,...] [--mutant NAME|all|none] [--json] [--seed S]
-                    [--out FILE] [--list] [--quick] [--jobs N] [--memory BYTES]
+                    [--out FILE] [--list] [--quick] [--jobs N] [--memory BYTES] [--fresh]
 
 Rows. For a construction, one row per point of T × ε × k (× β when ``--beta``
 is given); for a lemma check, one row per point of T × β. Without NAMEs every
@@ -26,6 +26,10 @@ one per core, at most 4); rows print as they complete. ``--memory`` (e.g. 8G,
 512M) is the memory budget the estimators size their chunks from (default: a
 safe fraction of what is free; :mod:`infoflow_jax.verification.memory`). XLA is asked for backend
 optimisation level 0 (:func:`prefer_fast_compilation`): compilation dominates.
+
+Record cache: a built-in row verified before by identical code, environment and arguments is read
+back instead of verified again (:mod:`infoflow_jax.verification.record_cache`; ``--fresh``
+recomputes every row, ``INFOFLOW_RECORD_CACHE=off`` disables it); the summary says how many were.
 
 Exit status: 0 iff every row is as expected (real rows pass, mutant rows fail;
 :func:`infoflow_jax.verification.verify.expected_outcome`); 1 otherwise; 2 on bad input.
