@@ -77,7 +77,8 @@ def test_configs_of_the_recorded_runs_keep_their_hashes():
 
 def test_the_baseline_variant_is_the_recorded_cpu_protocol_and_every_variant_is_distinct():
     pairs = diag.diagnosis_configs()
-    assert len(pairs) == len(diag.VARIANTS) * len(diag.CELLS) * len(diag.SEEDS)
+    assert len(pairs) == len(diag.SEEDS) * sum(len(diag.VARIANT_CELLS.get(v, diag.CELLS))
+                                               for v in diag.VARIANTS)
     assert len({c.config_hash() for _, c in pairs}) == len(pairs)
     smoke = diag.diagnosis_configs(smoke=True)
     assert len({c.config_hash() for _, c in smoke}) == len(smoke)
@@ -89,6 +90,26 @@ def test_the_baseline_variant_is_the_recorded_cpu_protocol_and_every_variant_is_
         diag.diagnosis_configs(["nope"])
     with pytest.raises(ValueError):
         diag.diagnosis_configs(cells=["(3,3)"])
+
+
+def test_the_recorded_diagnosis_runs_keep_their_variant_and_hash_and_only_the_60k_variant_adds_2_1():
+    by_hash = {c.config_hash(): v for v, c in diag.diagnosis_configs()}
+    recs = [json.loads(x) for x in (ROOT / "docs/data/intrinsic_diagnosis.jsonl").read_text().splitlines()]
+    assert recs and all(by_hash.get(r["config_hash"]) == r["variant"] for r in recs)
+    heads = {(v, c.layer_heads) for v, c in diag.diagnosis_configs()}
+    assert {v for v, h in heads if h == (2, 1)} == {"ffn_qzero_n64k_60k"}
+    # the 60k variant is the adopted protocol but for its steps (and how often it evaluates)
+    adopted = {(c.layer_heads, c.seed): c.as_dict() for _, c in diag.diagnosis_configs([diag.PROTOCOL_VARIANT])}
+    for _, c in diag.diagnosis_configs(["ffn_qzero_n64k_60k"], cells=["(2,2)", "(1,2)"]):
+        a = adopted[(c.layer_heads, c.seed)]
+        assert {k for k in a if a[k] != c.as_dict()[k]} == {"steps", "eval_every"}
+    # its (2,1) cell is the CPU spec's (2,1) cell at 60 000 steps
+    from infoflow_jax.training.papers import load_paper_spec
+    spec21 = {c.seed: c.as_dict() for c in load_paper_spec(ROOT / "sweeps/intrinsic_cpu.toml").configs
+              if c.D == 2 and c.layer_heads == (2, 1)}
+    for _, c in diag.diagnosis_configs(["ffn_qzero_n64k_60k"], cells=["(2,1)"]):
+        a = spec21[c.seed]
+        assert {k for k in a if a[k] != c.as_dict()[k]} == {"steps", "eval_every"}
 
 
 def test_target_statistics_floors_are_ordered_as_their_predictors_are_nested():
