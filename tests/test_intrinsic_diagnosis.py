@@ -175,6 +175,19 @@ def test_the_cpu_spec_runs_the_adopted_variant_and_the_gpu_spec_its_protocol():
                        for c in gpu)
 
 
+def test_the_60k_spec_is_the_cpu_spec_at_4x_the_steps_and_its_d2_cells_are_the_third_round():
+    from infoflow_jax.training.papers import load_paper_spec
+
+    short = load_paper_spec(ROOT / "sweeps/intrinsic_cpu.toml").configs
+    long = load_paper_spec(ROOT / "sweeps/intrinsic_cpu_60k.toml").configs
+    assert len(long) == len(short)
+    for a, b in zip(short, long):
+        assert {k for k in a.as_dict() if a.as_dict()[k] != b.as_dict()[k]} == {"steps", "eval_every"}
+        assert b.steps == 4 * a.steps
+    third = {c.config_hash() for _, c in diag.diagnosis_configs(["ffn_qzero_n64k_60k"])}
+    assert {c.config_hash() for c in long if c.D == 2} == third
+
+
 def test_infoflow_predict_against_a_papers_run_prints_its_cells(tmp_path, capsys):
     from infoflow_jax.cli.app import main
 
