@@ -188,6 +188,18 @@ def test_the_60k_spec_is_the_cpu_spec_at_4x_the_steps_and_its_d2_cells_are_the_t
     assert {c.config_hash() for c in long if c.D == 2} == third
 
 
+def test_the_60k_spec_resumes_from_its_committed_records_with_nothing_left_to_train(tmp_path, capsys):
+    """docs/data/intrinsic_cpu_60k.jsonl holds every configuration of the spec (its documented command
+    would train nothing more), and `infoflow train --list` reads the spec."""
+    from infoflow_jax.cli.train import main
+    from infoflow_jax.training.papers import load_paper_spec
+
+    assert main([str(ROOT / "sweeps/intrinsic_cpu_60k.toml"), "--out", str(tmp_path), "--list"]) == 0
+    assert capsys.readouterr().out.strip().endswith("18 configurations")
+    recorded = {json.loads(line)["config_hash"] for line in (ROOT / "docs/data/intrinsic_cpu_60k.jsonl").open()}
+    assert {c.config_hash() for c in load_paper_spec(ROOT / "sweeps/intrinsic_cpu_60k.toml").configs} == recorded
+
+
 def test_infoflow_predict_against_a_papers_run_prints_its_cells(tmp_path, capsys):
     from infoflow_jax.cli.app import main
 
