@@ -73,6 +73,14 @@ def test_off_reads_and_writes_nothing(tmp_path, monkeypatch):
     assert FROM_CACHE not in err and not list(tmp_path.rglob("*.json"))
 
 
+def test_without_the_variable_the_cache_is_under_xdg_cache_home(tmp_path, monkeypatch):
+    monkeypatch.delenv(record_cache.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    run_main(ROW)
+    _, _, err = run_main(ROW)
+    assert "1 from the record cache" in err and len(_entries(tmp_path / "infoflow-jax" / "records")) == 1
+
+
 def test_a_users_construction_is_never_cached(cache_dir):
     ref = f"{ROOT / 'verify' / 'own_construction.py'}:SPEC"
     argv = ["verify", ref, *ROW[2:]]

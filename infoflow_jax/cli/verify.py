@@ -617,6 +617,14 @@ def cached_rows(rows: list[Row], *, seed: int, budget, memory: int | None, fresh
     return cache, keys, cached, todo
 
 
+def stored(records, cache, keys: dict):
+    """Pass (row, record) pairs through, storing each record of a row that has a cache key."""
+    for row, rec in records:
+        if id(row) in keys:  # keys: only where there is a cache
+            cache.put(keys[id(row)], rec)
+        yield row, rec
+
+
 # ----------------------------------------------------------------------------- run
 #: XLA flags for a verification run, each set unless XLA_FLAGS already names it.
 FAST_COMPILE_FLAGS = {"--xla_backend_optimization_level": "0", "--xla_cpu_use_fusion_emitters": "false"}
@@ -729,10 +737,7 @@ def run(args) -> int:
                     records = _records_parallel(todo, seed, budget, jobs, bar, memory, worker_phases, pool)
                 else:
                     records = _records_sequential(todo, seed, budget, bar, memory)
-                computed = ((row, rec, True) for row, rec in records)
-                for row, rec, new in itertools.chain(((row, rec, False) for row, rec in cached), computed):
-                    if new and id(row) in keys:  # keys: only where there is a cache
-                        cache.put(keys[id(row)], rec)
+                for _, rec in itertools.chain(cached, stored(records, cache, keys)):
                     if out is not None:
                         out.append(rec)
                     line = to_json(rec) if args.json else TABLE.row(rec)
@@ -754,9 +759,10 @@ def run(args) -> int:
                 out.close()
         from_cache = (f"; {len(cached)} from the record cache, {cache.root}: --fresh to recompute them"
                       if cached else "")
+        processes = jobs if todo else 0
         summary = (f"{len(rows)} rows: {n_pass} passed, {n_caught} mutants caught, {n_unexpected} unexpected"
-                   f" ({time.perf_counter() - t_start:.1f} s, {jobs if todo else 0} process"
-                   f"{'' if todo and jobs == 1 else 'es'}{from_cache})")
+                   f" ({time.perf_counter() - t_start:.1f} s, {processes} process{'' if processes == 1 else 'es'}"
+                   f"{from_cache})")
         # with --json, stdout holds records only; the summary goes to stderr
         _emit(summary, sys.stderr if args.json else sys.stdout)
     finally:

@@ -116,11 +116,19 @@ def default_compile_cache() -> str | None:
 
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return None
-    chosen = os.environ.get(CACHE_ENV)
+    return cache_folder(CACHE_ENV, "xla")
+
+
+def cache_folder(env: str, name: str) -> str | None:
+    """A cache of the command line: the folder ``$ENV`` names (None when it says ``off``, ``0``, ``no``
+    or nothing), else ``$XDG_CACHE_HOME/infoflow-jax/NAME`` (``~/.cache/infoflow-jax/NAME``)."""
+    import os
+
+    chosen = os.environ.get(env)
     if chosen is not None:
         return None if chosen.strip().lower() in ("off", "0", "no", "") else chosen
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "infoflow-jax", "xla")
+    return os.path.join(base, "infoflow-jax", name)
 
 
 def enable_compile_cache(path: str | None) -> None:

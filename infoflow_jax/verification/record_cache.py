@@ -51,12 +51,12 @@ CODE_PACKAGES = ("infoflow_jax", "constructions")
 
 
 def default_record_cache() -> Path | None:
-    """``$INFOFLOW_RECORD_CACHE`` (None when ``off``), else ``$XDG_CACHE_HOME/infoflow-jax/records``."""
-    chosen = os.environ.get(CACHE_ENV)
-    if chosen is not None:
-        return None if chosen.strip().lower() in ("off", "0", "no", "") else Path(chosen)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "infoflow-jax" / "records"
+    """``$INFOFLOW_RECORD_CACHE`` (None when ``off``), else ``$XDG_CACHE_HOME/infoflow-jax/records``
+    (:func:`~infoflow_jax.core.devices.cache_folder`)."""
+    from infoflow_jax.core.devices import cache_folder
+
+    folder = cache_folder(CACHE_ENV, "records")
+    return None if folder is None else Path(folder)
 
 
 @functools.lru_cache(maxsize=4)
@@ -79,13 +79,13 @@ def code_fingerprint(roots: tuple[tuple[str, str], ...] | None = None) -> str:
 
 
 def key_environment() -> dict:
-    """What besides the code decides a row's numbers: the library versions of the results store's
-    :func:`~infoflow_jax.verification.store.environment`, the JAX backend, ``XLA_FLAGS``, 64-bit mode."""
+    """What besides the code decides a row's numbers: the library versions
+    (:func:`~infoflow_jax.verification.store.library_versions`), the JAX backend, ``XLA_FLAGS``, 64-bit mode."""
     import jax
 
-    from infoflow_jax.verification.store import environment
+    from infoflow_jax.verification.store import library_versions
 
-    return {**environment()["versions"], "backend": jax.default_backend(),
+    return {**library_versions(), "backend": jax.default_backend(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "x64": bool(jax.config.jax_enable_x64)}
 
 

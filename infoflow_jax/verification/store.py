@@ -179,14 +179,19 @@ def git_commit() -> dict:
         return {"commit": None, "dirty": None}
 
 
+def library_versions() -> dict:
+    """Python's version and the installed versions of the libraries a result depends on."""
+    return {"python": platform.python_version(), "jax": _version("jax"), "jaxlib": _version("jaxlib"),
+            "flax": _version("flax"), "optax": _version("optax"), "numpy": _version("numpy"),
+            "scipy": _version("scipy")}
+
+
 def environment() -> dict:
     from infoflow_jax.core.devices import device_info
 
     return {
         "package": {"name": "infoflow-jax", "version": _version("infoflow-jax")},
-        "versions": {"python": platform.python_version(), "jax": _version("jax"), "jaxlib": _version("jaxlib"),
-                     "flax": _version("flax"), "optax": _version("optax"), "numpy": _version("numpy"),
-                     "scipy": _version("scipy")},
+        "versions": library_versions(),
         "devices": device_info(),
         "host": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
         "git": git_commit(),
