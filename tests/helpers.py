@@ -51,6 +51,17 @@ def sweep_command(spec, out, cache, *extra) -> list[str]:
             "--compile-cache", str(cache), *extra]
 
 
+def run_sweep(spec, out, cache, *extra, **env):
+    """Run ``infoflow sweep SPEC --out OUT`` in a subprocess (:func:`sweep_command`, :func:`sweep_env` plus
+    ``env``), assert it exits 0 (the failure shows its stderr's end), return the finished process."""
+    import subprocess
+
+    proc = subprocess.run(sweep_command(spec, out, cache, *extra), env=sweep_env(**env), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 def sweep_env(**extra) -> dict:
     """This environment for a sweep subprocess: without XLA_FLAGS (the command sets its own) and without
     the JAX_* multi-process variables (a sweep is one process unless the test says otherwise), plus ``extra``."""

@@ -23,7 +23,7 @@ from infoflow_jax.core.precision import use_float64
 use_float64()
 
 from infoflow_jax.verification import records  # noqa: E402
-from helpers import sweep_command, sweep_env  # noqa: E402
+from helpers import run_sweep, sweep_command, sweep_env  # noqa: E402
 from infoflow_jax.verification.store import read_results, repair  # noqa: E402
 
 SPEC = """
@@ -55,9 +55,7 @@ def ref(tmp_path_factory):
     spec.write_text(SPEC)
     cache = root / "xla_cache"
     out = root / "ref"
-    proc = subprocess.run(sweep_command(spec, out, cache), env=sweep_env(JAX_LOG_COMPILES="1"), capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_sweep(spec, out, cache, JAX_LOG_COMPILES="1")
     return {"root": root, "spec": spec, "cache": cache, "out": out, "log": proc.stderr,
             "records": read_results(out), "manifest": json.loads((out / "manifest.json").read_text())}
 
@@ -126,9 +124,7 @@ def test_kill_and_resume_equals_uninterrupted(ref, tmp_path, sig):
     if sig == signal.SIGINT:  # Ctrl-C stops cleanly (130), unless the run had already finished (0)
         assert proc.returncode in (0, 130, -signal.SIGINT), (tmp_path / "killed.log").read_text()[-2000:]
     killed_lines = len(read_results(out))
-    rerun = subprocess.run(sweep_command(ref["spec"], out, ref["cache"]), env=sweep_env(), capture_output=True, text=True,
-                           timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    run_sweep(ref["spec"], out, ref["cache"])
     assert _strip(read_results(out)) == _strip(ref["records"]), f"killed after {killed_lines} lines"
     runs = json.loads((out / "manifest.json").read_text())["runs"]
     assert runs[-1]["status"] == "complete" and runs[-1]["stats"]["configs_done_before"] == killed_lines
@@ -148,19 +144,14 @@ def test_rerun_of_a_finished_sweep_skips_everything(ref, tmp_path):
     out = tmp_path / "again"
     shutil.copytree(ref["out"], out)
     before = (out / "results.jsonl").read_bytes()
-    proc = subprocess.run(sweep_command(ref["spec"], out, ref["cache"]), env=sweep_env(), capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_sweep(ref["spec"], out, ref["cache"])
     assert (out / "results.jsonl").read_bytes() == before
     assert json.loads((out / "manifest.json").read_text())["runs"][-1]["stats"]["compilations"] == 0
 
 
 def test_four_virtual_devices_match_one_device(ref, tmp_path):
     out = tmp_path / "dev4"
-    proc = subprocess.run(sweep_command(ref["spec"], out, ref["cache"]),
-                          env=sweep_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"), capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_sweep(ref["spec"], out, ref["cache"], XLA_FLAGS="--xla_force_host_platform_device_count=4")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["devices"]["device_count"] == 4
     four = {r["config_hash"]: r for r in read_results(out)}

@@ -16,7 +16,7 @@ import pytest
 
 from infoflow_jax.cli import app as cli
 from infoflow_jax.verification.store import part_dir, read_results
-from helpers import sweep_command, sweep_env
+from helpers import run_sweep, sweep_command, sweep_env
 
 # two families (C1 at T = 2 and at T = 4: one per process), each a real configuration and a mutant,
 # one configuration per call (so a kill can fall between records)
@@ -69,8 +69,7 @@ def one(tmp_path_factory):
     spec = root / "spec.toml"
     spec.write_text(SPEC)
     cache = root / "xla_cache"
-    proc = subprocess.run(sweep_command(spec, root / "one", cache), env=sweep_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_sweep(spec, root / "one", cache)
     records = read_results(root / "one")
     assert len(records) == N_CONFIGS
     return {"root": root, "spec": spec, "cache": cache, "records": records}
@@ -145,9 +144,7 @@ def test_a_single_process_rerun_merges_the_parts(one, tmp_path):
     ref = read_results(one["root"] / "one")
     lines = [json.dumps(r) + "\n" for r in ref[:2]]
     (part / "results.jsonl").write_text("".join(lines))
-    proc = subprocess.run(sweep_command(one["spec"], out, one["cache"]), env=sweep_env(), capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_sweep(one["spec"], out, one["cache"])
     stats = json.loads((out / "manifest.json").read_text())["runs"][-1]["stats"]
     assert stats["configs_done_before"] == 2 and stats["configs_run"] == N_CONFIGS - 2
     _same_as_one_process(read_results(out), one)
