@@ -212,3 +212,11 @@ def test_console_script_runs_verify():
     n_mut = len(lookup("C1").mutants)
     assert len(records) == 1 + n_mut and all(set(RECORD_KEYS) <= set(r) for r in records)
     assert f"{1 + n_mut} rows: 1 passed, {n_mut} mutants caught, 0 unexpected" in proc.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+def test_workers_are_forked_before_the_xla_backend_starts_and_spawned_after():
+    code = ("import jax; from infoflow_jax.cli.verify import fork_is_safe; before = fork_is_safe(); "
+            "jax.devices(); print(before, fork_is_safe())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False"]

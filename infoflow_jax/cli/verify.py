@@ -20,8 +20,8 @@ Mutant rows (negative controls, expected to FAIL):
 * ``--mutant none``: no mutant rows.
 
 Execution: configurations (a real row with its mutants, so that they share one
-compiled program) are spread over ``--jobs`` spawned worker processes, which name each
-spec by :func:`infoflow_jax.catalog.source` and resolve it again (default:
+compiled program) are spread over ``--jobs`` worker processes (forked where that is safe,
+:func:`fork_is_safe`, else spawned), which name each spec by :func:`infoflow_jax.catalog.source` and resolve it again (default:
 one per core, at most 4); rows print as they complete. ``--memory`` (e.g. 8G,
 512M) is the memory budget the estimators size their chunks from (default: a
 safe fraction of what is free; :mod:`infoflow_jax.verification.memory`). XLA is asked for backend
@@ -506,7 +506,7 @@ def _run_group(items: list[tuple], seed: int, budget_kw: dict, memory: int | Non
     """Worker: run one group of rows given as plain tuples; InputErrors travel back as data.
 
     A row names its spec by :func:`infoflow_jax.catalog.source`: a catalog name, or the absolute
-    reference a user's construction was resolved from, which this process resolves again (the
+    reference a user's construction was resolved from, which this process resolves again (a
     spawned worker shares no objects with the parent)."""
     from infoflow_jax.catalog import lookup
     from infoflow_jax.verification.construction import LemmaCheckSpec
@@ -546,22 +546,37 @@ def _ready() -> None:
     """A worker's first task: nothing (its initializer, the imports, is the point)."""
 
 
+def fork_is_safe() -> bool:
+    """May worker processes be forked from this one? On Linux, while JAX has started no XLA backend
+    here and no other thread runs: until then this process is one thread (XLA's thread pools start
+    with its backend, which is why JAX warns about a fork only after that), and a forked worker
+    inherits its imports — JAX and the catalog, ≈ 2 CPU-s that a spawned one repeats."""
+    import sys
+    import threading
+
+    from jax._src import xla_bridge  # no public way to ask whether a backend has started
+
+    return sys.platform.startswith("linux") and threading.active_count() == 1 and \
+        not xla_bridge.backends_are_initialized()
+
+
 def start_workers(jobs: int):
-    """``jobs`` spawned worker processes, started now: each imports JAX and the catalog
-    (:func:`_worker_init`, seconds) while this process plans the rows."""
+    """``jobs`` worker processes, started now: forked when :func:`fork_is_safe` (they inherit this
+    process's imports), else spawned (each imports JAX and the catalog, :func:`_worker_init`)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+    method = "fork" if fork_is_safe() else "spawn"
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
                                initializer=_worker_init)
-    for _ in range(jobs):  # a spawned pool starts a worker per task submitted while none is idle
+    for _ in range(jobs):  # a pool starts a worker per task submitted while none is idle
         pool.submit(_ready)
     return pool
 
 
 def _records_parallel(rows: list[Row], seed: int, budget, jobs: int, bar, memory: int | None = None,
                       worker_phases: dict | None = None, pool=None):
-    """Run groups of rows in ``jobs`` spawned worker processes (``pool``, or new ones); yield
+    """Run groups of rows in ``jobs`` worker processes (``pool``, or new ones); yield
     (row, record) as groups complete."""
     from concurrent.futures import FIRST_COMPLETED, wait
     from dataclasses import asdict
@@ -700,12 +715,13 @@ def run(args) -> int:
     epss = parse_floats("eps", args.eps)
     ks = parse_ints("k", args.k)
     betas = parse_floats("beta", args.beta)
-    # the default run (every spec) will use its workers: start them now, so that they import JAX
-    # and the catalog while this process does the same and plans the rows
-    pool = start_workers(jobs) if jobs > 1 and not args.names and not args.list else None
+    pool = None
     try:
         with phases.phase("import"):  # the catalog: every construction module, and JAX
             specs = select_specs(args.names)
+        # the default run (every spec) will use its workers: start them now, forked with what this
+        # process has imported (no XLA backend has started yet), while it plans the rows
+        pool = start_workers(jobs) if jobs > 1 and not args.names and not args.list else None
         if args.list:
             return list_specs(specs, args.json)
         rows = plan_rows(specs, T=Ts, eps=epss, k=ks, beta=betas, mutant=args.mutant)
