@@ -260,14 +260,14 @@ def _mixed_sign(pre: list[np.ndarray], taus: list[np.ndarray], reach, simplices:
     """Index of a simplex on which some reaching unit takes both signs, or −1."""
     for z, tau, r in zip(pre, taus, reach):
         z = z[:, r]
-        pos, neg = z > tau[r], z < -tau[r]
+        # the signs packed 8 units to a byte: the OR over a simplex's vertices moves 8× fewer bytes
+        pos, neg = np.packbits(z > tau[r], axis=1), np.packbits(z < -tau[r], axis=1)
         for s0 in range(0, simplices.shape[0], 2048):
             idx = simplices[s0:s0 + 2048]
-            any_pos = np.zeros((idx.shape[0], z.shape[1]), bool)
-            any_neg = np.zeros_like(any_pos)
-            for k in range(idx.shape[1]):
-                any_pos |= pos[idx[:, k]]
-                any_neg |= neg[idx[:, k]]
+            any_pos, any_neg = pos[idx[:, 0]], neg[idx[:, 0]]
+            for k in range(1, idx.shape[1]):
+                any_pos = any_pos | pos[idx[:, k]]
+                any_neg = any_neg | neg[idx[:, k]]
             bad = np.flatnonzero(np.any(any_pos & any_neg, axis=1))
             if bad.size:
                 return int(s0 + bad[0])
