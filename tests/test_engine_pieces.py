@@ -1,5 +1,6 @@
 """The estimator engine's small pieces pick exactly what the plain forms pick: the per-estimator
-best of the pool (one masked reduction), the distinct screening candidates (a dict of row bytes),
+best of the pool (one masked reduction), distinct rows (a dict of row bytes: the screening's
+candidates, an FFN's unit directions),
 and the NumPy forward in chunks (the same values as in one piece, to float64 rounding: BLAS may
 sum a product of few rows in another order)."""
 
@@ -11,7 +12,7 @@ import pytest
 from infoflow_jax.catalog import lookup
 from infoflow_jax.core.numpy_forward import CHUNK_BYTES, numpy_weights, predict_np
 from infoflow_jax.verification.estimators import segment_best
-from infoflow_jax.verification.probes import first_occurrences
+from infoflow_jax.core.pwl import distinct_rows, row_labels
 
 
 def _plain_best(values, inputs, sizes, top=None):
@@ -44,13 +45,20 @@ def test_segment_best_picks_each_segments_first_maximum_or_its_top_in_input_orde
     assert np.array_equal(np.asarray(got_X), want_X)
 
 
-def test_first_occurrences_are_numpy_uniques_first_indices_in_drawing_order():
+def test_distinct_rows_first_occurrences_are_numpy_uniques_first_indices_in_drawing_order():
     rng = np.random.default_rng(1)
     X = rng.integers(0, 3, (4000, 5, 1)).astype(float)  # lattice draws: many repeats
     X[3, 0, 0], X[9] = -0.0, X[3]  # −0.0 and 0.0 are one number
     X[9, 0, 0] = 0.0
     _, first = np.unique(X.reshape(X.shape[0], -1), axis=0, return_index=True)
-    assert np.array_equal(first_occurrences(X), np.sort(first))
+    assert np.array_equal(distinct_rows(X)[0], np.sort(first))
+
+
+def test_row_labels_are_numpy_uniques_inverse():
+    rng = np.random.default_rng(4)
+    keys = np.repeat(rng.integers(-2, 3, (30, 6)).astype(float), 50, axis=0)[rng.permutation(1500)]
+    keys[keys == 0] *= np.where(rng.random(int((keys == 0).sum())) < 0.5, -1.0, 1.0)  # some −0.0
+    assert np.array_equal(row_labels(keys), np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1))
 
 
 @pytest.mark.parametrize("name, T, eps", [("C7", 4, 0.1), ("C2", 16, 0.01)])

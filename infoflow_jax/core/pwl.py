@@ -307,15 +307,38 @@ class FFNDecomposition:
         return np.sort(np.concatenate(rest)) if rest else np.zeros(0, int)
 
 
+def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, inverse) for the rows of X (B, …): the index of each distinct row's first
+    occurrence, in order of appearance, and each row's position in that list. Rows are compared
+    by their bytes in a dict (linear time; ``np.unique(axis=0)`` sorts rows lexicographically);
+    adding 0.0 first makes −0.0 and 0.0 one row, as they are one number."""
+    rows = np.ascontiguousarray(X + 0.0).reshape(X.shape[0], -1)
+    seen: dict = {}
+    first, inverse = [], np.empty(rows.shape[0], np.intp)
+    for i, row in enumerate(rows):
+        j = seen.setdefault(row.tobytes(), len(seen))
+        if j == len(first):
+            first.append(i)
+        inverse[i] = j
+    return np.asarray(first, np.intp), inverse
+
+
+def row_labels(keys: np.ndarray) -> np.ndarray:
+    """``np.unique(keys, axis=0, return_inverse=True)[1]``: each row's rank among the distinct rows
+    in lexicographic order; only the distinct rows (:func:`distinct_rows`) are sorted — a layer has
+    thousands of units and a handful of directions."""
+    first, inverse = distinct_rows(keys)
+    _, rank = np.unique(keys[first] + 0.0, axis=0, return_inverse=True)
+    return rank.reshape(-1)[inverse]
+
+
 def decompose_ffn(W1, b1, W2, b2) -> FFNDecomposition:
     """Group the hidden units of relu(h W1 + b1) W2 + b2 by bit-identical normalised
     (input column, output row) directions. Exact for any finite weights."""
     W1, b1, W2, b2 = (check_finite_array(n, v) for n, v in (("W1", W1), ("b1", b1), ("W2", W2), ("b2", b2)))
     u, a = _normalise_columns(W1)
     o, s = _normalise_columns(W2.T)
-    keys = np.concatenate([u.T, o.T], axis=1)
-    _, label = np.unique(keys, axis=0, return_inverse=True)
-    label = label.reshape(-1)
+    label = row_labels(np.concatenate([u.T, o.T], axis=1))
     order = np.argsort(label, kind="stable")
     splits = np.flatnonzero(np.diff(label[order])) + 1
     groups = tuple(

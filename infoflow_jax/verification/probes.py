@@ -57,7 +57,7 @@ import numpy as np
 from infoflow_jax.core.claims import OnBox
 from infoflow_jax.core.kuhn import kuhn_worst_case_point
 from infoflow_jax.core.numpy_forward import numpy_weights, pre_ffn_residuals, predict_np
-from infoflow_jax.core.pwl import FastFFN, PiecewiseLinear, layer_ffn_weights
+from infoflow_jax.core.pwl import FastFFN, PiecewiseLinear, distinct_rows, layer_ffn_weights
 
 N_CORNERS = 256
 N_POSITIONS = 128
@@ -797,25 +797,13 @@ def _shuffle_some(X: np.ndarray, rng) -> np.ndarray:
     return X
 
 
-def first_occurrences(X: np.ndarray) -> np.ndarray:
-    """Indices of the first occurrence of each distinct row of X (B, …), in order — the sorted
-    ``return_index`` of ``np.unique(X, axis=0)``, found by the rows' bytes in a dict (linear time;
-    ``np.unique`` sorts the rows lexicographically, ≈ 10 ms per 8 192 candidates). Adding 0.0 makes
-    −0.0 and 0.0 one row, as they are one number."""
-    rows = np.ascontiguousarray(X + 0.0).reshape(X.shape[0], -1)
-    first: dict = {}
-    for i, row in enumerate(rows):
-        first.setdefault(row.tobytes(), i)
-    return np.fromiter(first.values(), np.intp, len(first))
-
-
 def screened(built, X: np.ndarray, rng, n_probes: int, weights=None) -> np.ndarray:
     """The n_probes candidates of largest error |Ĥ − f| (NumPy forward, :func:`predict_np`), in the domain."""
     T, d, domain = built.task.T, built.task.d, built.task.domain
     if X.shape[0] == 0:
         return _fixed([], n_probes, T, d, rng)
     X = np.ascontiguousarray(domain.retract(X), np.float64)
-    X = X[first_occurrences(X)]  # each distinct candidate once, in drawing order (lattice draws repeat)
+    X = X[distinct_rows(X)[0]]  # each distinct candidate once, in drawing order (lattice draws repeat)
     if X.shape[0] <= n_probes:  # nothing to choose from (a costly forward): spare the screening
         return _fixed([X], n_probes, T, d, rng)
     err = np.abs(predict_np(built.compiled.model, X, weights) - np.asarray(built.task.target(X), np.float64))
