@@ -40,7 +40,6 @@ shape (T, d) (:func:`infoflow_jax.verification.construction.error_function`).
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -122,13 +121,17 @@ def grid_side(T: int, d: int, max_points: int) -> int:
     return int(math.floor(max_points ** (1.0 / (T * d)) + 1e-9))
 
 
+@functools.lru_cache(maxsize=32)
 def grid_inputs(T: int, d: int, max_points: int):
-    """The full grid {0, 1/(n−1), …, 1}^{T·d} with the largest n ≥ 3 that fits, or None."""
+    """The full grid {0, 1/(n−1), …, 1}^{T·d} with the largest n ≥ 3 that fits, or None; points in
+    ``itertools.product`` order (the last coordinate fastest). Read-only: one array per (T, d,
+    max_points) serves every row of a process."""
     n = grid_side(T, d, max_points)
     if n < 3:
         return None
     axis = np.linspace(0.0, 1.0, n)
-    pts = np.array(list(itertools.product(axis, repeat=T * d)))
+    pts = axis[np.indices((n,) * (T * d)).reshape(T * d, -1).T]
+    pts.flags.writeable = False
     return pts.reshape(-1, T, d)
 
 
