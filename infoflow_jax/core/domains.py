@@ -30,31 +30,6 @@ def top_k_indices(x: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(idx, np.argsort(-np.take_along_axis(x, idx, axis=-1), axis=-1, kind="stable"), axis=-1)
 
 
-#: up to this k, the traced top k is k passes of argmax (a sort of T per input was a quarter of an
-#: estimator program's run time at T = 64, and its comparator a separate computation to compile)
-ARGMAX_TOP_K = 8
-
-
-def top_k_traced(x, k: int):
-    """(values, indices) of the k largest entries of x along its last axis, largest first, ties by
-    lowest index — exactly ``argsort(-x, stable=True)[..., :k]`` and the values there — for traced
-    (``jax.numpy``) finite x. Up to :data:`ARGMAX_TOP_K`, k passes of ``argmax`` (its first maximum),
-    each chosen entry then masked; the values are gathered at the indices, so a gradient reaches
-    the chosen entries only, as through the sort."""
-    T = x.shape[-1]
-    if k > min(ARGMAX_TOP_K, T):
-        idx = jnp.argsort(-x, axis=-1, stable=True)[..., :k]
-        return jnp.take_along_axis(x, idx, axis=-1), idx
-    positions = jnp.arange(T)
-    rest, idx = x, []
-    for _ in range(k):
-        i = jnp.argmax(rest, axis=-1)
-        idx.append(i)
-        rest = jnp.where(positions == i[..., None], -jnp.inf, rest)
-    idx = jnp.stack(idx, axis=-1)
-    return jnp.take_along_axis(x, idx, axis=-1), idx
-
-
 @dataclass(frozen=True)
 class Cube:
     """[0,1]^{T×d}."""
@@ -105,13 +80,6 @@ class Margin:
             top = self._lifted(np, np.take_along_axis(x, idx, axis=-1))
             out = np.minimum(x, top[k - 1][..., None])
             np.put_along_axis(out, idx, np.stack(top, axis=-1), axis=-1)
-            return out[..., None]
-        if xp is not np and x.shape[-1] > k:  # the same map, traced: the top k without a sort
-            vals, idx = top_k_traced(x, k)
-            top = self._lifted(jnp, vals)
-            out = jnp.minimum(x, top[k - 1][..., None])
-            for j in range(k):  # each of the top k at its own position
-                out = jnp.where(jnp.arange(x.shape[-1]) == idx[..., j:j + 1], top[j][..., None], out)
             return out[..., None]
         order = xp.argsort(-x, axis=-1, stable=True)  # ties: NumPy and JAX alike
         s = xp.take_along_axis(x, order, axis=-1)
@@ -175,9 +143,10 @@ class TopSetMargin:
             s = -np.partition(-x, (self.k - 1, self.k), axis=-1)
             top = np.zeros(x.shape, bool)
             np.put_along_axis(top, top_k_indices(x, self.k), True, axis=-1)
-        else:  # the k + 1 largest (ties at x_(k) = x_(k+1): rank decides, as a stable sort would)
-            s, idx = top_k_traced(x, self.k + 1)
-            top = jnp.any(jnp.arange(x.shape[-1]) == idx[..., :self.k, None], axis=-2)
+        else:
+            s = -xp.sort(-x, axis=-1)
+            # ties at x_(k) = x_(k+1) put both groups on one value; rank decides, as a stable sort would
+            top = xp.argsort(xp.argsort(-x, axis=-1, stable=True), axis=-1) < self.k
         a, b = s[..., self.k - 1 : self.k], s[..., self.k : self.k + 1]
         c = xp.clip((a + b) / 2, self.gamma / 2, 1.0 - self.gamma / 2)
         x_new = xp.where(top, xp.maximum(x, c + self.gamma / 2), xp.minimum(x, c - self.gamma / 2))
