@@ -554,10 +554,14 @@ def fork_is_safe() -> bool:
     import sys
     import threading
 
+    return sys.platform.startswith("linux") and threading.active_count() == 1 and not backend_started()
+
+
+def backend_started() -> bool:
+    """Has JAX started an XLA backend in this process?"""
     from jax._src import xla_bridge  # no public way to ask whether a backend has started
 
-    return sys.platform.startswith("linux") and threading.active_count() == 1 and \
-        not xla_bridge.backends_are_initialized()
+    return xla_bridge.backends_are_initialized()
 
 
 def start_workers(jobs: int):
@@ -660,9 +664,7 @@ def prefer_fast_compilation() -> None:
     take effect); worker processes inherit the flags through the environment. Flags for
     another platform are ignored there.
     """
-    from jax._src import xla_bridge  # no public way to ask whether a backend has started
-
-    if xla_bridge.backends_are_initialized():
+    if backend_started():
         # too late for this process: XLA read its flags at start. Setting them now would only make
         # JAX's persistent-cache keys (which hash XLA_FLAGS) claim flags this process does not use,
         # and a later process that does use them could load this process's executables (it crashed
