@@ -220,3 +220,29 @@ def test_workers_are_forked_before_the_xla_backend_starts_and_spawned_after():
             "jax.devices(); print(before, fork_is_safe())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "False"]
+
+
+def test_a_jax_compilation_cache_dir_the_user_set_keeps_every_program(monkeypatch, tmp_path):
+    import jax
+
+    from infoflow_jax.core.devices import default_compile_cache, enable_compile_cache
+
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)
+    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", raising=False)
+    enable_compile_cache(default_compile_cache())
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path)  # theirs, not ours
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0  # not JAX's 1 s
+    assert jax.config.jax_persistent_cache_min_entry_size_bytes == 0
+
+
+def test_cache_thresholds_the_user_set_are_left_alone(monkeypatch, tmp_path):
+    import jax
+
+    from infoflow_jax.core.devices import enable_compile_cache
+
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2.5")
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "1000")
+    enable_compile_cache(str(tmp_path))
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 2.5
+    assert jax.config.jax_persistent_cache_min_entry_size_bytes == 1000
