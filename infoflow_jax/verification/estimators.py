@@ -355,20 +355,19 @@ def evaluate(err_fn, params, drawn, probes, *, domain, budget: Budget, chunk: in
     pool = jnp.concatenate(Xs)
     vals = map_in_chunks(lambda X: err_fn(params, X), pool, chunk)
     safe = jnp.where(jnp.isnan(vals), jnp.inf, vals)
-    best_v, best_X = segment_best(safe, pool, sizes, top)
-    best_v, best_X = [best_v], [best_X]
-    if fresh is not None:
-        n_best = (budget.starts + 1) // 2
-        best_start = jnp.argsort(-safe)[:n_best]
-        X0 = jnp.concatenate([pool[best_start], fresh])
-        v_adv, X_adv, v_pol, X_pol = ascend(err_fn, domain, params, X0, budget.steps, budget.lr, ascent_chunk,
-                                            budget=budget, finest_scale=finest_scale)  # domain ≡ retraction
-        v = jnp.concatenate([v_adv, v_pol][:1 + polish_on(budget)])
-        X = jnp.concatenate([X_adv, X_pol][:1 + polish_on(budget)])
-        v, X = segment_best(jnp.where(jnp.isnan(v), jnp.inf, v), X, [v_adv.shape[0]] * (1 + polish_on(budget)), top)
-        best_v.append(v)
-        best_X.append(X)
-    return jnp.concatenate(best_v), jnp.concatenate(best_X)
+    pool_v, pool_X = segment_best(safe, pool, sizes, top)
+    if fresh is None:
+        return pool_v, pool_X
+    n_best = (budget.starts + 1) // 2
+    best_start = jnp.argsort(-safe)[:n_best]
+    X0 = jnp.concatenate([pool[best_start], fresh])
+    v_adv, X_adv, v_pol, X_pol = ascend(err_fn, domain, params, X0, budget.steps, budget.lr, ascent_chunk,
+                                        budget=budget, finest_scale=finest_scale)  # domain ≡ retraction
+    runs = 1 + polish_on(budget)  # "adversarial" (Adam's best), then "polish"
+    v = jnp.concatenate([v_adv, v_pol][:runs])
+    v, X = segment_best(jnp.where(jnp.isnan(v), jnp.inf, v), jnp.concatenate([X_adv, X_pol][:runs]),
+                        [v_adv.shape[0]] * runs, top)
+    return jnp.concatenate([pool_v, v]), jnp.concatenate([pool_X, X])
 
 
 def to_estimate(names: list[str], values, inputs) -> Estimate:
